@@ -1,0 +1,55 @@
+# The two commands a newcomer needs are `make run` and `make test`; the rest are their parts.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: run test lint format install system-deps services admin-password clean help
+
+help:
+	@echo "make run     install, migrate and start the whole system (SQLite, or PostgreSQL+Redis via env)"
+	@echo "make test    lint + the whole suite against real PostgreSQL and Redis (started if not given)"
+	@echo "make lint    ruff, ruff format --check, mypy, migrations check"
+	@echo "make services  start throwaway PostgreSQL and Redis and print their URLs"
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The virtualenv is rebuilt from the lock file whenever the lock changes.
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+install: $(VENV)/.synced
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+run: install
+	$(PY) scripts/run.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: install system-deps lint
+	$(PY) scripts/testenv.py -- $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+services: install system-deps
+	$(PY) scripts/testenv.py --shell
+
+admin-password: install
+	$(PY) manage.py ensure_admin --new-password
+
+clean:
+	rm -rf .run staticfiles

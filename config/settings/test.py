@@ -1,0 +1,30 @@
+"""Settings for the test suite: real PostgreSQL and Redis (make test starts them), fast hashing."""
+
+from config.env import env
+
+env.ENVIRON.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-that-is-long-enough-for-django-checks")
+env.ENVIRON.setdefault("JWT_SIGNING_KEY", "test-only-jwt-signing-key-of-at-least-32-bytes")
+env.ENVIRON.setdefault("LOG_FORMAT", "text")
+env.ENVIRON.setdefault("LOG_LEVEL", "WARNING")
+env.ENVIRON.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+
+from config.settings.base import *  # noqa: E402
+
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise RuntimeError(
+        "The test suite runs against PostgreSQL: run it with `make test`, which starts one, "
+        "or set DATABASE_URL=postgres://..."
+    )
+if not REDIS_URL:
+    raise RuntimeError("The test suite runs against Redis: run it with `make test`, or set REDIS_URL.")
+
+# Argon2 at full cost would dominate the suite's run time; the hasher choice itself is tested separately.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+CELERY_TASK_ALWAYS_EAGER = True
+# Serve static files from the apps' folders, as in development: no collectstatic before tests.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -1,0 +1,26 @@
+"""The URL map: the versioned API, its schema and docs, health probes and the admin."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from wallet.core.http import views as core_views
+
+api_v1: list[URLPattern | URLResolver] = [
+    path("", include("wallet.accounts.http.urls")),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+    path(settings.ADMIN_URL, admin.site.urls),
+]
+
+handler400 = "wallet.core.http.views.bad_request"
+handler403 = "wallet.core.http.views.permission_denied"
+handler404 = "wallet.core.http.views.not_found"
+handler500 = "wallet.core.http.views.server_error"

@@ -1,0 +1,58 @@
+"""Fixtures shared by every app's tests."""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from wallet.accounts.models import User
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def make_user(db: None) -> Callable[..., User]:
+    counter = iter(range(1_000_000))
+
+    def make(*, email: str | None = None, role: str = User.Role.USER, **extra: Any) -> User:
+        return User.objects.create_user(
+            email=email or f"user{next(counter)}@example.com", password=PASSWORD, role=role, **extra
+        )
+
+    return make
+
+
+@pytest.fixture
+def user(make_user: Callable[..., User]) -> User:
+    return make_user(email="thandi@example.com")
+
+
+@pytest.fixture
+def admin_user(make_user: Callable[..., User]) -> User:
+    return make_user(email="ops@example.com", role=User.Role.ADMIN)
+
+
+def login(api: APIClient, email: str, password: str = PASSWORD) -> dict[str, str]:
+    response = api.post("/api/v1/auth/token", {"email": email, "password": password}, format="json")
+    assert response.status_code == 200, response.content
+    return dict(response.json())
+
+
+@pytest.fixture
+def user_api(user: User) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {login(client, user.email)['access']}")
+    return client
+
+
+@pytest.fixture
+def admin_api(admin_user: User) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {login(client, admin_user.email)['access']}")
+    return client

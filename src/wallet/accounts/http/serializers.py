@@ -1,0 +1,48 @@
+"""Request and response shapes of the accounts API."""
+
+from typing import Any
+
+from rest_framework import serializers
+
+from wallet.accounts.models import User
+
+
+def _password_field() -> serializers.CharField:
+    # Passwords are taken exactly as typed: no trimming, and a bound that keeps hashing cheap to refuse.
+    return serializers.CharField(write_only=True, trim_whitespace=False, max_length=256)
+
+
+class UserOutputSerializer(serializers.Serializer[User]):
+    id = serializers.UUIDField()
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=User.Role.choices)
+
+
+class AdminUserOutputSerializer(UserOutputSerializer):
+    is_active = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    last_login = serializers.DateTimeField(allow_null=True)
+
+
+class CredentialsInputSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField(max_length=254)
+    password = _password_field()
+
+
+class TokenPairOutputSerializer(serializers.Serializer[Any]):
+    access = serializers.CharField(help_text="Bearer token for the Authorization header; lives 15 minutes.")
+    refresh = serializers.CharField(help_text="Exchange at /auth/token/refresh; single use, lives 7 days.")
+
+
+class RefreshInputSerializer(serializers.Serializer[Any]):
+    refresh = serializers.CharField(max_length=4096)
+
+
+class PasswordChangeInputSerializer(serializers.Serializer[Any]):
+    current_password = _password_field()
+    new_password = _password_field()
+
+
+class AdminUserUpdateInputSerializer(serializers.Serializer[Any]):
+    role = serializers.ChoiceField(choices=User.Role.choices, required=False)
+    is_active = serializers.BooleanField(required=False)

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from wallet.accounts.http import views
+
+urlpatterns = [
+    path("auth/register", views.AuthRegisterApi.as_view(), name="auth-register"),
+    path("auth/token", views.AuthTokenApi.as_view(), name="auth-token"),
+    path("auth/token/refresh", views.AuthTokenRefreshApi.as_view(), name="auth-token-refresh"),
+    path("auth/logout", views.AuthLogoutApi.as_view(), name="auth-logout"),
+    path("me", views.MeApi.as_view(), name="me"),
+    path("me/password", views.MePasswordApi.as_view(), name="me-password"),
+    path("admin/users", views.AdminUserListApi.as_view(), name="admin-user-list"),
+    path("admin/users/<uuid:user_id>", views.AdminUserDetailApi.as_view(), name="admin-user-detail"),
+]

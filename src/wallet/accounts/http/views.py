@@ -1,0 +1,142 @@
+"""The accounts API: one view per operation, each a single call to a service or selector."""
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from wallet.accounts import selectors, services
+from wallet.accounts.errors import EmailTakenError, InvalidCredentialsError, TokenInvalidError
+from wallet.accounts.http import serializers as s
+from wallet.accounts.http.permissions import IsAdminRole
+from wallet.accounts.models import User
+from wallet.core.errors import NotFoundError
+from wallet.core.http.pagination import NewestFirstCursorPagination
+
+
+def _validated(serializer_class: type[Any], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class AuthRegisterApi(APIView):
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    documented_errors = (EmailTakenError,)
+
+    @extend_schema(
+        tags=["auth"], request=s.CredentialsInputSerializer, responses={201: s.UserOutputSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(s.CredentialsInputSerializer, request)
+        user = services.user_register(email=data["email"], password=data["password"])
+        return Response(s.UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class AuthTokenApi(APIView):
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    documented_errors = (InvalidCredentialsError,)
+
+    @extend_schema(
+        tags=["auth"], request=s.CredentialsInputSerializer, responses={200: s.TokenPairOutputSerializer}
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(s.CredentialsInputSerializer, request)
+        pair = services.token_pair_obtain(email=data["email"], password=data["password"])
+        return Response(s.TokenPairOutputSerializer(pair).data)
+
+
+class AuthTokenRefreshApi(APIView):
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    documented_errors = (TokenInvalidError,)
+
+    @extend_schema(
+        tags=["auth"],
+        request=s.RefreshInputSerializer,
+        responses={200: s.TokenPairOutputSerializer},
+        description="Rotates the refresh token: the one sent is revoked, and reusing it later gives 401.",
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(s.RefreshInputSerializer, request)
+        pair = services.token_pair_refresh(refresh=data["refresh"])
+        return Response(s.TokenPairOutputSerializer(pair).data)
+
+
+class AuthLogoutApi(APIView):
+    # Holding the refresh token is proof enough to revoke it; an expired access token must not block logout.
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    documented_errors = (TokenInvalidError,)
+
+    @extend_schema(
+        tags=["auth"],
+        request=s.RefreshInputSerializer,
+        responses={204: OpenApiResponse(description="The refresh token is revoked.")},
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(s.RefreshInputSerializer, request)
+        services.token_revoke(refresh=data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    @extend_schema(tags=["me"], responses={200: s.UserOutputSerializer})
+    def get(self, request: Request) -> Response:
+        assert isinstance(request.user, User)  # noqa: S101 - IsAuthenticated guarantees it
+        return Response(s.UserOutputSerializer(request.user).data)
+
+
+class MePasswordApi(APIView):
+    @extend_schema(
+        tags=["me"],
+        request=s.PasswordChangeInputSerializer,
+        responses={200: s.TokenPairOutputSerializer},
+        description="Changes the password, ends every other session, and returns a fresh token pair.",
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(s.PasswordChangeInputSerializer, request)
+        assert isinstance(request.user, User)  # noqa: S101 - IsAuthenticated guarantees it
+        pair = services.user_change_password(
+            user=request.user, current_password=data["current_password"], new_password=data["new_password"]
+        )
+        return Response(s.TokenPairOutputSerializer(pair).data)
+
+
+class AdminUserListApi(APIView):
+    permission_classes = (IsAdminRole,)
+
+    @extend_schema(tags=["admin"], responses={200: s.AdminUserOutputSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        paginator = NewestFirstCursorPagination()
+        page = paginator.paginate_queryset(selectors.user_list(), request, view=self)
+        rows = s.AdminUserOutputSerializer(page, many=True).data  # type: ignore[arg-type]
+        return paginator.get_paginated_response(rows)
+
+
+class AdminUserDetailApi(APIView):
+    permission_classes = (IsAdminRole,)
+
+    @extend_schema(tags=["admin"], responses={200: s.AdminUserOutputSerializer})
+    def get(self, request: Request, user_id: str) -> Response:
+        user = selectors.user_get(user_id=user_id)
+        if user is None:
+            raise NotFoundError()
+        return Response(s.AdminUserOutputSerializer(user).data)
+
+    @extend_schema(
+        tags=["admin"], request=s.AdminUserUpdateInputSerializer, responses={200: s.AdminUserOutputSerializer}
+    )
+    def patch(self, request: Request, user_id: str) -> Response:
+        data = _validated(s.AdminUserUpdateInputSerializer, request)
+        try:
+            user = services.user_update(user_id=user_id, **data)
+        except User.DoesNotExist as exc:
+            raise NotFoundError() from exc
+        return Response(s.AdminUserOutputSerializer(user).data)

@@ -1,0 +1,1 @@
+"""Shared building blocks: the error model, the API conventions, request ids and health probes."""
