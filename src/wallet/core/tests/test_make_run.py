@@ -35,7 +35,11 @@ class RunningSystem:
 
 def _start(tmp_path: Path, *, production_path: bool) -> Iterator[RunningSystem]:
     web_port, sandbox_port = unused_port(), unused_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
+    }
     if production_path:
         env["DATABASE_URL"] = os.environ["DATABASE_URL"]
         env["REDIS_URL"] = os.environ["REDIS_URL"]
@@ -43,7 +47,11 @@ def _start(tmp_path: Path, *, production_path: bool) -> Iterator[RunningSystem]:
     log = (tmp_path / "run.log").open("w+")
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "run.py")],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     base_url = f"http://127.0.0.1:{web_port}"
     try:
@@ -77,8 +85,12 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem
 
 
 def test_banner_prints_every_url_and_a_one_time_admin_password(embedded: RunningSystem) -> None:
-    for url in (f"{embedded.base_url}/api/v1/", f"{embedded.base_url}/api/v1/docs/",
-                f"{embedded.base_url}/admin/", embedded.sandbox_url):
+    for url in (
+        f"{embedded.base_url}/api/v1/",
+        f"{embedded.base_url}/api/v1/docs/",
+        f"{embedded.base_url}/admin/",
+        embedded.sandbox_url,
+    ):
         assert url in embedded.banner
     assert "embedded: SQLite" in embedded.banner
     assert len(embedded.admin_password) >= 16
@@ -86,11 +98,13 @@ def test_banner_prints_every_url_and_a_one_time_admin_password(embedded: Running
 
 def test_api_works_on_sqlite(embedded: RunningSystem) -> None:
     api = f"{embedded.base_url}/api/v1"
-    register = httpx.post(f"{api}/auth/register", json={"email": "runner@example.com",
-                                                        "password": "a long enough password 1"})
+    register = httpx.post(
+        f"{api}/auth/register", json={"email": "runner@example.com", "password": "a long enough password 1"}
+    )
     assert register.status_code == 201, register.text
-    tokens = httpx.post(f"{api}/auth/token", json={"email": "runner@example.com",
-                                                   "password": "a long enough password 1"}).json()
+    tokens = httpx.post(
+        f"{api}/auth/token", json={"email": "runner@example.com", "password": "a long enough password 1"}
+    ).json()
     me = httpx.get(f"{api}/me", headers={"Authorization": f"Bearer {tokens['access']}"})
     assert me.json()["email"] == "runner@example.com"
     assert httpx.get(f"{embedded.base_url}/readyz").json()["checks"] == {"database": "ok", "broker": "ok"}

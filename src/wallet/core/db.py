@@ -1,0 +1,110 @@
+"""Money-moving transactions: SERIALIZABLE on PostgreSQL, retried as a whole on conflicts.
+
+Row locks (SELECT ... FOR UPDATE) already serialise movements on one balance; SERIALIZABLE additionally
+guards the reads those movements make around the lock (daily limits, open withdrawals). PostgreSQL then
+aborts one of two conflicting transactions (SQLSTATE 40001), and a deadlock (40P01) aborts one too; both
+are safe to run again from the start, so the whole function is retried a bounded number of times.
+
+Queueing before the snapshot: a SERIALIZABLE transaction takes its snapshot at its first statement. If it
+then waits on a row lock held by another transaction that updates the row and commits, PostgreSQL must
+abort the waiter (40001), so on a busy balance every waiter fails and retries. Callers therefore name the
+balances they will lock (`lock_keys`), and contenders queue on PostgreSQL advisory locks for those keys,
+taken in sorted order *before* the transaction starts. The row lock stays the guard; the advisory lock only
+makes waiting cheap. Advisory locks are session locks, released in `finally` (and by PostgreSQL if the
+connection drops), so this needs session pooling, not PgBouncer's transaction mode (docs/adr/0003).
+"""
+
+import hashlib
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
+
+from django.db import DatabaseError, connection, transaction
+
+from wallet.core import metrics
+from wallet.core.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRYABLE_SQLSTATES = {"40001": "serialization_failure", "40P01": "deadlock_detected"}
+
+
+class TransactionConflictError(ApplicationError):
+    """Raised when a money-moving transaction kept conflicting with others and was given up; safe to retry."""
+
+    code = "transaction_conflict"
+    http_status = 503
+    default_message = "The system is busy with other changes to this balance; retry in a moment."
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    cause = exc.__cause__
+    return getattr(cause, "sqlstate", None)
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for pg_advisory_lock, derived from a name such as 'balance:<user>:ZAR'."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def _queued_on(lock_keys: Sequence[str]) -> Iterator[None]:
+    if not lock_keys or connection.vendor != "postgresql" or connection.in_atomic_block:
+        yield
+        return
+    keys = sorted({advisory_key(name) for name in lock_keys})  # one fixed order: no deadlocks between them
+    with connection.cursor() as cursor:
+        for key in keys:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            for key in reversed(keys):
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def run_in_serializable_transaction(
+    fn: Callable[[], T], *, lock_keys: Sequence[str] = (), attempts: int = 5
+) -> T:
+    """Run `fn` in one durable transaction, SERIALIZABLE on PostgreSQL, retrying on 40001/40P01.
+
+    `lock_keys` names the rows `fn` will lock (see the module docstring); contenders queue on them first.
+    `fn` must have no side effects outside the database (enqueue with transaction.on_commit instead), since
+    it may run more than once.
+
+    :raises TransactionConflictError: still conflicting after `attempts` tries.
+    """
+    with _queued_on(lock_keys):
+        return _run_with_retries(fn, attempts=attempts)
+
+
+def _run_with_retries(fn: Callable[[], T], *, attempts: int) -> T:
+    for attempt in range(1, attempts + 1):
+        # Only the outermost transaction can choose its isolation level; inside a test's transaction the
+        # surrounding block decides.
+        outermost = not connection.in_atomic_block
+        try:
+            with transaction.atomic(durable=outermost):
+                if outermost and connection.vendor == "postgresql":
+                    with connection.cursor() as cursor:
+                        cursor.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                return fn()
+        except DatabaseError as exc:
+            reason = RETRYABLE_SQLSTATES.get(_sqlstate(exc) or "")
+            if reason is None or not outermost:
+                raise
+            metrics.increment(f"db_{reason}_retries")
+            if attempt == attempts:
+                metrics.increment("db_conflicts_given_up")
+                logger.error("transaction gave up after %d attempts (%s)", attempts, reason)
+                raise TransactionConflictError() from exc
+            logger.info("transaction retry %d after %s", attempt, reason)
+            # Jittered exponential backoff so the conflicting transactions do not collide again in step.
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not security
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,32 @@
+"""Counters shared by every process (web workers, Celery workers), kept in the Django cache (Redis).
+
+Cheap on purpose: they count rare events (retries, dead letters) that operators and the benchmarks read.
+"""
+
+import logging
+
+from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+
+_PREFIX = "metrics:"
+
+
+def increment(name: str, by: int = 1) -> None:
+    key = _PREFIX + name
+    try:
+        try:
+            cache.incr(key, by)
+        except ValueError:  # first increment: the key does not exist yet
+            if not cache.add(key, by, timeout=None):
+                cache.incr(key, by)
+    except Exception:  # noqa: BLE001 - a counter must never break the work it counts
+        logger.warning("metric %s not counted", name, exc_info=True)
+
+
+def read(name: str) -> int:
+    return int(cache.get(_PREFIX + name) or 0)
+
+
+def reset(name: str) -> None:
+    cache.delete(_PREFIX + name)

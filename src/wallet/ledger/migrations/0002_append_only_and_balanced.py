@@ -1,0 +1,77 @@
+"""Database-level guarantees for the ledger, whatever code (or person with a SQL prompt) writes to it.
+
+- Entries and journals are append-only: UPDATE and DELETE raise. Corrections are reversing journals.
+- On PostgreSQL, a deferred constraint trigger checks at commit that each journal's entries sum to zero.
+"""
+
+from django.db import migrations
+
+POSTGRES_UP = """
+CREATE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger rows are append-only: % on % refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'restrict_violation';
+END $$;
+
+CREATE TRIGGER ledger_entries_append_only BEFORE UPDATE OR DELETE ON ledger_entries
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
+CREATE TRIGGER ledger_journals_append_only BEFORE UPDATE OR DELETE ON ledger_journals
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
+
+CREATE FUNCTION ledger_check_journal_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    unbalanced RECORD;
+BEGIN
+    SELECT currency, SUM(amount) AS total INTO unbalanced FROM ledger_entries
+        WHERE journal_id = NEW.journal_id GROUP BY currency HAVING SUM(amount) <> 0 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'journal % does not balance: % %', NEW.journal_id, unbalanced.total, unbalanced.currency
+            USING ERRCODE = 'check_violation';
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE CONSTRAINT TRIGGER ledger_journal_balanced AFTER INSERT ON ledger_entries
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_check_journal_balanced();
+"""
+
+POSTGRES_DOWN = """
+DROP TRIGGER ledger_journal_balanced ON ledger_entries;
+DROP FUNCTION ledger_check_journal_balanced();
+DROP TRIGGER ledger_entries_append_only ON ledger_entries;
+DROP TRIGGER ledger_journals_append_only ON ledger_journals;
+DROP FUNCTION ledger_refuse_change();
+"""
+
+SQLITE_UP = [
+    f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+    f"BEGIN SELECT RAISE(ABORT, 'ledger rows are append-only: {op} on {table} refused'); END;"
+    for table in ("ledger_entries", "ledger_journals")
+    for op in ("UPDATE", "DELETE")
+]
+SQLITE_DOWN = [
+    f"DROP TRIGGER {table}_no_{op.lower()};"
+    for table in ("ledger_entries", "ledger_journals")
+    for op in ("UPDATE", "DELETE")
+]
+
+
+def _run(statements_by_vendor: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    def run(apps, schema_editor):  # type: ignore[no-untyped-def]
+        # A raw cursor without parameters, so PL/pgSQL's % placeholders are not taken for the driver's.
+        with schema_editor.connection.cursor() as cursor:
+            for statement in statements_by_vendor.get(schema_editor.connection.vendor, []):
+                cursor.execute(statement)
+
+    return run
+
+
+class Migration(migrations.Migration):
+    dependencies = [("ledger", "0001_initial")]
+
+    operations = [
+        migrations.RunPython(
+            _run({"postgresql": [POSTGRES_UP], "sqlite": SQLITE_UP}),
+            _run({"postgresql": [POSTGRES_DOWN], "sqlite": SQLITE_DOWN}),
+        ),
+    ]

@@ -1,0 +1,32 @@
+"""Ledger: the double-entry books behind every balance. Other apps import from here only."""
+
+from wallet.ledger.errors import InsufficientFundsError
+from wallet.ledger.models import JournalKind
+from wallet.ledger.selectors import BalanceFigures, balance_get, entry_list_for_user, ledger_problems
+from wallet.ledger.services import (
+    balance_ensure,
+    balance_lock,
+    balance_lock_key,
+    deposit_credit,
+    withdrawal_release,
+    withdrawal_reserve,
+    withdrawal_return,
+    withdrawal_settle,
+)
+
+__all__ = [
+    "BalanceFigures",
+    "InsufficientFundsError",
+    "JournalKind",
+    "balance_ensure",
+    "balance_get",
+    "balance_lock",
+    "balance_lock_key",
+    "deposit_credit",
+    "entry_list_for_user",
+    "ledger_problems",
+    "withdrawal_release",
+    "withdrawal_reserve",
+    "withdrawal_return",
+    "withdrawal_settle",
+]

@@ -1,0 +1,97 @@
+"""Ledger reads, and the verification that the books balance."""
+
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import QuerySet
+
+from wallet.ledger.models import Balance, Entry
+
+
+@dataclass(frozen=True)
+class BalanceFigures:
+    currency: str
+    available: int
+    reserved: int
+
+
+def balance_get(*, user_id: object, currency: str) -> BalanceFigures:
+    row = Balance.objects.filter(user_id=user_id, currency=currency).values("available", "reserved").first()
+    if row is None:
+        return BalanceFigures(currency=currency, available=0, reserved=0)
+    return BalanceFigures(currency=currency, available=row["available"], reserved=row["reserved"])
+
+
+def entry_list_for_user(*, user_id: object, currency: str | None = None) -> QuerySet[Entry]:
+    """The entries behind a user's balance, newest first, with their journal (kind, transaction)."""
+    entries = Entry.objects.filter(account__user_id=user_id).select_related("journal", "account")
+    if currency:
+        entries = entries.filter(currency=currency)
+    return entries.order_by("-id")
+
+
+def ledger_problems() -> list[str]:
+    """Every way the books fail to balance, one sentence each; empty when all is well."""
+    problems: list[str] = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT j.id, j.kind, e.currency, SUM(e.amount), COUNT(*)
+            FROM ledger_journals j JOIN ledger_entries e ON e.journal_id = j.id
+            GROUP BY j.id, j.kind, e.currency
+            HAVING SUM(e.amount) <> 0 OR COUNT(*) < 2
+            """
+        )
+        for journal_id, kind, currency, total, count in cursor.fetchall():
+            problems.append(
+                f"journal {journal_id} ({kind}) does not balance in {currency}: sum {total} over {count} entries"
+            )
+        cursor.execute(
+            """
+            SELECT j.id, j.kind FROM ledger_journals j
+            WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.journal_id = j.id)
+            """
+        )
+        for journal_id, kind in cursor.fetchall():
+            problems.append(f"journal {journal_id} ({kind}) has no entries")
+        cursor.execute(
+            """
+            SELECT e.id, e.currency, a.currency FROM ledger_entries e
+            JOIN ledger_accounts a ON a.id = e.account_id WHERE e.currency <> a.currency
+            """
+        )
+        for entry_id, entry_currency, account_currency in cursor.fetchall():
+            problems.append(f"entry {entry_id} is in {entry_currency} on a {account_currency} account")
+        cursor.execute(
+            """
+            SELECT b.id, b.user_id, b.currency, b.available, b.reserved,
+                   COALESCE((SELECT SUM(amount) FROM ledger_entries WHERE account_id = b.available_account_id), 0),
+                   COALESCE((SELECT SUM(amount) FROM ledger_entries WHERE account_id = b.reserved_account_id), 0)
+            FROM balances b
+            """
+        )
+        for (
+            balance_id,
+            user_id,
+            currency,
+            available,
+            reserved,
+            available_sum,
+            reserved_sum,
+        ) in cursor.fetchall():
+            if available != available_sum:
+                problems.append(
+                    f"balance {balance_id} (user {user_id}, {currency}) says available {available} "
+                    f"but its entries sum to {available_sum}"
+                )
+            if reserved != reserved_sum:
+                problems.append(
+                    f"balance {balance_id} (user {user_id}, {currency}) says reserved {reserved} "
+                    f"but its entries sum to {reserved_sum}"
+                )
+        cursor.execute(
+            "SELECT currency, SUM(amount) FROM ledger_entries GROUP BY currency HAVING SUM(amount) <> 0"
+        )
+        for currency, total in cursor.fetchall():
+            problems.append(f"all entries in {currency} sum to {total}, not zero")
+    return problems

@@ -1,0 +1,179 @@
+"""Ledger writes. Every movement is a journal whose entries sum to zero, posted with the balance row locked.
+
+Callers own the transaction (wallet.core.db.run_in_serializable_transaction) and must call balance_ensure
+first, outside it, so the rows a movement locks already exist.
+"""
+
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from wallet.ledger.errors import InsufficientFundsError, UnbalancedJournalError
+from wallet.ledger.models import AccountKind, Balance, Entry, Journal, JournalKind, LedgerAccount
+
+
+@dataclass(frozen=True)
+class Line:
+    account_id: int
+    amount: int
+
+
+def balance_ensure(*, user_id: object, currency: str) -> None:
+    """Create the user's balance row and ledger accounts for the currency if missing (idempotent)."""
+    if Balance.objects.filter(user_id=user_id, currency=currency).exists():
+        return
+    try:
+        with transaction.atomic():
+            available = LedgerAccount.objects.create(
+                kind=AccountKind.USER_AVAILABLE, user_id=user_id, currency=currency
+            )
+            reserved = LedgerAccount.objects.create(
+                kind=AccountKind.USER_RESERVED, user_id=user_id, currency=currency
+            )
+            Balance.objects.create(
+                user_id=user_id, currency=currency, available_account=available, reserved_account=reserved
+            )
+    except IntegrityError:
+        pass  # created concurrently by another request: fine, it exists now
+    platform_account_ensure(kind=AccountKind.REVIO_CLEARING, currency=currency)
+
+
+def platform_account_ensure(*, kind: str, currency: str) -> int:
+    account = LedgerAccount.objects.filter(kind=kind, user__isnull=True, currency=currency).first()
+    if account is not None:
+        return account.id
+    try:
+        with transaction.atomic():
+            return LedgerAccount.objects.create(kind=kind, currency=currency).id
+    except IntegrityError:
+        return LedgerAccount.objects.get(kind=kind, user__isnull=True, currency=currency).id
+
+
+def balance_lock_key(*, user_id: object, currency: str) -> str:
+    """The name callers pass to run_in_serializable_transaction(lock_keys=...) for this balance."""
+    return f"balance:{user_id}:{currency}"
+
+
+def balance_lock(*, user_id: object, currency: str) -> Balance:
+    """Lock the user's balance row (SELECT ... FOR UPDATE) for the rest of the transaction."""
+    return Balance.objects.select_for_update().get(user_id=user_id, currency=currency)
+
+
+def journal_post(
+    *, kind: str, currency: str, lines: list[Line], transaction_id: object = None, memo: str = ""
+) -> Journal:
+    """Append a journal. A (transaction, kind) pair is posted at most once: the database refuses a second.
+
+    :raises UnbalancedJournalError: the lines do not sum to zero, or there are fewer than two.
+    """
+    if len(lines) < 2 or sum(line.amount for line in lines) != 0 or any(line.amount == 0 for line in lines):
+        raise UnbalancedJournalError(f"{kind}: {lines}")
+    now = timezone.now()
+    journal = Journal.objects.create(
+        kind=kind, transaction_id=transaction_id, memo=memo[:255], created_at=now
+    )
+    Entry.objects.bulk_create(
+        Entry(
+            journal=journal, account_id=line.account_id, amount=line.amount, currency=currency, created_at=now
+        )
+        for line in lines
+    )
+    return journal
+
+
+def _clearing_account_id(currency: str) -> int:
+    return (
+        LedgerAccount.objects.only("id")
+        .get(kind=AccountKind.REVIO_CLEARING, user__isnull=True, currency=currency)
+        .id
+    )
+
+
+def _save(balance: Balance) -> None:
+    balance.updated_at = timezone.now()
+    balance.save(update_fields=["available", "reserved", "updated_at"])
+
+
+def deposit_credit(*, balance: Balance, amount: int, transaction_id: object) -> Journal:
+    """Money Revio collected for the user becomes available to them."""
+    journal = journal_post(
+        kind=JournalKind.DEPOSIT_CREDIT,
+        currency=balance.currency,
+        transaction_id=transaction_id,
+        lines=[
+            Line(balance.available_account_id, amount),
+            Line(_clearing_account_id(balance.currency), -amount),
+        ],
+    )
+    balance.available += amount
+    _save(balance)
+    return journal
+
+
+def withdrawal_reserve(*, balance: Balance, amount: int, transaction_id: object) -> Journal:
+    """Move money from available to reserved, so it cannot be spent twice while the payout is in flight.
+
+    :raises InsufficientFundsError: the available balance is lower than the amount.
+    """
+    if balance.available < amount:
+        raise InsufficientFundsError(
+            details={"available": balance.available, "requested": amount, "currency": balance.currency}
+        )
+    journal = journal_post(
+        kind=JournalKind.WITHDRAWAL_RESERVE,
+        currency=balance.currency,
+        transaction_id=transaction_id,
+        lines=[Line(balance.available_account_id, -amount), Line(balance.reserved_account_id, amount)],
+    )
+    balance.available -= amount
+    balance.reserved += amount
+    _save(balance)
+    return journal
+
+
+def withdrawal_release(*, balance: Balance, amount: int, transaction_id: object) -> Journal:
+    """The payout failed: the reservation goes back to available."""
+    journal = journal_post(
+        kind=JournalKind.WITHDRAWAL_RELEASE,
+        currency=balance.currency,
+        transaction_id=transaction_id,
+        lines=[Line(balance.reserved_account_id, -amount), Line(balance.available_account_id, amount)],
+    )
+    balance.reserved -= amount
+    balance.available += amount
+    _save(balance)
+    return journal
+
+
+def withdrawal_settle(*, balance: Balance, amount: int, transaction_id: object) -> Journal:
+    """The payout succeeded: the reserved money leaves the platform through Revio."""
+    journal = journal_post(
+        kind=JournalKind.WITHDRAWAL_SETTLE,
+        currency=balance.currency,
+        transaction_id=transaction_id,
+        lines=[
+            Line(balance.reserved_account_id, -amount),
+            Line(_clearing_account_id(balance.currency), amount),
+        ],
+    )
+    balance.reserved -= amount
+    _save(balance)
+    return journal
+
+
+def withdrawal_return(*, balance: Balance, amount: int, transaction_id: object, reason: str) -> Journal:
+    """The bank returned a completed payout: the money is credited back to the user."""
+    journal = journal_post(
+        kind=JournalKind.WITHDRAWAL_RETURN,
+        currency=balance.currency,
+        transaction_id=transaction_id,
+        memo=reason,
+        lines=[
+            Line(_clearing_account_id(balance.currency), -amount),
+            Line(balance.available_account_id, amount),
+        ],
+    )
+    balance.available += amount
+    _save(balance)
+    return journal
