@@ -89,7 +89,11 @@ def main() -> int:
     manage("migrate", "--no-input", "-v", "0", env=env)
     admin_line = subprocess.run(
         [sys.executable, str(ROOT / "manage.py"), "ensure_admin"],
-        check=True, env=env, cwd=ROOT, capture_output=True, text=True,
+        check=True,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
 
     admin_path = env.get("DJANGO_ADMIN_URL", "admin/")
@@ -102,14 +106,18 @@ def main() -> int:
     }
     if production_path:
         procs["worker"] = worker
-        procs["beat"] = f"{BIN / 'celery'} -A config beat --loglevel INFO -s {RUN_DIR / 'celerybeat-schedule'}"
+        procs["beat"] = (
+            f"{BIN / 'celery'} -A config beat --loglevel INFO -s {RUN_DIR / 'celerybeat-schedule'}"
+        )
     else:
         # One machine, no servers: beat runs inside the worker.
         procs["worker"] = f"{worker} --beat -s {RUN_DIR / 'celerybeat-schedule'}"
     procfile = RUN_DIR / "Procfile"
     procfile.write_text("".join(f"{name}: {command}\n" for name, command in procs.items()))
 
-    mode = "production path: PostgreSQL + Redis" if production_path else "embedded: SQLite + file-system broker"
+    mode = (
+        "production path: PostgreSQL + Redis" if production_path else "embedded: SQLite + file-system broker"
+    )
     print(
         f"""
   Wallet is starting ({mode}).
@@ -128,6 +136,7 @@ def main() -> int:
     )
     honcho = shutil.which("honcho", path=str(BIN)) or "honcho"
     os.execvpe(honcho, [honcho, "start", "-f", str(procfile), "-d", str(ROOT)], env)
+    return 0  # not reached: honcho replaced this process
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Ledger reads, and the verification that the books balance."""
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from django.db import connection
 from django.db.models import QuerySet
@@ -15,14 +16,14 @@ class BalanceFigures:
     reserved: int
 
 
-def balance_get(*, user_id: object, currency: str) -> BalanceFigures:
+def balance_get(*, user_id: UUID, currency: str) -> BalanceFigures:
     row = Balance.objects.filter(user_id=user_id, currency=currency).values("available", "reserved").first()
     if row is None:
         return BalanceFigures(currency=currency, available=0, reserved=0)
     return BalanceFigures(currency=currency, available=row["available"], reserved=row["reserved"])
 
 
-def entry_list_for_user(*, user_id: object, currency: str | None = None) -> QuerySet[Entry]:
+def entry_list_for_user(*, user_id: UUID, currency: str | None = None) -> QuerySet[Entry]:
     """The entries behind a user's balance, newest first, with their journal (kind, transaction)."""
     entries = Entry.objects.filter(account__user_id=user_id).select_related("journal", "account")
     if currency:
@@ -44,7 +45,8 @@ def ledger_problems() -> list[str]:
         )
         for journal_id, kind, currency, total, count in cursor.fetchall():
             problems.append(
-                f"journal {journal_id} ({kind}) does not balance in {currency}: sum {total} over {count} entries"
+                f"journal {journal_id} ({kind}) does not balance in {currency}: "
+                f"sum {total} over {count} entries"
             )
         cursor.execute(
             """
@@ -65,8 +67,10 @@ def ledger_problems() -> list[str]:
         cursor.execute(
             """
             SELECT b.id, b.user_id, b.currency, b.available, b.reserved,
-                   COALESCE((SELECT SUM(amount) FROM ledger_entries WHERE account_id = b.available_account_id), 0),
-                   COALESCE((SELECT SUM(amount) FROM ledger_entries WHERE account_id = b.reserved_account_id), 0)
+                   COALESCE((SELECT SUM(amount) FROM ledger_entries e
+                             WHERE e.account_id = b.available_account_id), 0),
+                   COALESCE((SELECT SUM(amount) FROM ledger_entries e
+                             WHERE e.account_id = b.reserved_account_id), 0)
             FROM balances b
             """
         )

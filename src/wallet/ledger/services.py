@@ -5,6 +5,7 @@ first, outside it, so the rows a movement locks already exist.
 """
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -19,7 +20,7 @@ class Line:
     amount: int
 
 
-def balance_ensure(*, user_id: object, currency: str) -> None:
+def balance_ensure(*, user_id: UUID, currency: str) -> None:
     """Create the user's balance row and ledger accounts for the currency if missing (idempotent)."""
     if Balance.objects.filter(user_id=user_id, currency=currency).exists():
         return
@@ -50,18 +51,18 @@ def platform_account_ensure(*, kind: str, currency: str) -> int:
         return LedgerAccount.objects.get(kind=kind, user__isnull=True, currency=currency).id
 
 
-def balance_lock_key(*, user_id: object, currency: str) -> str:
+def balance_lock_key(*, user_id: UUID, currency: str) -> str:
     """The name callers pass to run_in_serializable_transaction(lock_keys=...) for this balance."""
     return f"balance:{user_id}:{currency}"
 
 
-def balance_lock(*, user_id: object, currency: str) -> Balance:
+def balance_lock(*, user_id: UUID, currency: str) -> Balance:
     """Lock the user's balance row (SELECT ... FOR UPDATE) for the rest of the transaction."""
     return Balance.objects.select_for_update().get(user_id=user_id, currency=currency)
 
 
 def journal_post(
-    *, kind: str, currency: str, lines: list[Line], transaction_id: object = None, memo: str = ""
+    *, kind: str, currency: str, lines: list[Line], transaction_id: UUID | None = None, memo: str = ""
 ) -> Journal:
     """Append a journal. A (transaction, kind) pair is posted at most once: the database refuses a second.
 
@@ -95,7 +96,7 @@ def _save(balance: Balance) -> None:
     balance.save(update_fields=["available", "reserved", "updated_at"])
 
 
-def deposit_credit(*, balance: Balance, amount: int, transaction_id: object) -> Journal:
+def deposit_credit(*, balance: Balance, amount: int, transaction_id: UUID) -> Journal:
     """Money Revio collected for the user becomes available to them."""
     journal = journal_post(
         kind=JournalKind.DEPOSIT_CREDIT,
@@ -111,7 +112,7 @@ def deposit_credit(*, balance: Balance, amount: int, transaction_id: object) -> 
     return journal
 
 
-def withdrawal_reserve(*, balance: Balance, amount: int, transaction_id: object) -> Journal:
+def withdrawal_reserve(*, balance: Balance, amount: int, transaction_id: UUID) -> Journal:
     """Move money from available to reserved, so it cannot be spent twice while the payout is in flight.
 
     :raises InsufficientFundsError: the available balance is lower than the amount.
@@ -132,7 +133,7 @@ def withdrawal_reserve(*, balance: Balance, amount: int, transaction_id: object)
     return journal
 
 
-def withdrawal_release(*, balance: Balance, amount: int, transaction_id: object) -> Journal:
+def withdrawal_release(*, balance: Balance, amount: int, transaction_id: UUID) -> Journal:
     """The payout failed: the reservation goes back to available."""
     journal = journal_post(
         kind=JournalKind.WITHDRAWAL_RELEASE,
@@ -146,7 +147,7 @@ def withdrawal_release(*, balance: Balance, amount: int, transaction_id: object)
     return journal
 
 
-def withdrawal_settle(*, balance: Balance, amount: int, transaction_id: object) -> Journal:
+def withdrawal_settle(*, balance: Balance, amount: int, transaction_id: UUID) -> Journal:
     """The payout succeeded: the reserved money leaves the platform through Revio."""
     journal = journal_post(
         kind=JournalKind.WITHDRAWAL_SETTLE,
@@ -162,7 +163,7 @@ def withdrawal_settle(*, balance: Balance, amount: int, transaction_id: object) 
     return journal
 
 
-def withdrawal_return(*, balance: Balance, amount: int, transaction_id: object, reason: str) -> Journal:
+def withdrawal_return(*, balance: Balance, amount: int, transaction_id: UUID, reason: str) -> Journal:
     """The bank returned a completed payout: the money is credited back to the user."""
     journal = journal_post(
         kind=JournalKind.WITHDRAWAL_RETURN,
