@@ -1,0 +1,485 @@
+"""Helpers for tests that talk to a real sandbox over HTTP.
+
+``SandboxProcess`` runs ``python -m revio_sandbox`` as a subprocess on a free loopback port with its own
+data folder; ``SandboxControl`` is a typed client for the ``/_sandbox/`` control API. The backend's
+test-suite uses both, so their signatures are kept stable (see docs/sandbox.md)::
+
+    with SandboxProcess() as sandbox:
+        api = sandbox.api_client()              # httpx.Client with the Bearer key, base .../api/v1/
+        purchase = api.post("purchases/", json={...}).json()
+        sandbox.control.purchase_pay(purchase["id"])
+        sandbox.control.wait_for_delivery(object_id=purchase["id"], event_type="purchase.paid")
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, TypedDict
+
+import httpx
+
+# The package's parent folder, so the subprocess can import revio_sandbox even when it is not installed.
+_SRC_DIR = str(Path(__file__).resolve().parent.parent)
+
+ErrorStatus = Literal[429, 500, 502, 503, 504]
+WebhookFaultAction = Literal["duplicate", "reorder", "delay", "drop", "bad_signature", "reserialize"]
+
+
+class DeliveryAttempt(TypedDict):
+    attempted_at: float
+    url: str
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+    signature: str
+
+
+class Delivery(TypedDict):
+    """One event queued for one receiver (a webhook object or a success_callback)."""
+
+    id: int
+    object_id: str
+    object_type: str
+    event_type: str
+    target: Literal["webhook", "callback"]
+    webhook_id: str | None
+    url: str
+    status: Literal["pending", "held", "delivered", "failed", "dropped", "cancelled"]
+    attempt_count: int
+    next_attempt_at: float
+    created_at: float
+    finished_at: float | None
+    faults: list[str]
+    replay_of: int | None
+    body: str
+    signed_body: str | None
+    attempts: list[DeliveryAttempt]
+
+
+class SandboxControl:
+    """Typed client for the sandbox control API (``/_sandbox/``). No API key is needed."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=f"{self.base_url}/_sandbox/", timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> SandboxControl:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._call("GET", "health"))
+
+    def config(self) -> dict[str, Any]:
+        """base_url, api_url, api_key, brand_id, company_id, company_public_key, time_scale, ..."""
+        return dict(self._call("GET", "config"))
+
+    def reset(self, *, regenerate_keys: bool = False, keep_webhooks: bool = False) -> None:
+        """Delete purchases, payouts, deliveries, faults (and webhooks unless kept). Keys stay unless
+        ``regenerate_keys``; the api key and brand id always stay."""
+        self._call("POST", "reset", json={"regenerate_keys": regenerate_keys, "keep_webhooks": keep_webhooks})
+
+    # -- HTTP faults on the API ------------------------------------------------------------------
+
+    def add_http_fault(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Add a raw HTTP fault rule (see docs/sandbox.md); returns it with its ``id``."""
+        return dict(self._call("POST", "faults/http", json=spec))
+
+    def fail_next(
+        self,
+        endpoint: str,
+        *,
+        status: ErrorStatus | int = 500,
+        count: int = 1,
+        retry_after: int | None = None,
+        html: bool = False,
+    ) -> dict[str, Any]:
+        """The next ``count`` calls to ``endpoint`` (a name like ``"payouts.create"``, or a pattern like
+        ``"POST /api/v1/payouts/*"``) answer ``status``; 429/503 carry ``Retry-After``."""
+        spec: dict[str, Any] = {"action": "error", "status": status, "count": count, "html": html}
+        if retry_after is not None:
+            spec["retry_after"] = retry_after
+        return self.add_http_fault({**_endpoint_spec(endpoint), **spec})
+
+    def hang_next(
+        self, endpoint: str, *, seconds: float, then: Literal["drop", "answer"] = "drop", count: int = 1
+    ) -> dict[str, Any]:
+        """Hang before processing: nothing happens for ``seconds``; then drop the connection unanswered
+        (the request had no effect) or process it and answer late."""
+        spec = {"action": "hang", "seconds": seconds, "then": then, "count": count}
+        return self.add_http_fault({**_endpoint_spec(endpoint), **spec})
+
+    def slow_next(self, endpoint: str, *, delay_ms: int, count: int = 1) -> dict[str, Any]:
+        """Answer normally, after ``delay_ms``."""
+        return self.add_http_fault(
+            {**_endpoint_spec(endpoint), "action": "slow", "delay_ms": delay_ms, "count": count}
+        )
+
+    def timeout_after_processing(
+        self, endpoint: str, *, seconds: float, then: Literal["drop", "answer"] = "drop", count: int = 1
+    ) -> dict[str, Any]:
+        """Process the request (it takes effect), then hang ``seconds`` and drop or answer late."""
+        spec = {"action": "hang_after", "seconds": seconds, "then": then, "count": count}
+        return self.add_http_fault({**_endpoint_spec(endpoint), **spec})
+
+    def payout_create_times_out(
+        self, *, seconds: float = 30.0, then: Literal["drop", "answer"] = "drop"
+    ) -> dict[str, Any]:
+        """The next ``POST /payouts/`` creates the payout (which then progresses normally) but the
+        response never arrives in time: the unknown-outcome case."""
+        return self.timeout_after_processing("payouts.create", seconds=seconds, then=then)
+
+    # -- webhook delivery faults -----------------------------------------------------------------
+
+    def add_webhook_fault(
+        self,
+        action: WebhookFaultAction,
+        *,
+        count: int = 1,
+        event_type: str | None = None,
+        object_id: str | None = None,
+        target: str | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """Apply ``action`` to the next ``count`` matching events. ``event_type`` may be a glob
+        (``"payout.*"``); ``target`` is ``"webhook"``, ``"callback"`` or a webhook id. Options:
+        ``copies`` (duplicate), ``hold_seconds`` (reorder), ``delay_ms`` (delay),
+        ``signed_over`` = ``"sent"``/``"original"`` (reserialize)."""
+        spec = {
+            "action": action,
+            "count": count,
+            "event_type": event_type,
+            "object_id": object_id,
+            "target": target,
+            **options,
+        }
+        return dict(self._call("POST", "faults/webhooks", json=spec))
+
+    def duplicate_next_event(self, **filters: Any) -> dict[str, Any]:
+        return self.add_webhook_fault("duplicate", **filters)
+
+    def reorder_next_event(self, **filters: Any) -> dict[str, Any]:
+        """Hold the next matching event back and send it right after the following one."""
+        return self.add_webhook_fault("reorder", **filters)
+
+    def delay_next_event(self, delay_ms: int, **filters: Any) -> dict[str, Any]:
+        return self.add_webhook_fault("delay", delay_ms=delay_ms, **filters)
+
+    def drop_next_event(self, **filters: Any) -> dict[str, Any]:
+        return self.add_webhook_fault("drop", **filters)
+
+    def bad_signature_next_event(self, **filters: Any) -> dict[str, Any]:
+        return self.add_webhook_fault("bad_signature", **filters)
+
+    def reserialize_next_event(
+        self, signed_over: Literal["sent", "original"] = "sent", **filters: Any
+    ) -> dict[str, Any]:
+        """Send compact ``json.dumps`` bytes instead of jsonb text, signed over the bytes sent
+        (a correct receiver accepts) or over the original jsonb bytes (a correct receiver rejects)."""
+        return self.add_webhook_fault("reserialize", signed_over=signed_over, **filters)
+
+    def faults(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "faults")["results"])
+
+    def clear_faults(self) -> int:
+        return int(self._call("DELETE", "faults")["deleted"])
+
+    def delete_fault(self, fault_id: int) -> None:
+        self._call("DELETE", f"faults/{fault_id}")
+
+    # -- settling objects without a browser ------------------------------------------------------
+
+    def purchase(self, purchase_id: str) -> dict[str, Any]:
+        """The stored purchase, read without side effects (the API would expire a past-due one)."""
+        return dict(self._call("GET", f"purchases/{purchase_id}"))
+
+    def payout(self, payout_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"payouts/{payout_id}"))
+
+    def purchase_pay(self, purchase_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"purchases/{purchase_id}/pay"))
+
+    def purchase_decline(self, purchase_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"purchases/{purchase_id}/decline"))
+
+    def purchase_cancel(self, purchase_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"purchases/{purchase_id}/cancel"))
+
+    def purchase_expire(self, purchase_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"purchases/{purchase_id}/expire"))
+
+    def purchase_view(self, purchase_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"purchases/{purchase_id}/view"))
+
+    def payout_succeed(self, payout_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"payouts/{payout_id}/succeed"))
+
+    def payout_fail(self, payout_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"payouts/{payout_id}/fail"))
+
+    def payout_return(self, payout_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"payouts/{payout_id}/return"))
+
+    # -- deliveries and keys -----------------------------------------------------------------------
+
+    def deliveries(
+        self,
+        *,
+        object_id: str | None = None,
+        event_type: str | None = None,
+        status: str | None = None,
+        target: str | None = None,
+    ) -> list[Delivery]:
+        params = {
+            k: v
+            for k, v in {
+                "object_id": object_id,
+                "event_type": event_type,
+                "status": status,
+                "target": target,
+            }.items()
+            if v is not None
+        }
+        return list(self._call("GET", "deliveries", params=params)["results"])
+
+    def delivery(self, delivery_id: int) -> Delivery:
+        result: Delivery = self._call("GET", f"deliveries/{delivery_id}")
+        return result
+
+    def wait_for_deliveries(
+        self,
+        predicate: Callable[[list[Delivery]], bool],
+        *,
+        timeout: float = 10.0,
+        interval: float = 0.05,
+        **filters: Any,
+    ) -> list[Delivery]:
+        """Poll ``deliveries(**filters)`` until ``predicate`` holds; raise ``TimeoutError`` otherwise."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.deliveries(**filters)
+            if predicate(found):
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"deliveries never matched; last seen: {[(d['event_type'], d['status']) for d in found]}"
+                )
+            time.sleep(interval)
+
+    def wait_for_delivery(
+        self,
+        *,
+        object_id: str | None = None,
+        event_type: str | None = None,
+        status: str = "delivered",
+        timeout: float = 10.0,
+    ) -> Delivery:
+        """Wait until one delivery matching the filters reaches ``status`` and return it."""
+        found = self.wait_for_deliveries(
+            lambda ds: any(d["status"] == status for d in ds),
+            timeout=timeout,
+            object_id=object_id,
+            event_type=event_type,
+        )
+        return next(d for d in found if d["status"] == status)
+
+    def replay_delivery(self, delivery_id: int) -> Delivery:
+        """Send a recorded delivery again with its original body and signature."""
+        result: Delivery = self._call("POST", f"deliveries/{delivery_id}/replay")
+        return result
+
+    def retry_deliveries_now(self) -> int:
+        """Make every waiting retry due now (skips the rest of the backoff)."""
+        return int(self._call("POST", "deliveries/retry_now")["updated"])
+
+    def rotate_company_key(self) -> str:
+        """New company key pair; returns the new public PEM (``GET /public_key/`` serves it too)."""
+        return str(self._call("POST", "keys/company/rotate")["public_key"])
+
+    def rotate_webhook_key(self, webhook_id: str) -> str:
+        """New key pair for one webhook; returns its new public PEM."""
+        return str(self._call("POST", f"webhooks/{webhook_id}/rotate_key")["public_key"])
+
+
+def _endpoint_spec(endpoint: str) -> dict[str, str]:
+    return {"match": endpoint} if " " in endpoint else {"endpoint": endpoint}
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class SandboxProcess:
+    """Run the real sandbox as a subprocess for tests.
+
+    ``data_dir=None`` makes a temporary folder that is deleted on ``stop()`` (unless ``keep_data``);
+    pass the same ``data_dir`` to a new instance, or call ``restart()``, to test persistence. Output
+    goes to ``<data_dir>/sandbox.log``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        *,
+        time_scale: float = 0.0001,
+        payout_delay: float = 0.3,
+        api_key: str | None = None,
+        brand_id: str | None = None,
+        port: int | None = None,
+        public_url: str | None = None,
+        delivery_timeout: float | None = None,
+        extra_env: dict[str, str] | None = None,
+        startup_timeout: float = 20.0,
+        keep_data: bool = False,
+    ) -> None:
+        self._own_dir = data_dir is None
+        self.data_dir = (
+            Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="revio-sandbox-"))
+        )
+        self.keep_data = keep_data or not self._own_dir
+        self.time_scale = time_scale
+        self.payout_delay = payout_delay
+        self.api_key = api_key or "sandbox_sk_test_" + secrets.token_hex(12)
+        self.brand_id = brand_id or str(uuid.uuid4())
+        self.port = port or free_port()
+        self.public_url = public_url
+        self.delivery_timeout = delivery_timeout
+        self.extra_env = extra_env or {}
+        self.startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._control: SandboxControl | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Root URL of the sandbox, e.g. ``http://127.0.0.1:54321``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_url(self) -> str:
+        """The Revio API base, ``<base_url>/api/v1/`` (what the backend calls REVIO_BASE_URL)."""
+        return f"{self.base_url}/api/v1/"
+
+    @property
+    def control(self) -> SandboxControl:
+        if self._control is None:
+            self._control = SandboxControl(self.base_url)
+        return self._control
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "sandbox.log"
+
+    def api_client(self, *, timeout: float = 10.0, api_key: str | None = None) -> httpx.Client:
+        """An httpx client for the API: base URL ``api_url`` and the Bearer key set."""
+        return httpx.Client(
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {api_key or self.api_key}"},
+            timeout=timeout,
+        )
+
+    def company_public_key(self) -> str:
+        """The company PEM as ``GET /public_key/`` serves it (JSON-decoded)."""
+        with self.api_client() as client:
+            response = client.get("public_key/")
+            response.raise_for_status()
+            return str(response.json())
+
+    def start(self) -> SandboxProcess:
+        if self._process is not None:
+            raise RuntimeError("sandbox already running")
+        command = [
+            sys.executable, "-m", "revio_sandbox", "serve",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--data-dir", str(self.data_dir),
+            "--api-key", self.api_key, "--brand-id", self.brand_id,
+            "--time-scale", repr(self.time_scale), "--payout-delay", repr(self.payout_delay),
+            "--log-level", "warning",
+        ]  # fmt: skip
+        if self.public_url:
+            command += ["--public-url", self.public_url]
+        if self.delivery_timeout is not None:
+            command += ["--delivery-timeout", repr(self.delivery_timeout)]
+        env = {**os.environ, **self.extra_env}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC_DIR, env.get("PYTHONPATH", "")) if p)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        try:
+            # The command is built from our own arguments: sys.executable and fixed flags.
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
+        finally:
+            log.close()
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"sandbox exited with {self._process.returncode}:\n{self.read_log()}")
+            try:
+                if httpx.get(f"{self.base_url}/_sandbox/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"sandbox did not become healthy in {self.startup_timeout}s")
+
+    def read_log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, *, remove_data: bool | None = None) -> None:
+        """Stop the process (SIGTERM, then SIGKILL after 10 s)."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        if remove_data if remove_data is not None else not self.keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def restart(self) -> SandboxProcess:
+        """Stop and start again on the same port and data folder (state must survive)."""
+        self.stop(remove_data=False)
+        return self.start()
+
+    def __enter__(self) -> SandboxProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

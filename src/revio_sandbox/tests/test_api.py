@@ -1,0 +1,354 @@
+"""The API subset: shapes, status codes and Revio-style errors, over real HTTP."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from revio_sandbox.testing import SandboxProcess
+from revio_sandbox.tests.support import load_public_key, payout_body, purchase_body
+
+
+class TestAuthentication:
+    def test_missing_key_is_401_in_revio_format(self, sandbox: SandboxProcess) -> None:
+        response = httpx.get(f"{sandbox.api_url}public_key/")
+        assert response.status_code == 401
+        assert response.json()["__all__"][0]["code"] == "authentication_failed"
+
+    def test_wrong_key_is_401(self, sandbox: SandboxProcess) -> None:
+        with sandbox.api_client(api_key="sandbox_sk_wrong") as client:
+            response = client.post("purchases/", json=purchase_body(sandbox.brand_id))
+        assert response.status_code == 401
+        assert response.json() == {
+            "__all__": [{"message": "Invalid token.", "code": "authentication_failed"}]
+        }
+
+    def test_non_bearer_scheme_is_401(self, sandbox: SandboxProcess) -> None:
+        response = httpx.get(
+            f"{sandbox.api_url}public_key/", headers={"Authorization": f"Token {sandbox.api_key}"}
+        )
+        assert response.status_code == 401
+
+
+class TestPurchases:
+    def test_create_returns_201_with_documented_fields(
+        self, sandbox: SandboxProcess, api: httpx.Client
+    ) -> None:
+        body = purchase_body(
+            sandbox.brand_id,
+            success_redirect="https://app.example/ok",
+            failure_redirect="https://app.example/failed",
+            success_callback="https://api.example/callback",
+        )
+        body["purchase"]["products"] = [
+            {"name": "Deposit", "price": 10000},
+            {"name": "Top-up", "price": 2500, "quantity": "2"},
+        ]
+        response = api.post("purchases/", json=body)
+        assert response.status_code == 201
+        purchase = response.json()
+        uuid.UUID(purchase["id"])
+        assert purchase["type"] == "purchase"
+        assert purchase["status"] == "created"
+        assert purchase["is_test"] is True
+        assert purchase["brand_id"] == sandbox.brand_id
+        assert purchase["reference"] == "DEP-000123"
+        assert purchase["purchase"]["total"] == 15000
+        assert purchase["purchase"]["currency"] == "ZAR"
+        assert purchase["purchase"]["products"][1]["quantity"] == "2.0000"
+        assert purchase["payment"] is None
+        assert purchase["transaction_data"]["attempts"] == []
+        assert purchase["status_history"] == [{"status": "created", "timestamp": purchase["created_on"]}]
+        assert isinstance(purchase["created_on"], int)
+        assert purchase["updated_on"] == purchase["created_on"]
+        assert purchase["checkout_url"] == f"{sandbox.base_url}/p/{purchase['id']}/"
+        assert purchase["success_callback"] == "https://api.example/callback"
+        assert purchase["refund_availability"] == "none"
+        assert purchase["refundable_amount"] == 0
+        assert purchase["client"]["email"] == "player@example.co.za"
+        assert purchase["due"] > purchase["created_on"]
+
+    def test_currency_defaults_to_zar(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+        body = purchase_body(sandbox.brand_id)
+        del body["purchase"]["currency"]
+        assert api.post("purchases/", json=body).json()["purchase"]["currency"] == "ZAR"
+
+    def test_get_returns_the_same_purchase(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+        created = api.post("purchases/", json=purchase_body(sandbox.brand_id)).json()
+        response = api.get(f"purchases/{created['id']}/")
+        assert response.status_code == 200
+        assert response.json() == created
+
+    @pytest.mark.parametrize("purchase_id", [str(uuid.uuid4()), "not-a-uuid"])
+    def test_unknown_purchase_is_404(self, api: httpx.Client, purchase_id: str) -> None:
+        response = api.get(f"purchases/{purchase_id}/")
+        assert response.status_code == 404
+        assert response.json()["__all__"][0]["code"] == "not_found"
+
+    def test_paid_purchase_has_payment_object(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+        created = api.post("purchases/", json=purchase_body(sandbox.brand_id)).json()
+        sandbox.control.purchase_pay(created["id"])
+        purchase = api.get(f"purchases/{created['id']}/").json()
+        assert purchase["status"] == "paid"
+        payment = purchase["payment"]
+        assert payment["is_outgoing"] is False
+        assert payment["payment_type"] == "purchase"
+        assert payment["amount"] == 15000
+        assert payment["currency"] == "ZAR"
+        assert payment["fee_amount"] + payment["net_amount"] == 15000
+        assert payment["pending_amount"] == 0
+        assert isinstance(payment["paid_on"], int)
+        assert purchase["refundable_amount"] == 15000
+        assert [h["status"] for h in purchase["status_history"]] == ["created", "paid"]
+
+    def test_cancel_unpaid_purchase(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+        created = api.post("purchases/", json=purchase_body(sandbox.brand_id)).json()
+        response = api.post(f"purchases/{created['id']}/cancel/")
+        assert response.status_code == 200
+        assert response.json()["status"] == "cancelled"
+        # A repeated cancel (a retried request) answers the cancelled purchase again.
+        again = api.post(f"purchases/{created['id']}/cancel/")
+        assert again.status_code == 200
+        assert len(again.json()["status_history"]) == 2
+
+    def test_cancel_paid_purchase_is_400(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+        created = api.post("purchases/", json=purchase_body(sandbox.brand_id)).json()
+        sandbox.control.purchase_pay(created["id"])
+        response = api.post(f"purchases/{created['id']}/cancel/")
+        assert response.status_code == 400
+        assert response.json()["__all__"][0]["code"] == "purchase_cancel_error"
+
+    def test_cancel_unknown_is_404(self, api: httpx.Client) -> None:
+        assert api.post(f"purchases/{uuid.uuid4()}/cancel/").status_code == 404
+
+    def test_past_due_purchase_reads_as_expired(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+        created = api.post("purchases/", json=purchase_body(sandbox.brand_id, due=1_000_000_000)).json()
+        purchase = api.get(f"purchases/{created['id']}/").json()
+        assert purchase["status"] == "expired"
+        assert api.post(f"purchases/{created['id']}/cancel/").status_code == 400
+
+    def test_background_loop_expires_purchases(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+        import time
+
+        created = api.post(
+            "purchases/", json=purchase_body(sandbox.brand_id, due=int(time.time()) + 1)
+        ).json()
+        assert sandbox.control.purchase(created["id"])["status"] == "created"
+        # The control API's peek never expires anything, so only the background loop can have done it.
+        deadline = time.monotonic() + 5
+        while sandbox.control.purchase(created["id"])["status"] != "expired" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sandbox.control.purchase(created["id"])["status"] == "expired"
+
+    @pytest.mark.parametrize(
+        ("change", "expected"),
+        [
+            (lambda b: b.pop("brand_id"), {"brand_id": ["This field is required."]}),
+            (lambda b: b.pop("client"), {"client": {"email": ["This field is required."]}}),
+            (lambda b: b["client"].pop("email"), {"client": {"email": ["This field is required."]}}),
+            (
+                lambda b: b["client"].update(email="nope"),
+                {"client": {"email": ["Enter a valid email address."]}},
+            ),
+            (lambda b: b.pop("purchase"), {"purchase": {"products": ["This field is required."]}}),
+            (
+                lambda b: b["purchase"].update(products=[]),
+                {"purchase": {"products": ["Ensure this field has at least 1 elements."]}},
+            ),
+            (
+                lambda b: b["purchase"].update(products=[{"name": "x", "price": "150.00"}]),
+                {"purchase": {"products": [{"price": ["A valid integer is required."]}]}},
+            ),
+            (
+                lambda b: b["purchase"].update(products=[{"price": 100}]),
+                {"purchase": {"products": [{"name": ["This field is required."]}]}},
+            ),
+            (
+                lambda b: b["purchase"].update(products=[{"name": "x", "price": 0}]),
+                {"purchase": {"products": [{"price": ["Ensure this value is greater than or equal to 1."]}]}},
+            ),
+            (
+                lambda b: b.update(reference="x" * 129),
+                {"reference": ["Ensure this field has no more than 128 characters."]},
+            ),
+            (lambda b: b.update(success_redirect="not a url"), {"success_redirect": ["Enter a valid URL."]}),
+            (
+                lambda b: b.update(success_callback="https://a.example/" + "x" * 500),
+                {"success_callback": ["Ensure this field has no more than 500 characters."]},
+            ),
+        ],
+    )
+    def test_field_errors(
+        self, sandbox: SandboxProcess, api: httpx.Client, change: object, expected: object
+    ) -> None:
+        body = purchase_body(sandbox.brand_id)
+        change(body)  # type: ignore[operator]
+        response = api.post("purchases/", json=body)
+        assert response.status_code == 400
+        assert response.json() == expected
+
+    def test_wrong_brand_is_400(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+        response = api.post("purchases/", json=purchase_body(str(uuid.uuid4())))
+        assert response.status_code == 400
+        assert "brand_id" in response.json()
+
+    def test_invalid_json_is_400_general_error(self, api: httpx.Client) -> None:
+        response = api.post("purchases/", content=b"{not json", headers={"Content-Type": "application/json"})
+        assert response.status_code == 400
+        assert response.json()["__all__"][0]["code"] == "parse_error"
+
+    def test_wrong_method_is_405(self, api: httpx.Client) -> None:
+        response = api.delete("purchases/")
+        assert response.status_code == 405
+        assert response.json()["__all__"][0]["code"] == "method_not_allowed"
+
+
+class TestPublicKey:
+    def test_public_key_is_a_json_string_holding_a_pem(self, api: httpx.Client) -> None:
+        response = api.get("public_key/")
+        assert response.status_code == 200
+        assert response.text.startswith('"-----BEGIN PUBLIC KEY-----\\n')
+        pem = response.json()
+        assert load_public_key(pem).key_size == 2048
+
+
+class TestWebhooks:
+    def test_crud(self, api: httpx.Client) -> None:
+        created = api.post(
+            "webhooks/",
+            json={
+                "title": "Backend",
+                "events": ["purchase.paid", "payout.success"],
+                "callback": "https://b.example/h",
+            },
+        )
+        assert created.status_code == 201
+        webhook = created.json()
+        assert webhook["public_key"].startswith("-----BEGIN PUBLIC KEY-----")
+        assert webhook["events"] == ["purchase.paid", "payout.success"]
+        assert webhook["all_events"] is False
+        webhook_id = webhook["id"]
+
+        assert api.get(f"webhooks/{webhook_id}/").json() == webhook
+
+        patched = api.patch(f"webhooks/{webhook_id}/", json={"title": "Renamed"}).json()
+        assert patched["title"] == "Renamed"
+        assert patched["events"] == ["purchase.paid", "payout.success"]
+        assert patched["public_key"] == webhook["public_key"]
+
+        put = api.put(
+            f"webhooks/{webhook_id}/",
+            json={"title": "Put", "all_events": True, "callback": "https://c.example/"},
+        )
+        assert put.status_code == 200
+        assert put.json()["all_events"] is True
+        assert put.json()["events"] == []
+
+        assert api.delete(f"webhooks/{webhook_id}/").status_code == 204
+        assert api.get(f"webhooks/{webhook_id}/").status_code == 404
+
+    def test_each_webhook_has_its_own_key(self, api: httpx.Client) -> None:
+        body = {"title": "a", "all_events": True, "callback": "https://b.example/h"}
+        first = api.post("webhooks/", json=body).json()
+        second = api.post("webhooks/", json=body).json()
+        company = api.get("public_key/").json()
+        assert len({first["public_key"], second["public_key"], company}) == 3
+
+    def test_list_is_paginated(self, api: httpx.Client) -> None:
+        for n in range(22):
+            api.post(
+                "webhooks/", json={"title": f"w{n}", "all_events": True, "callback": "https://b.example/h"}
+            )
+        page1 = api.get("webhooks/").json()
+        assert len(page1["results"]) == 20
+        assert page1["previous"] is None
+        assert page1["next"].endswith("/api/v1/webhooks/?page=2")
+        page2 = api.get("webhooks/?page=2").json()
+        assert [w["title"] for w in page2["results"]] == ["w20", "w21"]
+        assert page2["next"] is None
+        assert page2["previous"].endswith("?page=1")
+
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"all_events": True, "callback": "https://b.example/"}, "title"),
+            ({"title": "x" * 101, "all_events": True, "callback": "https://b.example/"}, "title"),
+            ({"title": "t", "all_events": True}, "callback"),
+            ({"title": "t", "events": ["purchase.nope"], "callback": "https://b.example/"}, "events"),
+            ({"title": "t", "callback": "https://b.example/"}, "events"),
+        ],
+    )
+    def test_validation(self, api: httpx.Client, body: dict[str, object], field: str) -> None:
+        response = api.post("webhooks/", json=body)
+        assert response.status_code == 400
+        assert field in response.json()
+
+    def test_unknown_webhook_is_404(self, api: httpx.Client) -> None:
+        assert api.patch(f"webhooks/{uuid.uuid4()}/", json={"title": "x"}).status_code == 404
+
+
+class TestPayoutsApi:
+    def test_create_and_get(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+        response = api.post("payouts/", json=payout_body(sandbox.brand_id))
+        assert response.status_code == 201
+        payout = response.json()
+        assert payout["type"] == "payout"
+        assert payout["status"] == "created"
+        assert payout["is_test"] is True
+        assert payout["reference"] == "WD-000001"
+        assert payout["payment"]["is_outgoing"] is True
+        assert payout["payment"]["payment_type"] == "payout"
+        assert payout["payment"]["amount"] == 5000
+        assert payout["payment"]["currency"] == "ZAR"
+        assert payout["client"]["bank_account"] == "62000000000"
+        fetched = api.get(f"payouts/{payout['id']}/")
+        assert fetched.status_code == 200
+        assert fetched.json()["id"] == payout["id"]
+
+    def test_list_by_reference_extension(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+        first = api.post("payouts/", json=payout_body(sandbox.brand_id, reference="WD-A")).json()
+        api.post("payouts/", json=payout_body(sandbox.brand_id, reference="WD-B"))
+        listed = api.get("payouts/", params={"reference": "WD-A"}).json()
+        assert [p["id"] for p in listed["results"]] == [first["id"]]
+        assert api.get("payouts/", params={"reference": "WD-none"}).json()["results"] == []
+
+    def test_unknown_payout_is_404(self, api: httpx.Client) -> None:
+        assert api.get(f"payouts/{uuid.uuid4()}/").status_code == 404
+
+    @pytest.mark.parametrize(
+        ("change", "expected"),
+        [
+            (
+                lambda b: b["client"].update(bank_account="12AB5678"),
+                {"client": {"bank_account": ["Bank account number must contain digits only."]}},
+            ),
+            (
+                lambda b: b["client"].update(bank_account="12345"),
+                {"client": {"bank_account": ["Bank account number must be 6 to 16 digits long."]}},
+            ),
+            (
+                lambda b: b["client"].update(bank_code="25065"),
+                {"client": {"bank_code": ["Bank (branch) code must be exactly 6 digits."]}},
+            ),
+            (lambda b: b["client"].pop("full_name"), {"client": {"full_name": ["This field is required."]}}),
+            (
+                lambda b: b["payout"].update(amount=0),
+                {"payout": {"amount": ["Ensure this value is greater than or equal to 1."]}},
+            ),
+            (
+                lambda b: b["payout"].update(amount=10.5),
+                {"payout": {"amount": ["A valid integer is required."]}},
+            ),
+            (lambda b: b.pop("brand_id"), {"brand_id": ["This field is required."]}),
+        ],
+    )
+    def test_field_errors(
+        self, sandbox: SandboxProcess, api: httpx.Client, change: object, expected: object
+    ) -> None:
+        body = payout_body(sandbox.brand_id)
+        change(body)  # type: ignore[operator]
+        response = api.post("payouts/", json=body)
+        assert response.status_code == 400
+        assert response.json() == expected

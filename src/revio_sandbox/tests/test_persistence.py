@@ -1,0 +1,83 @@
+"""State survives a restart: purchases, keys, webhooks and pending deliveries (own sandbox process)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from revio_sandbox.testing import SandboxProcess
+from revio_sandbox.tests.support import Receiver, purchase_body, signature_valid
+
+
+@pytest.fixture
+def slow_sandbox(tmp_path: Path) -> Iterator[SandboxProcess]:
+    # time_scale 0.004: the first retry comes ~2 s after a failed attempt, long enough to restart in between.
+    process = SandboxProcess(tmp_path / "data", time_scale=0.004, delivery_timeout=1.0)
+    with process:
+        yield process
+
+
+def test_restart_keeps_objects_keys_and_delivers_pending_events(
+    slow_sandbox: SandboxProcess, receiver: Receiver
+) -> None:
+    receiver.script["/hook"] = [500]
+    with slow_sandbox.api_client() as api:
+        webhook = api.post(
+            "webhooks/", json={"title": "t", "all_events": True, "callback": receiver.url("/hook")}
+        ).json()
+        purchase = api.post("purchases/", json=purchase_body(slow_sandbox.brand_id)).json()
+        company_pem = api.get("public_key/").json()
+    receiver.wait_count(1, path="/hook")  # the first attempt failed with 500; a retry is pending
+
+    slow_sandbox.restart()
+
+    with slow_sandbox.api_client() as api:
+        assert api.get(f"purchases/{purchase['id']}/").json() == purchase
+        assert api.get("public_key/").json() == company_pem
+        assert api.get(f"webhooks/{webhook['id']}/").json()["public_key"] == webhook["public_key"]
+    received = receiver.wait_count(2, path="/hook", timeout=10)
+    assert received[1].body == received[0].body
+    assert signature_valid(str(webhook["public_key"]), received[1].signature, received[1].body)
+    (delivery,) = slow_sandbox.control.deliveries(object_id=purchase["id"])
+    assert delivery["status"] == "delivered"
+    assert [a["status_code"] for a in delivery["attempts"]] == [500, 200]
+
+
+def test_payout_steps_continue_after_restart(tmp_path: Path) -> None:
+    from revio_sandbox.tests.support import payout_body
+
+    with SandboxProcess(tmp_path / "data", payout_delay=1.0) as process:
+        with process.api_client() as api:
+            payout = api.post("payouts/", json=payout_body(process.brand_id)).json()
+            assert api.get(f"payouts/{payout['id']}/").json()["status"] in ("created", "pending")
+        process.restart()
+        with process.api_client() as api:
+            deadline = time.monotonic() + 5
+            while api.get(f"payouts/{payout['id']}/").json()["status"] != "success":
+                assert time.monotonic() < deadline, "payout never completed after restart"
+                time.sleep(0.1)
+
+
+def test_retry_now_skips_the_backoff(slow_sandbox: SandboxProcess, receiver: Receiver) -> None:
+    receiver.script["/hook"] = [500]
+    with slow_sandbox.api_client() as api:
+        api.post("webhooks/", json={"title": "t", "all_events": True, "callback": receiver.url("/hook")})
+        api.post("purchases/", json=purchase_body(slow_sandbox.brand_id))
+    receiver.wait_count(1, path="/hook")
+    assert slow_sandbox.control.retry_deliveries_now() == 1
+    received = receiver.wait_count(2, path="/hook", timeout=1.5)  # well before the ~2 s scheduled retry
+    assert received[1].at - received[0].at < 1.5
+
+
+def test_same_data_dir_keeps_generated_identity(tmp_path: Path) -> None:
+    first = SandboxProcess(tmp_path / "d")
+    with first:
+        config = first.control.config()
+    # A second process on the same folder with other settings keeps the stored company key.
+    second = SandboxProcess(tmp_path / "d", api_key=first.api_key, brand_id=first.brand_id)
+    with second:
+        assert second.control.config()["company_public_key"] == config["company_public_key"]
+        assert second.control.config()["company_id"] == config["company_id"]
