@@ -1,11 +1,12 @@
 """Fixtures shared by every app's tests."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
+from revio_sandbox.testing import SandboxProcess
 from wallet.accounts.models import User
 
 PASSWORD = "correct horse battery staple"
@@ -56,3 +57,26 @@ def admin_api(admin_user: User) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {login(client, admin_user.email)['access']}")
     return client
+
+
+# -- the Revio sandbox, a real process reached over HTTP ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def revio_sandbox() -> Iterator[SandboxProcess]:
+    with SandboxProcess(time_scale=0.0001, payout_delay=3600) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def revio(revio_sandbox: SandboxProcess, settings: Any) -> Iterator[SandboxProcess]:
+    """Point the backend's Revio client at the sandbox; faults set by a test are cleared after it.
+
+    Payouts do not settle by themselves here (a one-hour delay): tests settle them through the control API.
+    """
+    settings.REVIO_BASE_URL = revio_sandbox.api_url
+    settings.REVIO_API_KEY = revio_sandbox.api_key
+    settings.REVIO_BRAND_ID = revio_sandbox.brand_id
+    settings.REVIO_READ_TIMEOUT = 2.0
+    yield revio_sandbox
+    revio_sandbox.control.clear_faults()

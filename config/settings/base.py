@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "wallet.core",
     "wallet.accounts",
     "wallet.ledger",
+    "wallet.transactions",
 ]
 
 MIDDLEWARE = [
@@ -262,4 +263,23 @@ LOGGING = {
 # ---------------------------------------------------------------------------------------------------------
 FRONTEND_URL = env.str("FRONTEND_URL", default="http://localhost:3000")
 
+# ---------------------------------------------------------------------------------------------------------
+# The wallet's own rules (amounts in minor units)
+# ---------------------------------------------------------------------------------------------------------
+WALLET_CURRENCY = env.str("WALLET_CURRENCY", default="ZAR")
+DEPOSIT_MIN_AMOUNT = env.int("DEPOSIT_MIN_AMOUNT", default=1_000)  # R 10.00
+DEPOSIT_MAX_AMOUNT = env.int("DEPOSIT_MAX_AMOUNT", default=5_000_000)  # R 50,000.00
+WITHDRAWAL_MIN_AMOUNT = env.int("WITHDRAWAL_MIN_AMOUNT", default=1_000)
+WITHDRAWAL_MAX_AMOUNT = env.int("WITHDRAWAL_MAX_AMOUNT", default=2_500_000)  # per withdrawal
+WITHDRAWAL_DAILY_MAX_AMOUNT = env.int("WITHDRAWAL_DAILY_MAX_AMOUNT", default=5_000_000)  # rolling 24 h
+WITHDRAWAL_MAX_OPEN = env.int("WITHDRAWAL_MAX_OPEN", default=5)  # pending + processing at once
+# Idempotency-Key records are kept at least this long (Stripe keeps 24 h).
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
+# A request holding a key longer than this is presumed dead; a retry may then take the key over.
+IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=120)
+
+# Bank details are encrypted at rest with Fernet; comma-separated keys, the first encrypts (rotation).
+FIELD_ENCRYPTION_KEYS: list[str] = env.list("FIELD_ENCRYPTION_KEYS")
+
+from config.settings.integrations.revio import *  # noqa: E402
 from config.settings.integrations.sentry import *  # noqa: E402

@@ -5,6 +5,7 @@ from config.env import env
 env.ENVIRON.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-that-is-long-enough-for-django-checks")
 env.ENVIRON.setdefault("JWT_SIGNING_KEY", "test-only-jwt-signing-key-of-at-least-32-bytes")
 env.ENVIRON.setdefault("LOG_FORMAT", "text")
+env.ENVIRON.setdefault("FIELD_ENCRYPTION_KEYS", "dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5LTM=")
 env.ENVIRON.setdefault("LOG_LEVEL", "WARNING")
 env.ENVIRON.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 

@@ -12,6 +12,8 @@ class ApplicationError(Exception):
     code: ClassVar[str] = "application_error"
     http_status: ClassVar[int] = 400
     default_message: ClassVar[str] = "The request could not be completed."
+    # True when the request created something before failing, so a retry must get this same answer.
+    created_resource: ClassVar[bool] = False
 
     def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
         self.message = message or self.default_message

@@ -56,6 +56,24 @@ def test_schema_documents_the_jwt_scheme_and_error_responses(schema: dict[str, A
     assert {"403", "404"} <= set(admin_detail["responses"])
 
 
+def test_schema_documents_money_fields_errors_and_the_idempotency_header(schema: dict[str, Any]) -> None:
+    withdraw = schema["paths"]["/api/v1/withdrawals"]["post"]
+    headers = {p["name"]: p for p in withdraw["parameters"] if p["in"] == "header"}
+    assert "Idempotency-Key" in headers
+    assert "422" in withdraw["responses"] and "idempotency_key_reused" in withdraw["responses"]["422"]["description"]
+    assert "insufficient_funds" in withdraw["responses"]["409"]["description"]
+    assert "request_in_progress" in withdraw["responses"]["409"]["description"]
+    assert "withdrawal_limit_exceeded" in withdraw["responses"]["409"]["description"]
+    deposit = schema["paths"]["/api/v1/deposits"]["post"]
+    assert {"502", "503"} <= set(deposit["responses"])
+    request_schema = schema["components"]["schemas"]["WithdrawalCreateInputRequest"]
+    assert request_schema["properties"]["amount"]["type"] == "integer"
+    assert set(request_schema["required"]) == {"amount", "bank_account"}
+    status = schema["components"]["schemas"]["TransactionOutput"]["properties"]["status"]
+    status_enum = schema["components"]["schemas"][status["$ref"].rsplit("/", 1)[1]]["enum"]
+    assert set(status_enum) == {"pending", "processing", "completed", "failed", "cancelled", "expired", "returned"}
+
+
 def test_swagger_ui_is_served_with_local_assets(api: APIClient) -> None:
     response = api.get("/api/v1/docs/")
     assert response.status_code == 200

@@ -1,0 +1,147 @@
+"""Idempotency-Key handling for POST endpoints that move money (the IETF httpapi draft's semantics).
+
+- Same key, same body: the first response is replayed, same status code and the same bytes.
+- Same key, different body: 422 idempotency_key_reused.
+- Same key while the first request is still running: 409 request_in_progress.
+- Keys are scoped per user and kept at least IDEMPOTENCY_KEY_TTL_HOURS.
+
+The record is written by the service inside the transaction that moves the money (`record_claim`), so a
+request that fails before moving anything leaves no record and may simply be retried. A request that died
+after moving money leaves its record in progress; once its lease passes, a retry takes it over and answers
+with the resource's current state instead of moving money again.
+"""
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from wallet.core.errors import ApplicationError
+from wallet.core.models import IdempotencyRecord
+
+_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII without spaces, as header values allow
+
+
+class InvalidIdempotencyKeyError(ApplicationError):
+    code = "invalid_idempotency_key"
+    http_status = 400
+    default_message = "The Idempotency-Key header must be 1 to 255 printable ASCII characters without spaces."
+
+
+class IdempotencyKeyReusedError(ApplicationError):
+    code = "idempotency_key_reused"
+    http_status = 422
+    default_message = "This Idempotency-Key was already used with a different request."
+
+
+class RequestInProgressError(ApplicationError):
+    code = "request_in_progress"
+    http_status = 409
+    default_message = "A request with this Idempotency-Key is still being processed; retry shortly."
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    user_id: uuid.UUID
+    key: str
+    scope: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Replay:
+    status: int
+    body: str
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A dead request's record, taken over: answer with the resource's current state."""
+
+    resource_id: uuid.UUID
+
+
+def fingerprint(scope: str, body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
+
+
+def claim_from_request(
+    *, user_id: uuid.UUID, header: str | None, scope: str, body: Any
+) -> IdempotencyClaim | None:
+    if header is None:
+        return None
+    if not _KEY_PATTERN.match(header):
+        raise InvalidIdempotencyKeyError()
+    return IdempotencyClaim(user_id=user_id, key=header, scope=scope, fingerprint=fingerprint(scope, body))
+
+
+def lookup(claim: IdempotencyClaim, *, now: Any = None) -> Replay | Resume | None:
+    """What an earlier use of this key says: replay its response, take it over, or nothing yet.
+
+    :raises IdempotencyKeyReusedError: the key was used for a different request.
+    :raises RequestInProgressError: the earlier request is still running.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        record = (
+            IdempotencyRecord.objects.select_for_update().filter(user_id=claim.user_id, key=claim.key).first()
+        )
+        if record is None:
+            return None
+        if record.fingerprint != claim.fingerprint or record.scope != claim.scope:
+            raise IdempotencyKeyReusedError()
+        if record.state == IdempotencyRecord.State.COMPLETED:
+            return Replay(status=record.response_status or 200, body=record.response_body)
+        if record.locked_until and record.locked_until > now:
+            raise RequestInProgressError()
+        # The request holding it died after committing its money movement; this one finishes the answer.
+        record.locked_until = now + timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
+        record.save(update_fields=["locked_until"])
+        assert record.resource_id is not None  # noqa: S101 - written in the same transaction as the record
+        return Resume(resource_id=record.resource_id)
+
+
+def record_claim(claim: IdempotencyClaim | None, *, resource_id: uuid.UUID) -> None:
+    """Write the key's record inside the caller's transaction (the one that moves the money).
+
+    :raises RequestInProgressError: another request claimed the key first.
+    """
+    if claim is None:
+        return
+    try:
+        with (
+            transaction.atomic()
+        ):  # a savepoint: the unique violation must not poison the caller's transaction
+            IdempotencyRecord.objects.create(
+                user_id=claim.user_id,
+                key=claim.key,
+                scope=claim.scope,
+                fingerprint=claim.fingerprint,
+                resource_id=resource_id,
+                locked_until=timezone.now() + timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS),
+            )
+    except IntegrityError as exc:
+        raise RequestInProgressError() from exc
+
+
+def complete(claim: IdempotencyClaim | None, *, status: int, body: str) -> None:
+    if claim is None:
+        return
+    IdempotencyRecord.objects.filter(user_id=claim.user_id, key=claim.key).update(
+        state=IdempotencyRecord.State.COMPLETED, response_status=status, response_body=body, locked_until=None
+    )
+
+
+def purge_expired(*, now: Any = None) -> int:
+    """Delete records older than the retention period; returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

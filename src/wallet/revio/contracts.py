@@ -1,0 +1,108 @@
+"""Our view of Revio's objects. Revio's statuses map onto these outcomes here, in one table each.
+
+Purchase status (Revio)                      -> PurchaseOutcome
+  created, sent, viewed, overdue,
+  pending_execute, pending_charge, hold,
+  pending_capture, preauthorized             -> PENDING   (not paid yet)
+  error                                      -> ATTEMPT_FAILED (a card attempt failed; the customer may retry)
+  paid, cleared, settled                     -> PAID
+  cancelled, released                        -> CANCELLED
+  expired                                    -> EXPIRED
+  blocked                                    -> FAILED    (fraud/security check: terminal)
+  pending_refund, refunded, chargeback       -> REVERSED  (was paid, money going back: operator review)
+
+Payout status (Revio, inferred; docs/sandbox-guesses.md) -> PayoutOutcome
+  created                                    -> ACCEPTED
+  pending                                    -> PENDING
+  success                                    -> SUCCEEDED
+  error                                      -> FAILED    (before or after success; the wallet decides which)
+"""
+
+import enum
+from dataclasses import dataclass
+
+
+class PurchaseOutcome(enum.StrEnum):
+    PENDING = "pending"
+    ATTEMPT_FAILED = "attempt_failed"
+    PAID = "paid"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    REVERSED = "reversed"
+    UNKNOWN = "unknown"
+
+
+class PayoutOutcome(enum.StrEnum):
+    ACCEPTED = "accepted"
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+PURCHASE_OUTCOMES: dict[str, PurchaseOutcome] = {
+    **dict.fromkeys(
+        [
+            "created",
+            "sent",
+            "viewed",
+            "overdue",
+            "pending_execute",
+            "pending_charge",
+            "hold",
+            "pending_capture",
+            "preauthorized",
+            "pending_release",
+        ],
+        PurchaseOutcome.PENDING,
+    ),
+    "error": PurchaseOutcome.ATTEMPT_FAILED,
+    **dict.fromkeys(["paid", "cleared", "settled"], PurchaseOutcome.PAID),
+    **dict.fromkeys(["cancelled", "released"], PurchaseOutcome.CANCELLED),
+    "expired": PurchaseOutcome.EXPIRED,
+    "blocked": PurchaseOutcome.FAILED,
+    **dict.fromkeys(["pending_refund", "refunded", "chargeback"], PurchaseOutcome.REVERSED),
+}
+
+PAYOUT_OUTCOMES: dict[str, PayoutOutcome] = {
+    "created": PayoutOutcome.ACCEPTED,
+    "pending": PayoutOutcome.PENDING,
+    "success": PayoutOutcome.SUCCEEDED,
+    "error": PayoutOutcome.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class Purchase:
+    id: str
+    status: str
+    outcome: PurchaseOutcome
+    amount: int
+    currency: str
+    reference: str
+    checkout_url: str
+    updated_on: int
+    is_test: bool
+
+
+@dataclass(frozen=True)
+class Payout:
+    id: str
+    status: str
+    outcome: PayoutOutcome
+    amount: int
+    currency: str
+    reference: str
+    updated_on: int
+    is_test: bool
+
+
+@dataclass(frozen=True)
+class BankAccount:
+    """Where a payout goes. Never logged; the wallet stores it encrypted."""
+
+    account_holder: str
+    account_number: str
+    bank_code: str
+    account_type: str

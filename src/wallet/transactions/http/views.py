@@ -1,0 +1,195 @@
+"""The wallet API: deposits, withdrawals, the balance, its ledger entries and the transaction history."""
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from wallet.accounts.models import User
+from wallet.core.db import TransactionConflictError
+from wallet.core.errors import NotFoundError
+from wallet.core.http.idempotent import IDEMPOTENCY_KEY_PARAMETER, Outcome, idempotent_create
+from wallet.core.http.pagination import NewestFirstCursorPagination
+from wallet.core.idempotency import (
+    IdempotencyKeyReusedError,
+    InvalidIdempotencyKeyError,
+    RequestInProgressError,
+)
+from wallet.ledger import public as ledger
+from wallet.revio.contracts import BankAccount
+from wallet.transactions import selectors, services
+from wallet.transactions.errors import (
+    DepositNotStartedError,
+    DepositOutcomeUnknownError,
+    DepositProviderUnavailableError,
+    WithdrawalLimitError,
+)
+from wallet.transactions.http import serializers as s
+from wallet.transactions.models import TransactionType
+
+_IDEMPOTENCY_ERRORS = (InvalidIdempotencyKeyError, IdempotencyKeyReusedError, RequestInProgressError)
+
+
+def _user(request: Request) -> User:
+    assert isinstance(request.user, User)  # noqa: S101 - IsAuthenticated guarantees it
+    return request.user
+
+
+def _validated(serializer_class: type[Any], data: Any) -> dict[str, Any]:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _transaction_payload(transaction_id: uuid.UUID) -> Outcome:
+    txn = selectors.transaction_find(transaction_id=transaction_id)
+    return 201, dict(s.TransactionOutputSerializer(txn).data)
+
+
+class DepositCreateApi(APIView):
+    documented_errors = (
+        *_IDEMPOTENCY_ERRORS,
+        DepositNotStartedError,
+        DepositProviderUnavailableError,
+        DepositOutcomeUnknownError,
+    )
+
+    @extend_schema(
+        tags=["deposits"],
+        request=s.DepositCreateInputSerializer,
+        responses={201: s.TransactionOutputSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        description=(
+            "Starts a deposit: creates a Revio purchase and returns its `checkout_url`; send the customer "
+            "there. The balance is credited only when Revio confirms the payment (poll "
+            "`GET /api/v1/deposits/{id}`). If Revio refuses or is down, the answer is 502/503 and the "
+            "deposit is marked failed; nothing is charged."
+        ),
+    )
+    def post(self, request: Request) -> Any:
+        user = _user(request)
+        data = _validated(s.DepositCreateInputSerializer, request.data)
+
+        def execute(claim: Any) -> Outcome:
+            deposit = services.deposit_create(
+                user_id=user.id,
+                email=user.email,
+                amount=data["amount"],
+                currency=data.get("currency", settings.WALLET_CURRENCY),
+                claim=claim,
+            )
+            return 201, dict(s.TransactionOutputSerializer(deposit).data)
+
+        return idempotent_create(
+            request, scope="deposit_create", execute=execute, resume=_transaction_payload
+        )
+
+
+class WithdrawalCreateApi(APIView):
+    documented_errors = (
+        *_IDEMPOTENCY_ERRORS,
+        ledger.InsufficientFundsError,
+        WithdrawalLimitError,
+        TransactionConflictError,
+    )
+
+    @extend_schema(
+        tags=["withdrawals"],
+        request=s.WithdrawalCreateInputSerializer,
+        responses={201: s.TransactionOutputSerializer},
+        parameters=[IDEMPOTENCY_KEY_PARAMETER],
+        description=(
+            "Withdraws to a bank account. The amount is reserved at once (available → reserved), then Revio "
+            "is asked to pay it out. The answer's `status` says what happened: `processing` (accepted), "
+            "`failed` (refused; the amount is back in the balance, see `failure_reason`) or `pending` (Revio "
+            "did not answer; it is resolved automatically, never paid twice). Bank details are stored "
+            "encrypted and only the last four digits are ever shown."
+        ),
+    )
+    def post(self, request: Request) -> Any:
+        user = _user(request)
+        data = _validated(s.WithdrawalCreateInputSerializer, request.data)
+
+        def execute(claim: Any) -> Outcome:
+            withdrawal = services.withdrawal_create(
+                user_id=user.id,
+                email=user.email,
+                amount=data["amount"],
+                currency=data.get("currency", settings.WALLET_CURRENCY),
+                bank_account=BankAccount(**data["bank_account"]),
+                claim=claim,
+            )
+            return 201, dict(s.TransactionOutputSerializer(withdrawal).data)
+
+        return idempotent_create(
+            request, scope="withdrawal_create", execute=execute, resume=_transaction_payload
+        )
+
+
+class BalanceApi(APIView):
+    @extend_schema(tags=["balance"], responses={200: s.BalanceOutputSerializer})
+    def get(self, request: Request) -> Response:
+        figures = ledger.balance_get(user_id=_user(request).id, currency=settings.WALLET_CURRENCY)
+        return Response(s.BalanceOutputSerializer(figures).data)
+
+
+class EntryPagination(NewestFirstCursorPagination):
+    ordering = "-id"
+
+
+class BalanceEntryListApi(APIView):
+    @extend_schema(
+        tags=["balance"],
+        responses={200: s.EntryOutputSerializer(many=True)},
+        description="The ledger entries behind the balance, newest first: why the balance is what it is.",
+    )
+    def get(self, request: Request) -> Response:
+        entries = ledger.entry_list_for_user(user_id=_user(request).id)
+        paginator = EntryPagination()
+        page = paginator.paginate_queryset(entries, request, view=self)
+        return paginator.get_paginated_response(s.EntryOutputSerializer(page, many=True).data)
+
+
+class TransactionListApi(APIView):
+    @extend_schema(
+        tags=["transactions"],
+        parameters=[s.TransactionFilterSerializer],
+        responses={200: s.TransactionOutputSerializer(many=True)},
+    )
+    def get(self, request: Request) -> Response:
+        filters = _validated(s.TransactionFilterSerializer, request.query_params)
+        rows = selectors.transaction_list(user_id=_user(request).id, **filters)
+        paginator = NewestFirstCursorPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(
+            s.TransactionOutputSerializer(page, many=True).data  # type: ignore[arg-type]
+        )
+
+
+class TransactionDetailApi(APIView):
+    transaction_type: str | None = None
+
+    @extend_schema(
+        tags=["transactions"],
+        responses={200: s.TransactionOutputSerializer},
+        parameters=[OpenApiParameter("transaction_id", type=uuid.UUID, location=OpenApiParameter.PATH)],
+    )
+    def get(self, request: Request, transaction_id: uuid.UUID) -> Response:
+        txn = selectors.transaction_get(
+            user_id=_user(request).id, transaction_id=transaction_id, type=self.transaction_type
+        )
+        if txn is None:
+            raise NotFoundError()
+        return Response(s.TransactionOutputSerializer(txn).data)
+
+
+class DepositDetailApi(TransactionDetailApi):
+    transaction_type = TransactionType.DEPOSIT
+
+
+class WithdrawalDetailApi(TransactionDetailApi):
+    transaction_type = TransactionType.WITHDRAWAL

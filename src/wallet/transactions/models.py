@@ -1,0 +1,104 @@
+"""Deposits and withdrawals, and the trail of every status change they went through."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class TransactionType(models.TextChoices):
+    DEPOSIT = "deposit", "Deposit"
+    WITHDRAWAL = "withdrawal", "Withdrawal"
+
+
+class TransactionStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    EXPIRED = "expired", "Expired"
+    RETURNED = "returned", "Returned by the bank"
+
+
+DEPOSIT_STATUSES = ["pending", "completed", "failed", "cancelled", "expired"]
+WITHDRAWAL_STATUSES = ["pending", "processing", "completed", "failed", "returned"]
+
+
+class Transaction(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    type = models.CharField(max_length=16, choices=TransactionType.choices)
+    status = models.CharField(
+        max_length=16, choices=TransactionStatus.choices, default=TransactionStatus.PENDING
+    )
+    amount = models.BigIntegerField(help_text="Minor units (cents); always positive.")
+    currency = models.CharField(max_length=3)
+    # Revio's purchase id (deposits) or payout id (withdrawals), once known.
+    # NULL (not "") until Revio answers, so the uniqueness constraint below ignores unknown ids.
+    provider_object_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    provider_status = models.CharField(max_length=32, blank=True)
+    checkout_url = models.URLField(max_length=500, blank=True)
+    # Withdrawals only: the full details encrypted (core.crypto), and what may be shown.
+    bank_account_encrypted = models.TextField(blank=True)
+    bank_account_masked = models.CharField(max_length=32, blank=True)
+    bank_account_holder = models.CharField(max_length=100, blank=True)
+    bank_code = models.CharField(max_length=6, blank=True)
+    bank_account_type = models.CharField(max_length=16, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    needs_review = models.BooleanField(default=False)
+    review_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "transactions"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="transaction_amount_positive"),
+            models.CheckConstraint(
+                condition=(
+                    models.Q(type="deposit", status__in=DEPOSIT_STATUSES)
+                    | models.Q(type="withdrawal", status__in=WITHDRAWAL_STATUSES)
+                ),
+                name="transaction_status_valid_for_type",
+            ),
+            models.UniqueConstraint(
+                fields=["type", "provider_object_id"],
+                name="transaction_provider_object_unique",
+                condition=models.Q(provider_object_id__isnull=False),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="transaction_user_created_idx"),
+            models.Index(fields=["status", "type", "updated_at"], name="transaction_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} {self.status} {self.amount} {self.currency}"
+
+
+class TransactionEvent(models.Model):
+    """An append-only trail: each status change, who caused it and why."""
+
+    class Source(models.TextChoices):
+        API = "api", "API request"
+        WEBHOOK = "webhook", "Revio webhook"
+        RECONCILIATION = "reconciliation", "Reconciliation"
+        OPERATOR = "operator", "Operator"
+
+    id = models.BigAutoField(primary_key=True)
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="events")
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    detail = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        db_table = "transaction_events"
+        indexes = [models.Index(fields=["transaction", "id"], name="transaction_event_txn_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.transaction_id}: {self.from_status or '∅'} → {self.to_status}"

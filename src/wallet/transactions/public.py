@@ -1,0 +1,33 @@
+"""Deposits and withdrawals: their state machines and the services that move money for them.
+
+Webhooks and reconciliation apply Revio's states through the apply_* services here.
+"""
+
+from wallet.transactions.errors import IllegalTransitionError, ProviderMismatchError, WithdrawalLimitError
+from wallet.transactions.models import Transaction, TransactionEvent, TransactionStatus, TransactionType
+from wallet.transactions.selectors import transaction_find
+from wallet.transactions.services import (
+    Applied,
+    deposit_apply_provider_state,
+    transaction_transition,
+    withdrawal_apply_provider_state,
+    withdrawal_bank_account,
+    withdrawal_fail_unsent,
+)
+
+__all__ = [
+    "Applied",
+    "IllegalTransitionError",
+    "ProviderMismatchError",
+    "Transaction",
+    "TransactionEvent",
+    "TransactionStatus",
+    "TransactionType",
+    "WithdrawalLimitError",
+    "deposit_apply_provider_state",
+    "transaction_find",
+    "transaction_transition",
+    "withdrawal_apply_provider_state",
+    "withdrawal_bank_account",
+    "withdrawal_fail_unsent",
+]

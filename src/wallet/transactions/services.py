@@ -1,0 +1,496 @@
+"""Deposits and withdrawals: creating them, and applying what Revio says happened to them.
+
+Every money movement locks the user's balance row, writes a balanced ledger journal and the status change
+in one SERIALIZABLE transaction (wallet.core.db). Calls to Revio happen outside any transaction and row
+lock (docs/adr/0002-payout-after-commit.md): the reservation commits first, then the payout is requested
+with our withdrawal id as its reference, then the answer is applied in a transaction of its own.
+
+The apply_* services are what webhooks and reconciliation call. They are idempotent and state-guarded:
+applying the same state twice changes nothing the second time, and a state older than the one we hold
+(an out-of-order event) is reported as stale and changes nothing.
+"""
+
+import enum
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from wallet.core import crypto, idempotency
+from wallet.core.db import run_in_serializable_transaction
+from wallet.core.errors import ValidationFailedError
+from wallet.ledger import public as ledger
+from wallet.revio.client import get_client
+from wallet.revio.contracts import BankAccount, PayoutOutcome, PurchaseOutcome
+from wallet.revio.errors import RevioNotCreatedError, RevioOutcomeUnknownError, RevioUnavailableError
+from wallet.transactions import states
+from wallet.transactions.errors import (
+    DepositNotStartedError,
+    DepositOutcomeUnknownError,
+    DepositProviderUnavailableError,
+    IllegalTransitionError,
+    WithdrawalLimitError,
+)
+from wallet.transactions.models import Transaction, TransactionEvent, TransactionType
+from wallet.transactions.models import TransactionStatus as S
+
+logger = logging.getLogger(__name__)
+
+Source = TransactionEvent.Source
+
+
+class Applied(enum.StrEnum):
+    """What applying a provider state did."""
+
+    CHANGED = "changed"  # the transaction moved (and money with it, where the move moves money)
+    UNCHANGED = "unchanged"  # already in that state, or the state means no change (still pending)
+    STALE = "stale"  # older than what we hold: an out-of-order event; nothing changed
+    FLAGGED = "flagged"  # Revio's object disagrees with ours (amount, currency, id): flagged for review
+
+
+# -- deposits ---------------------------------------------------------------------------------------------
+
+
+def deposit_create(
+    *,
+    user_id: uuid.UUID,
+    email: str,
+    amount: int,
+    currency: str,
+    claim: idempotency.IdempotencyClaim | None = None,
+) -> Transaction:
+    """Create a pending deposit and its Revio purchase; the returned deposit carries the checkout URL.
+
+    Nothing is credited here: only Revio's confirmation (webhook or reconciliation) credits a deposit.
+
+    :raises ValidationFailedError: the amount or currency is outside the configured range.
+    :raises DepositNotStartedError: Revio refused; the deposit is marked failed.
+    :raises DepositProviderUnavailableError: Revio was unavailable; the deposit is marked failed.
+    :raises DepositOutcomeUnknownError: Revio did not answer; the deposit stays pending.
+    """
+    _check_amount(
+        amount=amount, currency=currency, low=settings.DEPOSIT_MIN_AMOUNT, high=settings.DEPOSIT_MAX_AMOUNT
+    )
+    deposit = Transaction(
+        id=uuid.uuid4(), user_id=user_id, type=TransactionType.DEPOSIT, amount=amount, currency=currency
+    )
+    with transaction.atomic():
+        deposit.save(force_insert=True)
+        _record_event(deposit, from_status="", detail="created", source=Source.API)
+        idempotency.record_claim(claim, resource_id=deposit.id)
+
+    base = settings.FRONTEND_URL.rstrip("/")
+    try:
+        purchase = get_client().purchase_create(
+            reference=str(deposit.id),
+            amount=amount,
+            currency=currency,
+            email=email,
+            success_redirect=f"{base}/deposits/{deposit.id}?result=success",
+            failure_redirect=f"{base}/deposits/{deposit.id}?result=failure",
+            success_callback=settings.PUBLIC_BASE_URL.rstrip("/") + settings.REVIO_CALLBACK_PATH,
+        )
+    except RevioNotCreatedError as exc:
+        logger.warning("deposit %s: Revio did not create the purchase: %s", deposit.id, exc)
+        _deposit_fail_unstarted(
+            deposit.id, reason=f"The payment provider refused the deposit ({exc.status})."
+        )
+        error = (
+            DepositProviderUnavailableError
+            if isinstance(exc, RevioUnavailableError)
+            else DepositNotStartedError
+        )
+        raise error(details={"deposit_id": str(deposit.id)}) from exc
+    except RevioOutcomeUnknownError as exc:
+        logger.warning("deposit %s: purchase outcome unknown: %s", deposit.id, exc)
+        raise DepositOutcomeUnknownError(details={"deposit_id": str(deposit.id)}) from exc
+
+    Transaction.objects.filter(id=deposit.id, provider_object_id__isnull=True).update(
+        provider_object_id=purchase.id,
+        provider_status=purchase.status,
+        checkout_url=purchase.checkout_url,
+        updated_at=timezone.now(),
+    )
+    deposit.refresh_from_db()
+    return deposit
+
+
+def _deposit_fail_unstarted(deposit_id: uuid.UUID, *, reason: str) -> None:
+    with transaction.atomic():
+        deposit = Transaction.objects.select_for_update().get(id=deposit_id)
+        _transition(deposit, S.FAILED, source=Source.API, detail=reason)
+        deposit.failure_reason = reason
+        deposit.save(update_fields=["failure_reason"])
+
+
+def deposit_apply_provider_state(
+    *,
+    deposit_id: uuid.UUID,
+    outcome: PurchaseOutcome,
+    purchase_id: str,
+    amount: int,
+    currency: str,
+    provider_status: str,
+    source: str,
+) -> Applied:
+    """Apply Revio's current state of the deposit's purchase (read from Revio, not from an event body).
+
+    PAID credits the deposit once; CANCELLED, EXPIRED and FAILED close it; a failed card attempt and
+    PENDING change nothing; REVERSED (refund, chargeback) flags it for an operator. If amount, currency or
+    purchase id disagree with ours, the deposit is flagged for review (FLAGGED) and nothing is credited.
+
+    :raises IllegalTransitionError: the change is not in the state machine; nothing changed.
+    """
+    deposit = Transaction.objects.get(id=deposit_id, type=TransactionType.DEPOSIT)
+    ledger.balance_ensure(user_id=deposit.user_id, currency=deposit.currency)
+
+    def apply() -> Applied:
+        balance = ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+        locked = Transaction.objects.select_for_update().get(id=deposit_id)
+        mismatch = _provider_mismatch(
+            locked, provider_object_id=purchase_id, amount=amount, currency=currency
+        )
+        if mismatch:
+            return _flag_for_review(locked, mismatch, source=source)
+        locked.provider_object_id = purchase_id
+        locked.provider_status = provider_status
+        target = {
+            PurchaseOutcome.PAID: S.COMPLETED,
+            PurchaseOutcome.CANCELLED: S.CANCELLED,
+            PurchaseOutcome.EXPIRED: S.EXPIRED,
+            PurchaseOutcome.FAILED: S.FAILED,
+        }.get(outcome)
+        if outcome == PurchaseOutcome.REVERSED:
+            locked.save(update_fields=["provider_object_id", "provider_status"])
+            return _flag_for_review(
+                locked, f"Revio reports the payment {provider_status}: refund or chargeback", source=source
+            )
+        if target is None or locked.status == target:
+            locked.save(update_fields=["provider_object_id", "provider_status"])
+            return Applied.UNCHANGED
+        if locked.status == S.COMPLETED:
+            return Applied.STALE  # paid is final for a deposit; a later "cancelled" is out of date
+        _transition(locked, target, source=source, detail=f"Revio purchase {provider_status}")
+        if target == S.COMPLETED:
+            if locked.failure_reason:
+                logger.warning("deposit %s paid after it was %s: crediting", locked.id, locked.failure_reason)
+            ledger.deposit_credit(balance=balance, amount=locked.amount, transaction_id=locked.id)
+        return Applied.CHANGED
+
+    return run_in_serializable_transaction(apply, lock_keys=[_balance_key(deposit)])
+
+
+# -- withdrawals ------------------------------------------------------------------------------------------
+
+
+def withdrawal_create(
+    *,
+    user_id: uuid.UUID,
+    email: str,
+    amount: int,
+    currency: str,
+    bank_account: BankAccount,
+    claim: idempotency.IdempotencyClaim | None = None,
+) -> Transaction:
+    """Reserve the amount at once, then ask Revio to pay it out.
+
+    The reservation (available → reserved) commits before Revio is called, so no row lock is held across
+    the HTTP call and an accepted payout can never be lost to a rollback. Revio's answer decides the rest:
+    accepted → processing; refused → failed and the reservation returned; no answer → stays pending, never
+    sent again and never refunded blindly (reconciliation resolves it).
+
+    :raises ValidationFailedError: the amount or currency is outside the configured range.
+    :raises InsufficientFundsError: the available balance is too low; nothing changed.
+    :raises WithdrawalLimitError: a risk limit would be exceeded; nothing changed.
+    """
+    _check_amount(
+        amount=amount,
+        currency=currency,
+        low=settings.WITHDRAWAL_MIN_AMOUNT,
+        high=settings.WITHDRAWAL_MAX_AMOUNT,
+    )
+    ledger.balance_ensure(user_id=user_id, currency=currency)
+    withdrawal_id = uuid.uuid4()
+    now = timezone.now()
+    encrypted = crypto.encrypt_json(
+        {
+            "account_holder": bank_account.account_holder,
+            "account_number": bank_account.account_number,
+            "bank_code": bank_account.bank_code,
+            "account_type": bank_account.account_type,
+        }
+    )
+
+    def reserve() -> Transaction:
+        balance = ledger.balance_lock(user_id=user_id, currency=currency)
+        _check_withdrawal_limits(user_id=user_id, currency=currency, amount=amount, now=now)
+        ledger.withdrawal_reserve(balance=balance, amount=amount, transaction_id=withdrawal_id)
+        withdrawal = Transaction.objects.create(
+            id=withdrawal_id,
+            user_id=user_id,
+            type=TransactionType.WITHDRAWAL,
+            amount=amount,
+            currency=currency,
+            bank_account_encrypted=encrypted,
+            bank_account_masked=crypto.mask_account_number(bank_account.account_number),
+            bank_account_holder=bank_account.account_holder,
+            bank_code=bank_account.bank_code,
+            bank_account_type=bank_account.account_type,
+            created_at=now,
+            updated_at=now,
+        )
+        _record_event(withdrawal, from_status="", detail="created; amount reserved", source=Source.API)
+        idempotency.record_claim(claim, resource_id=withdrawal_id)
+        return withdrawal
+
+    withdrawal = run_in_serializable_transaction(
+        reserve, lock_keys=[ledger.balance_lock_key(user_id=user_id, currency=currency)]
+    )
+
+    try:
+        payout = get_client().payout_create(
+            reference=str(withdrawal.id),
+            amount=amount,
+            currency=currency,
+            bank_account=bank_account,
+            email=email,
+        )
+    except RevioNotCreatedError as exc:
+        logger.warning("withdrawal %s: payout not created: %s", withdrawal.id, exc)
+        withdrawal_fail_unsent(withdrawal_id=withdrawal.id, reason=_refusal_reason(exc), source=Source.API)
+    except RevioOutcomeUnknownError as exc:
+        # It may have been created. Sending it again could pay twice; refunding could give money away twice.
+        logger.warning("withdrawal %s: payout outcome unknown, left pending: %s", withdrawal.id, exc)
+    else:
+        withdrawal_apply_provider_state(
+            withdrawal_id=withdrawal.id,
+            outcome=payout.outcome,
+            payout_id=payout.id,
+            amount=payout.amount,
+            currency=payout.currency,
+            provider_status=payout.status,
+            source=Source.API,
+        )
+    withdrawal.refresh_from_db()
+    return withdrawal
+
+
+def _refusal_reason(exc: RevioNotCreatedError) -> str:
+    if isinstance(exc, RevioUnavailableError):
+        return "The payment provider was unavailable; the amount is back in your balance."
+    return (
+        "The payment provider refused this payout (check the bank details); "
+        "the amount is back in your balance."
+    )
+
+
+def withdrawal_fail_unsent(*, withdrawal_id: uuid.UUID, reason: str, source: str) -> Applied:
+    """Fail a withdrawal whose payout Revio certainly did not create, returning the reservation once."""
+    withdrawal = Transaction.objects.get(id=withdrawal_id, type=TransactionType.WITHDRAWAL)
+
+    def apply() -> Applied:
+        balance = ledger.balance_lock(user_id=withdrawal.user_id, currency=withdrawal.currency)
+        locked = Transaction.objects.select_for_update().get(id=withdrawal_id)
+        if locked.status == S.FAILED:
+            return Applied.UNCHANGED
+        _transition(locked, S.FAILED, source=source, detail=reason)
+        locked.failure_reason = reason[:255]
+        locked.save(update_fields=["failure_reason"])
+        ledger.withdrawal_release(balance=balance, amount=locked.amount, transaction_id=locked.id)
+        return Applied.CHANGED
+
+    return run_in_serializable_transaction(apply, lock_keys=[_balance_key(withdrawal)])
+
+
+def withdrawal_apply_provider_state(
+    *,
+    withdrawal_id: uuid.UUID,
+    outcome: PayoutOutcome,
+    payout_id: str,
+    amount: int,
+    currency: str,
+    provider_status: str,
+    source: str,
+    reason: str = "",
+) -> Applied:
+    """Apply Revio's current state of the withdrawal's payout.
+
+    ACCEPTED/PENDING → processing; SUCCEEDED → completed (the reserved money leaves); FAILED → failed with
+    the reservation returned exactly once, or, for a completed withdrawal, returned with the money
+    re-credited. A state behind ours is stale and changes nothing. If amount, currency or payout id
+    disagree with ours, the withdrawal is flagged for review (FLAGGED) and no money moves.
+    """
+    withdrawal = Transaction.objects.get(id=withdrawal_id, type=TransactionType.WITHDRAWAL)
+
+    def apply() -> Applied:
+        balance = ledger.balance_lock(user_id=withdrawal.user_id, currency=withdrawal.currency)
+        locked = Transaction.objects.select_for_update().get(id=withdrawal_id)
+        mismatch = _provider_mismatch(locked, provider_object_id=payout_id, amount=amount, currency=currency)
+        if mismatch:
+            return _flag_for_review(locked, mismatch, source=source)
+        if locked.provider_object_id != payout_id or locked.provider_status != provider_status:
+            locked.provider_object_id = payout_id
+            locked.provider_status = provider_status
+            locked.save(update_fields=["provider_object_id", "provider_status"])
+
+        target: str | None
+        if outcome == PayoutOutcome.FAILED and locked.status in {S.COMPLETED, S.RETURNED}:
+            target = S.RETURNED
+        else:
+            target = {
+                PayoutOutcome.ACCEPTED: S.PROCESSING,
+                PayoutOutcome.PENDING: S.PROCESSING,
+                PayoutOutcome.SUCCEEDED: S.COMPLETED,
+                PayoutOutcome.FAILED: S.FAILED,
+            }.get(outcome)
+        if target is None or locked.status == target:
+            return Applied.UNCHANGED
+        if states.WITHDRAWAL_PROGRESS[target] <= states.WITHDRAWAL_PROGRESS[locked.status]:
+            return Applied.STALE
+        detail = f"Revio payout {provider_status}" + (f": {reason}" if reason else "")
+        if locked.status == S.PENDING and target != S.PROCESSING and target != S.FAILED:
+            _transition(
+                locked, S.PROCESSING, source=source, detail=detail
+            )  # accepted, implied by the outcome
+        _transition(locked, target, source=source, detail=detail)
+        if target == S.COMPLETED:
+            ledger.withdrawal_settle(balance=balance, amount=locked.amount, transaction_id=locked.id)
+        elif target == S.FAILED:
+            locked.failure_reason = (
+                reason or "The bank did not accept the payout; the amount is back in your balance."
+            )[:255]
+            locked.save(update_fields=["failure_reason"])
+            ledger.withdrawal_release(balance=balance, amount=locked.amount, transaction_id=locked.id)
+        elif target == S.RETURNED:
+            locked.failure_reason = (
+                reason or "The bank returned the payout; the amount is back in your balance."
+            )[:255]
+            locked.save(update_fields=["failure_reason"])
+            ledger.withdrawal_return(
+                balance=balance, amount=locked.amount, transaction_id=locked.id, reason=locked.failure_reason
+            )
+        return Applied.CHANGED
+
+    return run_in_serializable_transaction(apply, lock_keys=[_balance_key(withdrawal)])
+
+
+def withdrawal_bank_account(*, withdrawal: Transaction) -> BankAccount:
+    """The decrypted bank details of a withdrawal (for re-sending to Revio; never for display)."""
+    data = crypto.decrypt_json(withdrawal.bank_account_encrypted)
+    return BankAccount(**data)
+
+
+# -- shared -----------------------------------------------------------------------------------------------
+
+
+def transaction_transition(
+    *, transaction_id: uuid.UUID, to_status: str, source: str, detail: str = ""
+) -> Applied:
+    """Move a transaction to a status without moving money: the guarded primitive, for statuses that do
+    not touch the ledger (a deposit expiring, say). Money-moving changes go through the apply_* services.
+
+    :raises IllegalTransitionError: not in the state machine.
+    """
+    with transaction.atomic():
+        locked = Transaction.objects.select_for_update().get(id=transaction_id)
+        if locked.status == to_status:
+            return Applied.UNCHANGED
+        if to_status in {S.COMPLETED, S.RETURNED} or (
+            locked.type == TransactionType.WITHDRAWAL and to_status == S.FAILED
+        ):
+            raise IllegalTransitionError("This status change moves money; use the provider-state services.")
+        _transition(locked, to_status, source=source, detail=detail)
+        return Applied.CHANGED
+
+
+def _transition(txn: Transaction, to_status: str, *, source: str, detail: str) -> None:
+    """The one guarded state change. The caller holds the row lock and owns the transaction."""
+    if not states.is_allowed(txn.type, txn.status, to_status):
+        logger.warning(
+            "refused illegal transition of %s %s: %s → %s (%s)",
+            txn.type,
+            txn.id,
+            txn.status,
+            to_status,
+            detail,
+        )
+        raise IllegalTransitionError(
+            f"A {txn.type} cannot move from {txn.status} to {to_status}.",
+            details={"transaction_id": str(txn.id), "from": txn.status, "to": to_status},
+        )
+    from_status = txn.status
+    txn.status = to_status
+    txn.updated_at = timezone.now()
+    fields = ["status", "updated_at"]
+    if to_status in {S.COMPLETED, S.RETURNED} or to_status in states.TERMINAL[txn.type]:
+        txn.completed_at = txn.updated_at
+        fields.append("completed_at")
+    txn.save(update_fields=fields)
+    _record_event(txn, from_status=from_status, detail=detail, source=source)
+    logger.info("%s %s: %s → %s (%s)", txn.type, txn.id, from_status, to_status, source)
+
+
+def _record_event(txn: Transaction, *, from_status: str, detail: str, source: str) -> None:
+    TransactionEvent.objects.create(
+        transaction=txn, from_status=from_status, to_status=txn.status, source=source, detail=detail[:255]
+    )
+
+
+def _provider_mismatch(txn: Transaction, *, provider_object_id: str, amount: int, currency: str) -> str:
+    if txn.provider_object_id and txn.provider_object_id != provider_object_id:
+        return f"Revio object {provider_object_id} does not match ours ({txn.provider_object_id})"
+    if amount != txn.amount or currency != txn.currency:
+        return f"Revio says {amount} {currency}; we hold {txn.amount} {txn.currency}"
+    return ""
+
+
+def _flag_for_review(txn: Transaction, reason: str, *, source: str) -> Applied:
+    """Mark the transaction for an operator; returned (not raised) so the flag commits."""
+    logger.error("%s %s flagged for review: %s", txn.type, txn.id, reason)
+    txn.needs_review = True
+    txn.review_reason = reason[:255]
+    txn.save(update_fields=["needs_review", "review_reason"])
+    _record_event(txn, from_status=txn.status, detail=f"flagged for review: {reason}", source=source)
+    return Applied.FLAGGED
+
+
+def _balance_key(txn: Transaction) -> str:
+    return ledger.balance_lock_key(user_id=txn.user_id, currency=txn.currency)
+
+
+def _check_amount(*, amount: int, currency: str, low: int, high: int) -> None:
+    if currency != settings.WALLET_CURRENCY:
+        raise ValidationFailedError.for_fields(
+            {"currency": [f"Only {settings.WALLET_CURRENCY} is supported."]}
+        )
+    if not low <= amount <= high:
+        raise ValidationFailedError.for_fields(
+            {"amount": [f"Must be between {low} and {high} (minor units)."]}
+        )
+
+
+def _check_withdrawal_limits(*, user_id: uuid.UUID, currency: str, amount: int, now: datetime) -> None:
+    """Risk limits, read under the balance lock so concurrent requests cannot slip past them together."""
+    mine = Transaction.objects.filter(user_id=user_id, type=TransactionType.WITHDRAWAL, currency=currency)
+    open_count = mine.filter(status__in=[S.PENDING, S.PROCESSING]).count()
+    if open_count >= settings.WITHDRAWAL_MAX_OPEN:
+        raise WithdrawalLimitError(
+            f"At most {settings.WITHDRAWAL_MAX_OPEN} withdrawals can be in progress at once.",
+            details={"limit": "max_open", "max_open": settings.WITHDRAWAL_MAX_OPEN},
+        )
+    since = now - timedelta(hours=24)
+    recent = mine.filter(created_at__gte=since).filter(~Q(status=S.FAILED)).aggregate(total=Sum("amount"))
+    used = recent["total"] or 0
+    if used + amount > settings.WITHDRAWAL_DAILY_MAX_AMOUNT:
+        raise WithdrawalLimitError(
+            "This withdrawal would exceed the daily withdrawal limit.",
+            details={
+                "limit": "daily_amount",
+                "daily_max": settings.WITHDRAWAL_DAILY_MAX_AMOUNT,
+                "used": used,
+            },
+        )

@@ -1,0 +1,391 @@
+"""Withdrawals against the Revio sandbox over real HTTP: reserve first, pay out, settle exactly once."""
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from conftest import login
+from revio_sandbox.testing import SandboxProcess
+from wallet.accounts.models import User
+from wallet.core import crypto
+from wallet.ledger.models import Journal, JournalKind
+from wallet.ledger.selectors import balance_get
+from wallet.revio.client import get_client
+from wallet.revio.contracts import PayoutOutcome
+from wallet.transactions import services
+from wallet.transactions.models import Transaction
+from wallet.transactions.tests.conftest import BANK, apply_payout
+
+pytestmark = pytest.mark.django_db
+
+Fund = Callable[[User, int], Transaction]
+
+
+def figures(user: User) -> tuple[int, int]:
+    balance = balance_get(user_id=user.id, currency="ZAR")
+    return balance.available, balance.reserved
+
+
+def withdraw(api: APIClient, amount: int, **bank: str) -> Any:
+    return api.post(
+        "/api/v1/withdrawals", {"amount": amount, "bank_account": {**BANK, **bank}}, format="json"
+    )
+
+
+class TestCreate:
+    def test_reserves_at_once_and_pays_out_with_our_id_as_reference(
+        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess
+    ) -> None:
+        fund(user, 20_000)
+        response = withdraw(user_api, 7_500)
+        assert response.status_code == 201, response.content
+        body = response.json()
+        assert body["type"] == "withdrawal"
+        assert body["status"] == "processing"
+        assert body["amount"] == 7_500
+        assert body["checkout_url"] is None
+        assert body["bank_account"] == {
+            "account_holder": "Thandi Nkosi",
+            "account_number_masked": "•••••••4567",
+            "bank_code": "250655",
+            "account_type": "current",
+        }
+        assert "62001234567" not in response.content.decode()
+        assert figures(user) == (12_500, 7_500)
+        withdrawal = Transaction.objects.get(id=body["id"])
+        payout = revio.control.payout(withdrawal.provider_object_id or "")
+        assert payout["reference"] == body["id"]
+        assert payout["payment"]["amount"] == 7_500
+        assert payout["client"]["bank_account"] == "62001234567"
+
+    def test_bank_details_are_encrypted_at_rest(self, user_api: APIClient, user: User, fund: Fund) -> None:
+        fund(user, 20_000)
+        withdrawal = Transaction.objects.get(id=withdraw(user_api, 5_000).json()["id"])
+        assert "62001234567" not in withdrawal.bank_account_encrypted
+        assert crypto.decrypt_json(withdrawal.bank_account_encrypted)["account_number"] == "62001234567"
+        assert services.withdrawal_bank_account(withdrawal=withdrawal).account_number == "62001234567"
+
+    def test_insufficient_funds_is_409_and_changes_nothing(
+        self, user_api: APIClient, user: User, fund: Fund
+    ) -> None:
+        fund(user, 5_000)
+        response = withdraw(user_api, 5_001)
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "insufficient_funds"
+        assert response.json()["error"]["details"]["available"] == 5_000
+        assert figures(user) == (5_000, 0)
+        assert not Transaction.objects.filter(type="withdrawal").exists()
+
+    @pytest.mark.parametrize(
+        ("bank", "field"),
+        [
+            ({"account_number": "12ab5678"}, "account_number"),
+            ({"account_number": "12345"}, "account_number"),
+            ({"account_number": 62001234567}, "account_number"),
+            ({"bank_code": "12345"}, "bank_code"),
+            ({"account_type": "crypto"}, "account_type"),
+            ({"account_holder": ""}, "account_holder"),
+        ],
+    )
+    def test_bad_bank_details_are_refused(
+        self, user_api: APIClient, user: User, fund: Fund, bank: dict[str, Any], field: str
+    ) -> None:
+        fund(user, 5_000)
+        response = user_api.post(
+            "/api/v1/withdrawals", {"amount": 1_000, "bank_account": {**BANK, **bank}}, format="json"
+        )
+        assert response.status_code == 400
+        assert field in response.json()["error"]["details"]["fields"]["bank_account"]
+        assert figures(user) == (5_000, 0)
+
+    def test_a_refused_account_fails_and_returns_the_reservation(
+        self, user_api: APIClient, user: User, fund: Fund
+    ) -> None:
+        fund(user, 9_000)
+        body = withdraw(user_api, 4_000, account_number="62000000001").json()  # the sandbox refuses ...0001
+        assert body["status"] == "failed"
+        assert "refused" in body["failure_reason"]
+        assert figures(user) == (9_000, 0)
+        kinds = set(Journal.objects.filter(transaction_id=body["id"]).values_list("kind", flat=True))
+        assert kinds == {JournalKind.WITHDRAWAL_RESERVE, JournalKind.WITHDRAWAL_RELEASE}
+
+    def test_revio_unavailable_fails_and_returns_the_reservation(
+        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess
+    ) -> None:
+        fund(user, 9_000)
+        revio.control.fail_next("payouts.create", status=503, count=3)
+        body = withdraw(user_api, 4_000).json()
+        assert body["status"] == "failed"
+        assert figures(user) == (9_000, 0)
+
+    @pytest.mark.parametrize("fault", ["server_error", "timeout_after_processing"])
+    def test_unknown_outcome_stays_pending_reserved_and_is_not_resent(
+        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess, fault: str
+    ) -> None:
+        fund(user, 9_000)
+        if fault == "server_error":
+            revio.control.fail_next("payouts.create", status=500)
+        else:
+            revio.control.payout_create_times_out(seconds=5)
+        body = withdraw(user_api, 4_000).json()
+        assert body["status"] == "pending"
+        assert figures(user) == (5_000, 4_000)  # still reserved: neither refunded nor sent twice
+        created_at_revio = get_client().payouts_find_by_reference(body["id"])
+        assert len(created_at_revio) == (1 if fault == "timeout_after_processing" else 0)
+
+
+class TestLaterOutcomes:
+    def test_success_completes_and_the_money_leaves(
+        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess
+    ) -> None:
+        fund(user, 10_000)
+        withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
+        revio.control.payout_succeed(withdrawal.provider_object_id or "")
+        assert apply_payout(withdrawal) == services.Applied.CHANGED
+        assert apply_payout(withdrawal) == services.Applied.UNCHANGED
+        withdrawal.refresh_from_db()
+        assert withdrawal.status == "completed"
+        assert figures(user) == (4_000, 0)
+
+    def test_failure_after_acceptance_refunds_exactly_once(
+        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess
+    ) -> None:
+        fund(user, 10_000)
+        withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
+        revio.control.payout_fail(withdrawal.provider_object_id or "")
+        assert apply_payout(withdrawal) == services.Applied.CHANGED
+        for _ in range(3):
+            assert apply_payout(withdrawal) == services.Applied.UNCHANGED
+        withdrawal.refresh_from_db()
+        assert withdrawal.status == "failed"
+        assert withdrawal.failure_reason
+        assert figures(user) == (10_000, 0)
+        assert (
+            Journal.objects.filter(transaction_id=withdrawal.id, kind=JournalKind.WITHDRAWAL_RELEASE).count()
+            == 1
+        )
+
+    def test_a_bank_return_after_success_recredits_once(
+        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess
+    ) -> None:
+        fund(user, 10_000)
+        withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
+        revio.control.payout_succeed(withdrawal.provider_object_id or "")
+        apply_payout(withdrawal)
+        assert figures(user) == (4_000, 0)
+        revio.control.payout_return(withdrawal.provider_object_id or "")
+        assert apply_payout(withdrawal) == services.Applied.CHANGED
+        assert apply_payout(withdrawal) == services.Applied.UNCHANGED
+        withdrawal.refresh_from_db()
+        assert withdrawal.status == "returned"
+        assert figures(user) == (10_000, 0)
+        history = list(withdrawal.events.order_by("id").values_list("to_status", flat=True))
+        assert history == ["pending", "processing", "completed", "returned"]
+
+    def test_success_straight_from_pending_passes_through_processing(
+        self, user: User, fund: Fund, revio: SandboxProcess
+    ) -> None:
+        fund(user, 10_000)
+        revio.control.payout_create_times_out(seconds=5)
+        withdrawal = services.withdrawal_create(
+            user_id=user.id,
+            email=user.email,
+            amount=3_000,
+            currency="ZAR",
+            bank_account=services.BankAccount(**BANK),
+        )
+        assert withdrawal.status == "pending"
+        [payout] = get_client().payouts_find_by_reference(str(withdrawal.id))
+        revio.control.payout_succeed(payout.id)
+        payout = get_client().payout_get(payout.id)
+        result = services.withdrawal_apply_provider_state(
+            withdrawal_id=withdrawal.id,
+            outcome=payout.outcome,
+            payout_id=payout.id,
+            amount=payout.amount,
+            currency=payout.currency,
+            provider_status=payout.status,
+            source="reconciliation",
+        )
+        assert result == services.Applied.CHANGED
+        withdrawal.refresh_from_db()
+        assert withdrawal.status == "completed"
+        assert list(withdrawal.events.order_by("id").values_list("to_status", flat=True)) == [
+            "pending",
+            "processing",
+            "completed",
+        ]
+        assert figures(user) == (7_000, 0)
+
+    @pytest.mark.parametrize("stale", [PayoutOutcome.ACCEPTED, PayoutOutcome.PENDING])
+    def test_out_of_order_states_are_stale_and_change_nothing(
+        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess, stale: PayoutOutcome
+    ) -> None:
+        fund(user, 10_000)
+        withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
+        revio.control.payout_succeed(withdrawal.provider_object_id or "")
+        apply_payout(withdrawal)
+        result = services.withdrawal_apply_provider_state(
+            withdrawal_id=withdrawal.id,
+            outcome=stale,
+            payout_id=withdrawal.provider_object_id or "",
+            amount=6_000,
+            currency="ZAR",
+            provider_status=stale.value,
+            source="webhook",
+        )
+        assert result == services.Applied.STALE
+        withdrawal.refresh_from_db()
+        assert withdrawal.status == "completed"
+
+    def test_a_disagreeing_payout_is_flagged_and_moves_no_money(
+        self, user_api: APIClient, user: User, fund: Fund
+    ) -> None:
+        fund(user, 10_000)
+        withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
+        result = services.withdrawal_apply_provider_state(
+            withdrawal_id=withdrawal.id,
+            outcome=PayoutOutcome.SUCCEEDED,
+            payout_id=withdrawal.provider_object_id or "",
+            amount=60_000,
+            currency="ZAR",
+            provider_status="success",
+            source="webhook",
+        )
+        assert result == services.Applied.FLAGGED
+        withdrawal.refresh_from_db()
+        assert (withdrawal.status, withdrawal.needs_review) == ("processing", True)
+        assert figures(user) == (4_000, 6_000)
+
+
+class TestLimits:
+    def test_maximum_per_withdrawal(self, user_api: APIClient, user: User, fund: Fund, settings: Any) -> None:
+        settings.WITHDRAWAL_MAX_AMOUNT = 3_000
+        fund(user, 10_000)
+        response = withdraw(user_api, 3_001)
+        assert response.status_code == 400
+        assert "amount" in response.json()["error"]["details"]["fields"]
+
+    def test_daily_maximum(self, user_api: APIClient, user: User, fund: Fund, settings: Any) -> None:
+        settings.WITHDRAWAL_DAILY_MAX_AMOUNT = 5_000
+        fund(user, 10_000)
+        assert withdraw(user_api, 3_000).status_code == 201
+        response = withdraw(user_api, 2_500)
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "withdrawal_limit_exceeded"
+        assert response.json()["error"]["details"] == {
+            "limit": "daily_amount",
+            "daily_max": 5_000,
+            "used": 3_000,
+        }
+        assert withdraw(user_api, 2_000).status_code == 201
+        assert figures(user) == (5_000, 5_000)
+
+    def test_failed_withdrawals_do_not_count_towards_the_daily_maximum(
+        self, user_api: APIClient, user: User, fund: Fund, settings: Any
+    ) -> None:
+        settings.WITHDRAWAL_DAILY_MAX_AMOUNT = 5_000
+        fund(user, 10_000)
+        assert withdraw(user_api, 4_000, account_number="62000000001").json()["status"] == "failed"
+        assert withdraw(user_api, 5_000).status_code == 201
+
+    def test_open_withdrawals_at_once(
+        self, user_api: APIClient, user: User, fund: Fund, settings: Any
+    ) -> None:
+        settings.WITHDRAWAL_MAX_OPEN = 2
+        fund(user, 10_000)
+        assert withdraw(user_api, 1_000).status_code == 201
+        assert withdraw(user_api, 1_000).status_code == 201
+        response = withdraw(user_api, 1_000)
+        assert response.status_code == 409
+        assert response.json()["error"]["details"]["limit"] == "max_open"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_concurrent_withdrawals_never_overdraw(
+    make_user: Callable[..., User], fund: Fund, settings: Any
+) -> None:
+    """50 clients withdraw 1,000 each at once from a balance of 12,000 over HTTP: exactly 12 are accepted."""
+    settings.WITHDRAWAL_MAX_OPEN = 100
+    user = make_user()
+    fund(user, 12_000)
+    token = login(APIClient(), user.email)["access"]
+    statuses: list[int] = []
+    barrier = threading.Barrier(50)
+
+    def attempt() -> None:
+        try:
+            client = APIClient()
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+            barrier.wait()
+            statuses.append(withdraw(client, 1_000).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses.count(201) == 12
+    assert statuses.count(409) == 38
+    assert figures(user) == (0, 12_000)
+    assert Transaction.objects.filter(type="withdrawal", status="processing").count() == 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_withdrawal_raced_against_a_deposit_credit(
+    make_user: Callable[..., User], fund: Fund, revio: SandboxProcess
+) -> None:
+    """Credit 8,000 and withdraw 5,000 at once from 0: the withdrawal succeeds only if it saw the credit."""
+    user = make_user()
+    deposit = services.deposit_create(user_id=user.id, email=user.email, amount=8_000, currency="ZAR")
+    assert deposit.provider_object_id
+    revio.control.purchase_pay(deposit.provider_object_id)
+    purchase = get_client().purchase_get(deposit.provider_object_id)
+    outcome: dict[str, Any] = {}
+    barrier = threading.Barrier(2)
+
+    def credit() -> None:
+        try:
+            barrier.wait()
+            services.deposit_apply_provider_state(
+                deposit_id=deposit.id,
+                outcome=purchase.outcome,
+                purchase_id=purchase.id,
+                amount=purchase.amount,
+                currency=purchase.currency,
+                provider_status=purchase.status,
+                source="webhook",
+            )
+        finally:
+            connection.close()
+
+    def debit() -> None:
+        try:
+            barrier.wait()
+            outcome["withdrawal"] = services.withdrawal_create(
+                user_id=user.id,
+                email=user.email,
+                amount=5_000,
+                currency="ZAR",
+                bank_account=services.BankAccount(**BANK),
+            )
+        except services.ledger.InsufficientFundsError:
+            outcome["withdrawal"] = None
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=credit), threading.Thread(target=debit)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if outcome["withdrawal"] is None:
+        assert figures(user) == (8_000, 0)
+    else:
+        assert figures(user) == (3_000, 5_000)
