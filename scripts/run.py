@@ -8,12 +8,15 @@ Secrets for this machine are generated once into .run/env and reused; nothing ha
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +37,8 @@ def load_or_create_secrets() -> dict[str, str]:
         "DJANGO_SECRET_KEY": lambda: secrets.token_urlsafe(50),
         "JWT_SIGNING_KEY": lambda: secrets.token_urlsafe(50),
         "REVIO_API_KEY": lambda: "sandbox_" + secrets.token_urlsafe(24),
+        "REVIO_BRAND_ID": lambda: str(uuid.uuid4()),
+        "FIELD_ENCRYPTION_KEYS": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
     }
     changed = False
     for key, make in wanted.items():
@@ -82,9 +87,40 @@ def main() -> int:
     base_url = f"http://127.0.0.1:{web_port}"
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     env.setdefault("PUBLIC_BASE_URL", base_url)
-    env.setdefault("REVIO_BASE_URL", f"{sandbox_url}/api/v1/")
     (RUN_DIR / "broker" / "queue").mkdir(parents=True, exist_ok=True)
     (RUN_DIR / "broker" / "processed").mkdir(parents=True, exist_ok=True)
+
+    sandbox_dir = RUN_DIR / "sandbox"
+    if not os.environ.get("REVIO_BASE_URL"):
+        # The local Revio sandbox plays Revio: give it our key and brand, register our webhook URL with
+        # it, and read back the public keys that sign its deliveries.
+        config_file = RUN_DIR / "revio-sandbox.json"
+        subprocess.run(
+            [
+                str(BIN / "revio-sandbox"),
+                "init",
+                "--data-dir",
+                str(sandbox_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(sandbox_port),
+                "--api-key",
+                env["REVIO_API_KEY"],
+                "--brand-id",
+                env["REVIO_BRAND_ID"],
+                "--webhook-url",
+                f"{base_url}/api/v1/webhooks/revio",
+                "--write-config",
+                str(config_file),
+            ],
+            check=True,
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+        )
+        for key, value in json.loads(config_file.read_text()).items():
+            env.setdefault(key, value)
 
     manage("migrate", "--no-input", "-v", "0", env=env)
     admin_line = subprocess.run(
@@ -101,9 +137,12 @@ def main() -> int:
     procs = {
         "web": f"{BIN / 'gunicorn'} config.wsgi --bind 127.0.0.1:{web_port} --workers 2 --threads 4 "
         "--access-logfile - --graceful-timeout 10",
-        "sandbox": f"{BIN / 'revio-sandbox'} --host 127.0.0.1 --port {sandbox_port} "
-        f"--data-dir {RUN_DIR / 'sandbox'} --api-key {env['REVIO_API_KEY']}",
     }
+    if not os.environ.get("REVIO_BASE_URL"):
+        procs["sandbox"] = (
+            f"{BIN / 'revio-sandbox'} serve --host 127.0.0.1 --port {sandbox_port} --data-dir {sandbox_dir} "
+            f"--api-key {env['REVIO_API_KEY']} --brand-id {env['REVIO_BRAND_ID']}"
+        )
     if production_path:
         procs["worker"] = worker
         procs["beat"] = (
@@ -115,6 +154,12 @@ def main() -> int:
     procfile = RUN_DIR / "Procfile"
     procfile.write_text("".join(f"{name}: {command}\n" for name, command in procs.items()))
 
+    if "sandbox" in procs:
+        revio_line = (
+            f"Revio sandbox {sandbox_url}/  (the emulated Revio API, checkout pages, /_sandbox/ controls)"
+        )
+    else:
+        revio_line = f"Revio         {env['REVIO_BASE_URL']}  (REVIO_BASE_URL; the sandbox is not started)"
     mode = (
         "production path: PostgreSQL + Redis" if production_path else "embedded: SQLite + file-system broker"
     )
@@ -126,7 +171,7 @@ def main() -> int:
     Swagger UI    {base_url}/api/v1/docs/
     OpenAPI       {base_url}/api/v1/schema/
     Admin         {base_url}/{admin_path}
-    Revio sandbox {sandbox_url}/  (the emulated Revio API, checkout pages and /_sandbox/ controls)
+    {revio_line}
 
     {admin_line}
 

@@ -109,6 +109,16 @@ def test_api_works_on_sqlite(embedded: RunningSystem) -> None:
     assert me.json()["email"] == "runner@example.com"
     assert httpx.get(f"{embedded.base_url}/readyz").json()["checks"] == {"database": "ok", "broker": "ok"}
 
+    # The backend is wired to the sandbox as its Revio: a deposit gets a checkout page there.
+    auth = {"Authorization": f"Bearer {tokens['access']}"}
+    deposit = httpx.post(f"{api}/deposits", json={"amount": 25_000}, headers=auth)
+    assert deposit.status_code == 201, deposit.text
+    checkout_url = deposit.json()["checkout_url"]
+    assert checkout_url.startswith(embedded.sandbox_url)
+    page = httpx.get(checkout_url)
+    assert page.status_code == 200
+    assert "250.00" in page.text
+
 
 @pytest.mark.browser
 def test_swagger_ui_and_admin_login_in_a_real_browser(embedded: RunningSystem) -> None:
