@@ -10,6 +10,7 @@ from wallet.core.http import views as core_views
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("wallet.accounts.http.urls")),
     path("", include("wallet.transactions.http.urls")),
+    path("", include("wallet.webhooks.http.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

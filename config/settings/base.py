@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "wallet.accounts",
     "wallet.ledger",
     "wallet.transactions",
+    "wallet.webhooks",
 ]
 
 MIDDLEWARE = [
@@ -225,6 +226,14 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_BEAT_SCHEDULE_FILENAME = str(RUN_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# One queue per kind of work, so each can get its own workers and be watched on its own.
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "webhooks.*": {"queue": "webhooks"},
+    "notifications.*": {"queue": "notifications"},
+    "reconciliation.*": {"queue": "reconciliation"},
+    "payouts.*": {"queue": "payouts"},
+}
 
 # ---------------------------------------------------------------------------------------------------------
 # Logging: one line per event, with the request id; JSON in production.

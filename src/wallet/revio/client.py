@@ -7,9 +7,9 @@ Revio documents no idempotency key (a second create would be a second purchase o
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -149,6 +149,14 @@ class RevioClient:
         # Some copies of the key arrive with literal \n sequences instead of newlines.
         return data.replace("\\n", "\n")
 
+    def webhook_public_key(self, webhook_id: str) -> str:
+        """The public key (PEM) of one of our account-level Webhook objects, which signs its deliveries."""
+        data = self._read("GET", f"webhooks/{webhook_id}/")
+        key = data.get("public_key") if isinstance(data, dict) else None
+        if not isinstance(key, str) or "BEGIN PUBLIC KEY" not in key:
+            raise RevioError(f"webhooks/{webhook_id}/ has no public_key")
+        return key.replace("\\n", "\n")
+
     # -- transport ------------------------------------------------------------------------------------
 
     def _create(self, path: str, body: dict[str, Any]) -> Any:
@@ -265,11 +273,21 @@ def revio_settings() -> RevioSettings:
     )
 
 
-@lru_cache(maxsize=4)
-def _client_for(config: RevioSettings) -> RevioClient:
-    return RevioClient(config)
+_clients: dict[RevioSettings, RevioClient] = {}
+_clients_lock = threading.Lock()
 
 
 def get_client() -> RevioClient:
-    """The process's client for the configured Revio account (one connection pool per configuration)."""
-    return _client_for(revio_settings())
+    """The process's client for the configured Revio account (one connection pool per configuration).
+
+    Clients are kept, not evicted: a process has one configuration (tests a few), and an evicted client
+    would leave its pooled connections open.
+    """
+    config = revio_settings()
+    client = _clients.get(config)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(config)
+            if client is None:
+                client = _clients[config] = RevioClient(config)
+    return client

@@ -5,10 +5,11 @@ Webhooks and reconciliation apply Revio's states through the apply_* services he
 
 from wallet.transactions.errors import IllegalTransitionError, ProviderMismatchError, WithdrawalLimitError
 from wallet.transactions.models import Transaction, TransactionEvent, TransactionStatus, TransactionType
-from wallet.transactions.selectors import transaction_find
+from wallet.transactions.selectors import transaction_find, transaction_find_by_provider_object
 from wallet.transactions.services import (
     Applied,
     deposit_apply_provider_state,
+    transaction_flag_for_review,
     transaction_transition,
     withdrawal_apply_provider_state,
     withdrawal_bank_account,
@@ -26,6 +27,8 @@ __all__ = [
     "WithdrawalLimitError",
     "deposit_apply_provider_state",
     "transaction_find",
+    "transaction_find_by_provider_object",
+    "transaction_flag_for_review",
     "transaction_transition",
     "withdrawal_apply_provider_state",
     "withdrawal_bank_account",

@@ -41,3 +41,12 @@ def transaction_get(
 def transaction_find(*, transaction_id: uuid.UUID) -> Transaction | None:
     """Any user's transaction: for webhooks, reconciliation and operators, never for user-facing reads."""
     return Transaction.objects.filter(id=transaction_id).first()
+
+
+def transaction_find_by_provider_object(
+    *, transaction_type: str, provider_object_id: str
+) -> Transaction | None:
+    """The deposit or withdrawal Revio's purchase or payout id belongs to."""
+    if not provider_object_id:
+        return None
+    return Transaction.objects.filter(type=transaction_type, provider_object_id=provider_object_id).first()

@@ -494,3 +494,10 @@ def _check_withdrawal_limits(*, user_id: uuid.UUID, currency: str, amount: int, 
                 "used": used,
             },
         )
+
+
+def transaction_flag_for_review(*, transaction_id: uuid.UUID, reason: str, source: str) -> None:
+    """Flag a deposit or withdrawal for an operator (a refund, a chargeback, a disagreeing record)."""
+    with transaction.atomic():
+        locked = Transaction.objects.select_for_update().get(id=transaction_id)
+        _flag_for_review(locked, reason, source=source)

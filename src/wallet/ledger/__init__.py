@@ -1,0 +1,1 @@
+"""Ledger: the double-entry books behind every balance."""

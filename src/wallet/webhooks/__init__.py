@@ -1,0 +1,1 @@
+"""Revio webhooks."""

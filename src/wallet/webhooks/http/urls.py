@@ -1,0 +1,5 @@
+from django.urls import path
+
+from wallet.webhooks.http import views
+
+urlpatterns = [path("webhooks/revio", views.RevioWebhookApi.as_view(), name="webhook-revio")]

@@ -1,0 +1,71 @@
+"""The endpoint Revio posts to. The signature is the authentication."""
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from wallet.webhooks import services
+from wallet.webhooks.errors import (
+    EventTooOldError,
+    MalformedEventError,
+    SignatureInvalidError,
+    SignatureMissingError,
+)
+from wallet.webhooks.keys import KeysUnavailableError
+
+
+class RevioWebhookApi(APIView):
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    parser_classes = ()  # the raw body is verified as it arrived; nothing parses it first
+    documented_errors = (
+        SignatureMissingError,
+        SignatureInvalidError,
+        MalformedEventError,
+        EventTooOldError,
+        KeysUnavailableError,
+    )
+
+    @extend_schema(
+        tags=["webhooks"],
+        request={"application/json": {"type": "object", "description": "A Revio object plus event_type."}},
+        parameters=[
+            OpenApiParameter(
+                "X-Signature",
+                location=OpenApiParameter.HEADER,
+                required=True,
+                type=str,
+                description="base64 RSA PKCS#1 v1.5 SHA-256 signature of the raw body",
+            )
+        ],
+        responses={
+            200: OpenApiResponse(
+                inline_serializer(
+                    "WebhookAccepted", {"status": serializers.ChoiceField(["accepted", "duplicate"])}
+                ),
+                description="Stored (or already stored); processed asynchronously.",
+            )
+        },
+        auth=[],
+        description=(
+            "Revio's webhook and success_callback deliveries. Verified against Revio's keys before anything "
+            "else, stored once per (object, event type, updated_on), acknowledged at once and applied "
+            "asynchronously after re-reading the object from Revio."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        received = services.webhook_receive(
+            body=request.body,
+            signature=request.headers.get("X-Signature"),
+            source_ip=request.META.get("REMOTE_ADDR"),
+            headers={key.lower(): value for key, value in request.headers.items()},
+            now=timezone.now(),
+        )
+        body: dict[str, Any] = {"status": "duplicate" if received.duplicate else "accepted"}
+        return Response(body)

@@ -1,0 +1,5 @@
+"""Webhooks: Revio's event deliveries, verified, logged once, and applied through the wallet's services."""
+
+from wallet.webhooks.services import webhook_process, webhook_receive, webhook_replay, webhooks_sweep
+
+__all__ = ["webhook_process", "webhook_receive", "webhook_replay", "webhooks_sweep"]

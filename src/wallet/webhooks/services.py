@@ -1,0 +1,397 @@
+"""Revio webhooks: intake (verify, log, deduplicate), processing (apply through the wallet), retries, replay.
+
+The webhook log is the queue of record. Intake stores each verified event once and nudges a Celery task
+after commit; the task claims the event with a lease, re-reads the object from Revio (the body is a
+trigger, Revio's current state is the truth) and applies it through the wallet's state-guarded services.
+Failures are retried with exponential backoff by a periodic sweep, which also picks up events whose Celery
+message was lost (broker restart) or whose worker died (expired lease); after WEBHOOK_MAX_ATTEMPTS an event
+is dead-lettered for an operator. Applying an event twice is harmless: the wallet's services are
+idempotent, so at-least-once processing never moves money twice.
+"""
+
+import hashlib
+import json
+import logging
+import re
+import traceback
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from wallet.core import metrics
+from wallet.revio.client import get_client
+from wallet.revio.errors import RevioError
+from wallet.transactions import public as transactions
+from wallet.webhooks import keys
+from wallet.webhooks.errors import (
+    EventTooOldError,
+    MalformedEventError,
+    RetryLaterError,
+    WebhookRejectedError,
+)
+from wallet.webhooks.models import WebhookLog, WebhookRejection, WebhookStatus
+
+logger = logging.getLogger(__name__)
+
+_EVENT_TYPE = re.compile(r"^[a-z_]{1,32}\.[a-z_]{1,48}$")
+_HEADERS_OF_INTEREST = ("content-type", "content-length", "user-agent", "x-signature", "x-forwarded-for")
+_REFUND_EVENTS = {"payment.refunded", "payment.charged_back", "payment.chargeback_reversed"}
+
+
+@dataclass(frozen=True)
+class Received:
+    log_id: int
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class _Event:
+    object_id: str
+    object_type: str
+    event_type: str
+    updated_on: int
+    reference: str
+
+
+# -- intake -----------------------------------------------------------------------------------------------
+
+
+def webhook_receive(
+    *, body: bytes, signature: str | None, source_ip: str | None, headers: Mapping[str, str], now: datetime
+) -> Received:
+    """Verify, check and log one delivery; enqueue its processing after commit. A repeat is counted only.
+
+    :raises WebhookRejectedError: missing or invalid signature, not a Revio event, or past the retry
+        horizon. The rejection is recorded (reason, source, headers of interest, body hash), never the body.
+    :raises KeysUnavailableError: Revio's keys had to be fetched and could not be (Revio will retry).
+    """
+    try:
+        verified_with = keys.signature_verify(body=body, header=signature)
+        event = _parse(body)
+        if now.timestamp() - event.updated_on > settings.WEBHOOK_MAX_EVENT_AGE_SECONDS:
+            raise EventTooOldError(details={"updated_on": event.updated_on})
+    except WebhookRejectedError as exc:
+        _record_rejection(
+            reason=exc.code, detail=exc.message, body=body, source_ip=source_ip, headers=headers
+        )
+        raise
+
+    dedup_key = f"{event.object_id}:{event.event_type}:{event.updated_on}"
+    try:
+        with transaction.atomic():
+            log = WebhookLog.objects.create(
+                dedup_key=dedup_key,
+                event_type=event.event_type,
+                object_type=event.object_type,
+                object_id=event.object_id,
+                reference=event.reference[:128],
+                updated_on=event.updated_on,
+                body=body.decode(),
+                verified_with=verified_with,
+                source_ip=source_ip,
+                received_at=now,
+            )
+            transaction.on_commit(lambda: _enqueue(log.id))
+    except IntegrityError:
+        WebhookLog.objects.filter(dedup_key=dedup_key).update(duplicates=F("duplicates") + 1)
+        metrics.increment("webhooks_duplicate")
+        existing = WebhookLog.objects.only("id").get(dedup_key=dedup_key)
+        return Received(log_id=existing.id, duplicate=True)
+    metrics.increment("webhooks_received")
+    return Received(log_id=log.id, duplicate=False)
+
+
+def _parse(body: bytes) -> _Event:
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedEventError("The body is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise MalformedEventError()
+    object_id, object_type = data.get("id"), data.get("type")
+    event_type, updated_on = data.get("event_type"), data.get("updated_on")
+    if not (
+        isinstance(object_id, str)
+        and 0 < len(object_id) <= 64
+        and isinstance(object_type, str)
+        and isinstance(event_type, str)
+        and _EVENT_TYPE.match(event_type)
+        and isinstance(updated_on, int)
+        and not isinstance(updated_on, bool)
+        and updated_on > 0
+    ):
+        raise MalformedEventError()
+    reference = data.get("reference")
+    return _Event(
+        object_id=object_id,
+        object_type=object_type[:32],
+        event_type=event_type,
+        updated_on=updated_on,
+        reference=reference if isinstance(reference, str) else "",
+    )
+
+
+def _record_rejection(
+    *, reason: str, detail: str, body: bytes, source_ip: str | None, headers: Mapping[str, str]
+) -> None:
+    interesting = {
+        name: str(headers.get(name, ""))[:64] for name in _HEADERS_OF_INTEREST if headers.get(name)
+    }
+    WebhookRejection.objects.create(
+        reason=reason,
+        detail=detail[:255],
+        source_ip=source_ip,
+        headers=interesting,
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        body_length=len(body),
+    )
+    metrics.increment(f"webhooks_rejected_{reason}")
+    logger.warning("webhook rejected (%s) from %s: %s", reason, source_ip, detail)
+
+
+def _enqueue(log_id: int) -> None:
+    from wallet.webhooks.tasks import webhook_process_task  # here: the tasks module imports this one
+
+    try:
+        webhook_process_task.apply_async(kwargs={"log_id": log_id})
+    except Exception:  # broker down: the sweep finds the event in the log later
+        logger.warning("could not enqueue webhook %s; the sweep will pick it up", log_id, exc_info=True)
+
+
+# -- processing -------------------------------------------------------------------------------------------
+
+
+def webhook_process(*, log_id: int, now: datetime | None = None) -> str | None:
+    """Process one logged event if it is due and nobody else holds it; returns its new status (or None).
+
+    Safe to call any number of times, concurrently too: the claim is a lease on the row, and the wallet
+    services it calls are idempotent.
+    """
+    now = now or timezone.now()
+    log = _claim(log_id=log_id, now=now)
+    if log is None:
+        return None
+    try:
+        status, result, review = _dispatch(log)
+    except RetryLaterError as exc:
+        return _fail(log, str(exc), now=now)
+    except Exception as exc:
+        logger.exception("webhook %s (%s) failed", log.id, log.event_type)
+        return _fail(log, "".join(traceback.format_exception(exc))[-4000:], now=now)
+    WebhookLog.objects.filter(id=log.id).update(
+        status=status,
+        result=result[:255],
+        processed_at=timezone.now(),
+        lease_expires_at=None,
+        last_error="",
+        next_attempt_at=None,
+    )
+    if review:
+        metrics.increment("webhooks_flagged_for_review")
+    metrics.increment(f"webhooks_{status}")
+    return status
+
+
+def _claim(*, log_id: int, now: datetime) -> WebhookLog | None:
+    with transaction.atomic():
+        log = (
+            WebhookLog.objects.select_for_update(skip_locked=True)
+            .filter(id=log_id)
+            .filter(
+                Q(status=WebhookStatus.RECEIVED)
+                | Q(status=WebhookStatus.FAILED, next_attempt_at__lte=now)  # a retry waits out its backoff
+                | Q(status=WebhookStatus.PROCESSING, lease_expires_at__lt=now)
+            )
+            .first()
+        )
+        if log is None:
+            return None
+        log.status = WebhookStatus.PROCESSING
+        log.attempts += 1
+        log.lease_expires_at = now + timedelta(seconds=settings.WEBHOOK_PROCESSING_LEASE_SECONDS)
+        log.save(update_fields=["status", "attempts", "lease_expires_at"])
+        return log
+
+
+def _fail(log: WebhookLog, error: str, *, now: datetime) -> str:
+    if log.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+        status, next_attempt = WebhookStatus.DEAD_LETTERED, None
+        metrics.increment("webhooks_dead_lettered")
+        logger.error(
+            "webhook %s (%s %s) dead-lettered after %d attempts: %s",
+            log.id,
+            log.event_type,
+            log.object_id,
+            log.attempts,
+            error.splitlines()[-1] if error else "",
+        )
+    else:
+        delay = min(
+            settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** (log.attempts - 1), settings.WEBHOOK_RETRY_MAX_SECONDS
+        )
+        status, next_attempt = WebhookStatus.FAILED, now + timedelta(seconds=delay)
+        logger.info("webhook %s attempt %d failed; retry at %s", log.id, log.attempts, next_attempt)
+    WebhookLog.objects.filter(id=log.id).update(
+        status=status, last_error=error, next_attempt_at=next_attempt, lease_expires_at=None
+    )
+    return status
+
+
+def _dispatch(log: WebhookLog) -> tuple[str, str, bool]:
+    """Apply the event; returns (status, what happened, flagged for review)."""
+    if log.object_type == "purchase":
+        return _apply_purchase(log)
+    if log.object_type == "payout":
+        return _apply_payout(log)
+    if log.event_type in _REFUND_EVENTS:
+        return _flag_refund(log)
+    return WebhookStatus.IGNORED, f"no action for {log.object_type} events", False
+
+
+def _our_transaction(log: WebhookLog, expected_type: str) -> Any:
+    """The deposit or withdrawal the event's reference names, or why there is none."""
+    try:
+        transaction_id = uuid.UUID(log.reference)
+    except ValueError:
+        return None
+    txn = transactions.transaction_find(transaction_id=transaction_id)
+    if txn is None:
+        # Revio can be faster than our own commit; or it is not ours. Retrying tells them apart.
+        raise RetryLaterError(f"no {expected_type} {transaction_id} (yet)")
+    return txn if txn.type == expected_type else None
+
+
+def _outcome(applied: str, *, event_status: str, provider_status: str) -> tuple[str, str, bool]:
+    if applied == transactions.Applied.CHANGED:
+        return WebhookStatus.PROCESSED, f"applied: Revio says {provider_status}", False
+    if applied == transactions.Applied.FLAGGED:
+        return WebhookStatus.PROCESSED, "flagged for review: Revio's object disagrees with ours", True
+    if applied == transactions.Applied.STALE or event_status != provider_status:
+        return (
+            WebhookStatus.IGNORED,
+            f"stale: the event says {event_status or '?'}, Revio now says {provider_status}; already applied",
+            False,
+        )
+    return WebhookStatus.PROCESSED, f"no change needed: already {provider_status}", False
+
+
+def _apply_purchase(log: WebhookLog) -> tuple[str, str, bool]:
+    deposit = _our_transaction(log, transactions.TransactionType.DEPOSIT)
+    if deposit is None:
+        return WebhookStatus.IGNORED, "the reference is not one of our deposits", False
+    try:
+        purchase = get_client().purchase_get(log.object_id)
+    except RevioError as exc:
+        raise RetryLaterError(f"could not read purchase {log.object_id} from Revio: {exc}") from exc
+    if purchase.reference != str(deposit.id):
+        transactions.transaction_flag_for_review(
+            transaction_id=deposit.id,
+            reason=f"purchase {purchase.id} names reference {purchase.reference}",
+            source=transactions.TransactionEvent.Source.WEBHOOK,
+        )
+        return WebhookStatus.PROCESSED, "flagged for review: Revio's purchase names another reference", True
+    applied = transactions.deposit_apply_provider_state(
+        deposit_id=deposit.id,
+        outcome=purchase.outcome,
+        purchase_id=purchase.id,
+        amount=purchase.amount,
+        currency=purchase.currency,
+        provider_status=purchase.status,
+        source=transactions.TransactionEvent.Source.WEBHOOK,
+    )
+    return _outcome(applied, event_status=_event_status(log), provider_status=purchase.status)
+
+
+def _apply_payout(log: WebhookLog) -> tuple[str, str, bool]:
+    withdrawal = _our_transaction(log, transactions.TransactionType.WITHDRAWAL)
+    if withdrawal is None:
+        return WebhookStatus.IGNORED, "the reference is not one of our withdrawals", False
+    try:
+        payout = get_client().payout_get(log.object_id)
+    except RevioError as exc:
+        raise RetryLaterError(f"could not read payout {log.object_id} from Revio: {exc}") from exc
+    if payout.reference != str(withdrawal.id):
+        transactions.transaction_flag_for_review(
+            transaction_id=withdrawal.id,
+            reason=f"payout {payout.id} names reference {payout.reference}",
+            source=transactions.TransactionEvent.Source.WEBHOOK,
+        )
+        return WebhookStatus.PROCESSED, "flagged for review: Revio's payout names another reference", True
+    applied = transactions.withdrawal_apply_provider_state(
+        withdrawal_id=withdrawal.id,
+        outcome=payout.outcome,
+        payout_id=payout.id,
+        amount=payout.amount,
+        currency=payout.currency,
+        provider_status=payout.status,
+        source=transactions.TransactionEvent.Source.WEBHOOK,
+    )
+    return _outcome(applied, event_status=_event_status(log), provider_status=payout.status)
+
+
+def _flag_refund(log: WebhookLog) -> tuple[str, str, bool]:
+    """Refunds and chargebacks take money back outside the wallet: an operator decides what to do."""
+    related = json.loads(log.body).get("related_to") or {}
+    purchase_id = related.get("id") if isinstance(related, dict) else None
+    deposit = transactions.transaction_find_by_provider_object(
+        transaction_type=transactions.TransactionType.DEPOSIT, provider_object_id=str(purchase_id or "")
+    )
+    if deposit is None:
+        logger.error("%s for unknown purchase %s (webhook %s)", log.event_type, purchase_id, log.id)
+        return WebhookStatus.PROCESSED, f"flagged for review: {log.event_type} for an unknown purchase", True
+    transactions.transaction_flag_for_review(
+        transaction_id=deposit.id, reason=f"Revio sent {log.event_type}", source="webhook"
+    )
+    return WebhookStatus.PROCESSED, f"flagged for review: {log.event_type} on deposit {deposit.id}", True
+
+
+def _event_status(log: WebhookLog) -> str:
+    status = json.loads(log.body).get("status")
+    return status if isinstance(status, str) else ""
+
+
+# -- retries, recovery and replay -------------------------------------------------------------------------
+
+
+def webhooks_sweep(*, now: datetime | None = None) -> int:
+    """Enqueue every event that is due: failed ones whose backoff passed, received ones whose Celery
+    message may have been lost, and processing ones whose worker's lease expired. Returns how many."""
+    now = now or timezone.now()
+    stale_received = now - timedelta(seconds=30)
+    due = list(
+        WebhookLog.objects.filter(
+            Q(status=WebhookStatus.FAILED, next_attempt_at__lte=now)
+            | Q(status=WebhookStatus.RECEIVED, received_at__lte=stale_received)
+            | Q(status=WebhookStatus.PROCESSING, lease_expires_at__lt=now)
+        )
+        .order_by("id")
+        .values_list("id", flat=True)[:500]
+    )
+    for log_id in due:
+        _enqueue(log_id)
+    return len(due)
+
+
+def webhook_replay(*, log_id: int, actor: str, now: datetime | None = None) -> bool:
+    """Send a failed or dead-lettered event through processing again (an operator's action, recorded)."""
+    now = now or timezone.now()
+    updated = WebhookLog.objects.filter(
+        id=log_id, status__in=[WebhookStatus.FAILED, WebhookStatus.DEAD_LETTERED]
+    ).update(
+        status=WebhookStatus.RECEIVED,
+        attempts=0,
+        next_attempt_at=None,
+        replayed_by=actor[:254],
+        replayed_at=now,
+    )
+    if updated:
+        logger.warning("webhook %s replayed by %s", log_id, actor)
+        transaction.on_commit(lambda: _enqueue(log_id))
+    return bool(updated)

@@ -1,0 +1,21 @@
+"""Celery entry points for webhooks: each loads nothing itself and makes one service call."""
+
+from typing import Any
+
+from celery import shared_task
+
+from wallet.webhooks import services
+
+
+@shared_task(
+    name="webhooks.process_event", acks_late=True, ignore_result=True, soft_time_limit=120, time_limit=180
+)
+def webhook_process_task(*, log_id: int, **kwargs: Any) -> None:
+    """Process one logged Revio event; safe to run more than once."""
+    services.webhook_process(log_id=log_id)
+
+
+@shared_task(name="webhooks.sweep", acks_late=True, ignore_result=True, soft_time_limit=60, time_limit=90)
+def webhook_sweep_task(**kwargs: Any) -> None:
+    """Re-enqueue due retries, lost messages and events whose worker died."""
+    services.webhooks_sweep()

@@ -1,0 +1,422 @@
+"""Webhook intake and processing with real RSA signatures: what is refused, stored, deduplicated, applied."""
+
+import hashlib
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from io import StringIO
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from revio_sandbox.testing import SandboxProcess
+from wallet.accounts.models import User
+from wallet.ledger.selectors import balance_get
+from wallet.transactions import services as wallet
+from wallet.transactions.models import Transaction
+from wallet.webhooks.models import WebhookLog, WebhookRejection
+from wallet.webhooks.services import webhook_process, webhooks_sweep
+from wallet.webhooks.tests.conftest import Signer
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/webhooks/revio"
+EventBody = Callable[..., bytes]
+
+
+def deliver(api: APIClient, body: bytes, signature: str | None) -> Any:
+    headers = {"HTTP_X_SIGNATURE": signature} if signature is not None else {}
+    return api.post(URL, data=body, content_type="application/json", **headers)
+
+
+def paid_deposit(user: User, revio: SandboxProcess) -> Transaction:
+    deposit = wallet.deposit_create(user_id=user.id, email=user.email, amount=7_000, currency="ZAR")
+    assert deposit.provider_object_id
+    revio.control.purchase_pay(deposit.provider_object_id)
+    return deposit
+
+
+class TestRefused:
+    def test_missing_signature(self, api: APIClient, signer: Signer, event_body: EventBody) -> None:
+        body = event_body()
+        response = deliver(api, body, None)
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "signature_missing"
+        rejection = WebhookRejection.objects.get()
+        assert rejection.reason == "signature_missing"
+        assert rejection.body_sha256 == hashlib.sha256(body).hexdigest()
+        assert rejection.body_length == len(body)
+        assert rejection.source_ip == "127.0.0.1"
+        assert not WebhookLog.objects.exists()
+
+    @pytest.mark.parametrize(
+        "forge",
+        [
+            "garbage_base64",
+            "tampered_body",
+            "reserialised_body",
+            "wrong_key",
+            "pss_padding",
+            "sha1_digest",
+            "truncated",
+            "empty",
+        ],
+    )
+    def test_forged_signatures(
+        self, api: APIClient, signer: Signer, event_body: EventBody, forge: str
+    ) -> None:
+        body = event_body()
+        signature = signer.sign(body)
+        if forge == "garbage_base64":
+            signature = "not base64 at all!"
+        elif forge == "tampered_body":
+            body = body.replace(b'"paid"', b'"PAID"')
+        elif forge == "reserialised_body":
+            body = json.dumps(json.loads(body), separators=(",", ":")).encode()  # same data, other bytes
+        elif forge == "wrong_key":
+            other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            signature = Signer(other).sign(body)
+        elif forge == "pss_padding":
+            raw = signer.private_key.sign(
+                body, padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256()
+            )
+            signature = __import__("base64").b64encode(raw).decode()
+        elif forge == "sha1_digest":
+            raw = signer.private_key.sign(body, padding.PKCS1v15(), hashes.SHA1())  # noqa: S303
+            signature = __import__("base64").b64encode(raw).decode()
+        elif forge == "truncated":
+            signature = signature[:40]
+        elif forge == "empty":
+            signature = ""
+        response = deliver(api, body, signature)
+        assert response.status_code == 401, response.content
+        assert response.json()["error"]["code"] in {"signature_invalid", "signature_missing"}
+        assert not WebhookLog.objects.exists()
+        assert WebhookRejection.objects.count() == 1
+
+    def test_signature_is_checked_before_the_body_is_parsed(self, api: APIClient, signer: Signer) -> None:
+        response = deliver(api, b"{not json", "aGVsbG8=")
+        assert response.status_code == 401
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"{not json",
+            b"[1, 2]",
+            b'{"id": "x"}',
+            b'{"id": "x", "type": "purchase", "event_type": "paid", "updated_on": 1767225600}',
+            b'{"id": "x", "type": "purchase", "event_type": "purchase.paid", "updated_on": "1767225600"}',
+        ],
+    )
+    def test_signed_but_not_a_revio_event(self, api: APIClient, signer: Signer, body: bytes) -> None:
+        response = deliver(api, body, signer.sign(body))
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "malformed_event"
+        assert WebhookRejection.objects.get().reason == "malformed_event"
+
+    def test_an_event_past_revios_retry_horizon_is_refused(
+        self, api: APIClient, signer: Signer, event_body: EventBody
+    ) -> None:
+        old = event_body(updated_on=int(time.time()) - 43 * 3600)
+        response = deliver(api, old, signer.sign(old))
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "event_too_old"
+        recent_retry = event_body(updated_on=int(time.time()) - 35 * 3600)  # an honest 35-hour-late retry
+        assert deliver(api, recent_retry, signer.sign(recent_retry)).status_code == 200
+
+    def test_rejections_keep_no_body_and_only_short_headers(self, api: APIClient, signer: Signer) -> None:
+        body = b'{"secret": "' + b"x" * 5_000 + b'"}'
+        deliver(api, body, "A" * 500)
+        rejection = WebhookRejection.objects.get()
+        assert all(len(value) <= 64 for value in rejection.headers.values())
+        assert "x" * 100 not in json.dumps(rejection.headers)
+        assert not hasattr(rejection, "body")
+
+    def test_keys_that_cannot_be_fetched_give_503_so_revio_retries(
+        self, api: APIClient, settings: Any, event_body: EventBody
+    ) -> None:
+        from wallet.core.testing import unused_port
+
+        settings.REVIO_PUBLIC_KEY = ""
+        settings.REVIO_BASE_URL = f"http://127.0.0.1:{unused_port()}/api/v1/"
+        body = event_body()
+        response = deliver(api, body, "aGVsbG8=")
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "webhook_keys_unavailable"
+
+
+class TestStoredOnce:
+    def test_a_valid_event_is_stored_verbatim_and_acknowledged(
+        self, api: APIClient, signer: Signer, event_body: EventBody
+    ) -> None:
+        body = event_body()
+        response = deliver(api, body, signer.sign(body))
+        assert response.status_code == 200
+        assert response.json() == {"status": "accepted"}
+        log = WebhookLog.objects.get()
+        assert log.body.encode() == body
+        assert (log.event_type, log.object_type, log.verified_with) == (
+            "purchase.paid",
+            "purchase",
+            "company",
+        )
+        assert log.dedup_key == f"{log.object_id}:purchase.paid:{log.updated_on}"
+
+    def test_the_same_event_twice_is_one_row(
+        self, api: APIClient, signer: Signer, event_body: EventBody
+    ) -> None:
+        body = event_body()
+        deliver(api, body, signer.sign(body))
+        response = deliver(api, body, signer.sign(body))
+        assert response.json() == {"status": "duplicate"}
+        log = WebhookLog.objects.get()
+        assert log.duplicates == 1
+
+    def test_a_later_event_of_the_same_object_is_a_new_row(
+        self, api: APIClient, signer: Signer, event_body: EventBody
+    ) -> None:
+        first, later = event_body(), event_body(updated_on=int(time.time()) + 5)
+        deliver(api, first, signer.sign(first))
+        deliver(api, later, signer.sign(later))
+        assert WebhookLog.objects.count() == 2
+
+
+class TestProcessing:
+    def test_a_paid_event_credits_once_after_rereading_revio(
+        self,
+        api: APIClient,
+        signer: Signer,
+        event_body: EventBody,
+        user: User,
+        revio: SandboxProcess,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        deposit = paid_deposit(user, revio)
+        body = event_body(id=deposit.provider_object_id, reference=str(deposit.id))
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver(api, body, signer.sign(body))
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver(api, body, signer.sign(body))
+        log = WebhookLog.objects.get()
+        assert (log.status, log.attempts) == ("processed", 1)
+        assert log.result == "applied: Revio says paid"
+        assert balance_get(user_id=user.id, currency="ZAR").available == 7_000
+
+    def test_the_body_is_a_trigger_not_the_truth(
+        self,
+        api: APIClient,
+        signer: Signer,
+        event_body: EventBody,
+        user: User,
+        revio: SandboxProcess,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        """A signed "paid" event for a purchase Revio says is unpaid credits nothing."""
+        deposit = wallet.deposit_create(user_id=user.id, email=user.email, amount=7_000, currency="ZAR")
+        body = event_body(id=deposit.provider_object_id, reference=str(deposit.id))
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver(api, body, signer.sign(body))
+        log = WebhookLog.objects.get()
+        assert log.status == "ignored"
+        assert "Revio now says created" in log.result
+        assert balance_get(user_id=user.id, currency="ZAR").available == 0
+
+    def test_a_refund_flags_the_deposit_for_an_operator(
+        self,
+        api: APIClient,
+        signer: Signer,
+        event_body: EventBody,
+        user: User,
+        revio: SandboxProcess,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        deposit = paid_deposit(user, revio)
+        body = event_body(
+            id=str(uuid.uuid4()),
+            type="payment",
+            event_type="payment.refunded",
+            related_to={"type": "purchase", "id": deposit.provider_object_id},
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver(api, body, signer.sign(body))
+        assert WebhookLog.objects.get().result.startswith("flagged for review: payment.refunded")
+        deposit.refresh_from_db()
+        assert deposit.needs_review is True
+
+    def test_other_object_types_are_ignored_with_a_reason(
+        self, api: APIClient, signer: Signer, event_body: EventBody, django_capture_on_commit_callbacks: Any
+    ) -> None:
+        body = event_body(
+            type="billing_template_client",
+            event_type="billing_template_client.subscription_billing_cancelled",
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver(api, body, signer.sign(body))
+        log = WebhookLog.objects.get()
+        assert (log.status, log.result) == ("ignored", "no action for billing_template_client events")
+
+    def test_an_event_before_our_commit_is_retried_later_not_failed_for_good(
+        self,
+        api: APIClient,
+        signer: Signer,
+        event_body: EventBody,
+        user: User,
+        revio: SandboxProcess,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        # Revio has the purchase (with our reference) and it is paid before our own deposit commit lands.
+        deposit_id = uuid.uuid4()
+        with revio.api_client() as client:
+            purchase = client.post(
+                "purchases/",
+                json={
+                    "brand_id": revio.brand_id,
+                    "reference": str(deposit_id),
+                    "client": {"email": user.email},
+                    "purchase": {"currency": "ZAR", "products": [{"name": "Wallet deposit", "price": 7_000}]},
+                },
+            ).json()
+        revio.control.purchase_pay(purchase["id"])
+        body = event_body(id=purchase["id"], reference=str(deposit_id))
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver(api, body, signer.sign(body))
+        log = WebhookLog.objects.get()
+        assert log.status == "failed"
+        assert f"no deposit {deposit_id} (yet)" in log.last_error
+        assert log.next_attempt_at is not None
+
+        # Our commit lands; the retry the sweep schedules then applies the event.
+        Transaction.objects.create(
+            id=deposit_id,
+            user=user,
+            type="deposit",
+            amount=7_000,
+            currency="ZAR",
+            provider_object_id=purchase["id"],
+        )
+        assert webhooks_sweep() == 0  # its backoff has not passed yet
+        WebhookLog.objects.filter(id=log.id).update(next_attempt_at=timezone.now())  # time passes
+        assert webhooks_sweep() == 1
+        log.refresh_from_db()
+        assert (log.status, log.attempts) == ("processed", 2)
+        assert balance_get(user_id=user.id, currency="ZAR").available == 7_000
+
+
+class TestRetriesAndDeadLetters:
+    def test_failures_back_off_then_dead_letter_then_replay_applies_once(
+        self,
+        api: APIClient,
+        signer: Signer,
+        event_body: EventBody,
+        user: User,
+        revio: SandboxProcess,
+        settings: Any,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        settings.WEBHOOK_MAX_ATTEMPTS = 3
+        deposit = paid_deposit(user, revio)
+        body = event_body(id=deposit.provider_object_id, reference=str(deposit.id))
+        revio.control.fail_next(f"GET /api/v1/purchases/{deposit.provider_object_id}/", status=500, count=100)
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver(api, body, signer.sign(body))
+        log = WebhookLog.objects.get()
+        first_retry = log.next_attempt_at
+        assert (log.status, log.attempts) == ("failed", 1)
+        assert first_retry is not None
+        assert webhook_process(log_id=log.id) is None  # not due before its backoff has passed
+        log.refresh_from_db()
+        assert log.attempts == 1
+        while log.status == "failed":
+            webhook_process(log_id=log.id, now=log.next_attempt_at)
+            log.refresh_from_db()
+        assert (log.status, log.attempts) == ("dead_lettered", 3)
+        assert balance_get(user_id=user.id, currency="ZAR").available == 0
+
+        revio.control.clear_faults()
+        out = StringIO()
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command("webhooks_replay", "--status", "dead_lettered", stdout=out)
+        assert "replayed 1" in out.getvalue()
+        log.refresh_from_db()
+        assert (log.status, log.replayed_by) == ("processed", "manage.py webhooks_replay")
+        assert balance_get(user_id=user.id, currency="ZAR").available == 7_000
+        with django_capture_on_commit_callbacks(execute=True):
+            call_command("webhooks_replay", "--status", "dead_lettered", stdout=StringIO())
+        assert balance_get(user_id=user.id, currency="ZAR").available == 7_000
+
+    def test_backoff_grows_exponentially(
+        self,
+        api: APIClient,
+        signer: Signer,
+        event_body: EventBody,
+        settings: Any,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        settings.WEBHOOK_RETRY_BASE_SECONDS = 10
+        body = event_body(reference=str(uuid.uuid4()))  # never found: retried
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver(api, body, signer.sign(body))
+        log = WebhookLog.objects.get()
+        gaps = []
+        for _ in range(3):
+            now = log.next_attempt_at
+            assert now is not None
+            webhook_process(log_id=log.id, now=now)
+            log.refresh_from_db()
+            assert log.next_attempt_at is not None
+            gaps.append((log.next_attempt_at - now).total_seconds())
+        assert gaps == [20, 40, 80]
+
+    def test_an_event_whose_worker_died_is_picked_up_after_its_lease(
+        self, signer: Signer, event_body: EventBody, user: User, revio: SandboxProcess, api: APIClient
+    ) -> None:
+        deposit = paid_deposit(user, revio)
+        body = event_body(id=deposit.provider_object_id, reference=str(deposit.id))
+        deliver(api, body, signer.sign(body))  # no on_commit here: stored, never processed
+        log = WebhookLog.objects.get()
+        WebhookLog.objects.filter(id=log.id).update(
+            status="processing", attempts=1, lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        assert webhooks_sweep() == 1
+        log.refresh_from_db()
+        assert log.status == "processed"
+        assert balance_get(user_id=user.id, currency="ZAR").available == 7_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_and_workers_credit_once(
+    make_user: Callable[..., User], signer: Signer, event_body: EventBody, revio: SandboxProcess
+) -> None:
+    user = make_user()
+    deposit = paid_deposit(user, revio)
+    body = event_body(id=deposit.provider_object_id, reference=str(deposit.id))
+    signature = signer.sign(body)
+    statuses: list[int] = []
+    barrier = threading.Barrier(10)
+
+    def post() -> None:
+        try:
+            barrier.wait()
+            statuses.append(deliver(APIClient(), body, signature).status_code)  # processes on commit (eager)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [200] * 10
+    log = WebhookLog.objects.get()
+    assert log.duplicates == 9
+    assert log.status == "processed"
+    assert balance_get(user_id=user.id, currency="ZAR").available == 7_000
