@@ -20,4 +20,7 @@ app.conf.beat_schedule = {
     "idempotency-purge": {"task": "core.idempotency_purge", "schedule": crontab(minute=17, hour=3)},
     # Expired refresh tokens in the blacklist tables serve no purpose (simplejwt flushexpiredtokens).
     "jwt-flush-expired": {"task": "accounts.flush_expired_tokens", "schedule": crontab(minute=27, hour=3)},
+    # Emails whose send task was lost after commit (after NOTIFICATION_SWEEP_GRACE_SECONDS), and retries
+    # whose backoff has passed: every minute, the granularity of the retry backoff.
+    "notifications-sweep": {"task": "notifications.sweep", "schedule": 60.0},
 }

@@ -89,6 +89,7 @@ def main() -> int:
     env.setdefault("PUBLIC_BASE_URL", base_url)
     (RUN_DIR / "broker" / "queue").mkdir(parents=True, exist_ok=True)
     (RUN_DIR / "broker" / "processed").mkdir(parents=True, exist_ok=True)
+    (RUN_DIR / "broker" / "control").mkdir(parents=True, exist_ok=True)
 
     sandbox_dir = RUN_DIR / "sandbox"
     if not os.environ.get("REVIO_BASE_URL"):
@@ -159,6 +160,7 @@ def main() -> int:
     procfile = RUN_DIR / "Procfile"
     procfile.write_text("".join(f"{name}: {command}\n" for name, command in procs.items()))
 
+    emails_dir = env.get("EMAIL_FILE_PATH", str(RUN_DIR / "emails"))
     if "sandbox" in procs:
         revio_line = (
             f"Revio sandbox {sandbox_url}/  (the emulated Revio API, checkout pages, /_sandbox/ controls)"
@@ -178,6 +180,7 @@ def main() -> int:
     Admin         {base_url}/{admin_path}
     {revio_line}
 
+    Emails        {emails_dir}/  (one file per email; set SENDGRID_API_KEY to send)
     {admin_line}
 
   Processes: {", ".join(procs)} (Ctrl-C stops them all). Logs follow.

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "wallet.accounts",
     "wallet.ledger",
     "wallet.transactions",
+    "wallet.notifications",
     "wallet.webhooks",
 ]
 
@@ -171,6 +172,11 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": True,
+    # Only views that name a throttle_scope are limited (ScopedRateThrottle); counters live in the cache.
+    "DEFAULT_THROTTLE_RATES": {
+        "password_reset": "5/hour",  # per client IP: reset emails cannot be used to flood an inbox
+        "password_reset_confirm": "10/hour",
+    },
 }
 
 SPECTACULAR_SETTINGS = {
@@ -212,6 +218,7 @@ else:
         "data_folder_in": str(RUN_DIR / "broker" / "queue"),
         "data_folder_out": str(RUN_DIR / "broker" / "queue"),
         "processed_folder": str(RUN_DIR / "broker" / "processed"),
+        "control_folder": str(RUN_DIR / "broker" / "control"),
         "store_processed": False,
     }
 CELERY_RESULT_BACKEND = None
@@ -290,5 +297,6 @@ IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=120)
 # Bank details are encrypted at rest with Fernet; comma-separated keys, the first encrypts (rotation).
 FIELD_ENCRYPTION_KEYS: list[str] = env.list("FIELD_ENCRYPTION_KEYS")
 
+from config.settings.integrations.email import *  # noqa: E402
 from config.settings.integrations.revio import *  # noqa: E402
 from config.settings.integrations.sentry import *  # noqa: E402

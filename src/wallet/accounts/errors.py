@@ -25,3 +25,11 @@ class TokenInvalidError(ApplicationError):
     code = "token_not_valid"
     http_status = 401
     default_message = "The token is invalid, expired or already used."
+
+
+class InvalidResetTokenError(ApplicationError):
+    """Raised for a reset token that is malformed, expired, already used or not for an active user."""
+
+    code = "invalid_token"
+    http_status = 400
+    default_message = "The password-reset link is invalid, expired or already used; ask for a new one."

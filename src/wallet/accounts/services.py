@@ -1,25 +1,41 @@
-"""Account writes: registration, tokens (issue, rotate, revoke), password change and roles.
+"""Account writes: registration, tokens (issue, rotate, revoke), password change and reset, and roles.
 
 Token mechanics are djangorestframework-simplejwt's; these services add what it leaves to the caller:
 rotation that lets exactly one of many concurrent refreshes win, and revocation on password change.
+
+Password-reset tokens are Django's PasswordResetTokenGenerator tokens, sent as "<uidb64>.<token>": uidb64 is
+the user id, base64url-encoded; token is "<timestamp>-<HMAC>" over the user id, the password hash, the last
+login and the email, keyed with SECRET_KEY. A token therefore stops working once the password changes (used
+once) and after PASSWORD_RESET_TIMEOUT seconds, and nothing about it is stored on our side.
 """
 
 import logging
+import uuid
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
-from wallet.accounts.errors import EmailTakenError, InvalidCredentialsError, TokenInvalidError
+from wallet.accounts.errors import (
+    EmailTakenError,
+    InvalidCredentialsError,
+    InvalidResetTokenError,
+    TokenInvalidError,
+)
 from wallet.accounts.models import User, normalize_email
 from wallet.core.errors import ValidationFailedError
+from wallet.notifications import public as notifications
 
 logger = logging.getLogger(__name__)
 
@@ -108,12 +124,52 @@ def user_change_password(*, user: User, current_password: str, new_password: str
     _validate_new_password(password=new_password, user=user)
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    unrevoked = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
-    BlacklistedToken.objects.bulk_create(
-        [BlacklistedToken(token=token) for token in unrevoked], ignore_conflicts=True
-    )
+    _revoke_refresh_tokens(user)
     logger.info("password changed for user %s; refresh tokens revoked", user.pk)
     return _token_pair_for(user)
+
+
+def password_reset_request(*, email: str) -> None:
+    """Email a single-use, time-limited password-reset link if an active account has this email.
+
+    For an unknown or inactive email nothing is sent and nothing is raised, after comparable work, so the
+    caller answers the same either way (no account enumeration). The email goes through the notifications
+    outbox: recorded here, sent after commit, never blocking the request.
+    """
+    user = User.objects.filter(email=normalize_email(email), is_active=True).first()
+    if user is None or not user.has_usable_password():
+        # The same token computation the real branch does, against a throwaway user.
+        default_token_generator.make_token(User(email="nobody@invalid", password="!"))
+        logger.info("password reset requested for no active account")
+        return
+    token = password_reset_token_make(user=user)
+    reset_url = settings.FRONTEND_URL.rstrip("/") + f"/reset-password?token={token}"
+    with transaction.atomic():
+        notifications.notification_record_password_reset(user_id=user.id, reset_url=reset_url)
+    logger.info("password reset link recorded for user %s", user.pk)
+
+
+def password_reset_token_make(*, user: User) -> str:
+    """The "<uidb64>.<token>" string a reset link carries (see the module docstring)."""
+    return f"{urlsafe_base64_encode(force_bytes(user.pk))}.{default_token_generator.make_token(user)}"
+
+
+@transaction.atomic
+def password_reset_confirm(*, token: str, new_password: str) -> None:
+    """Set a new password with a reset token, and revoke every refresh token of the user.
+
+    Access tokens carry a hash of the password, so those issued before stop working too. The token stops
+    working with the password change; a new password that fails the validators leaves it usable.
+
+    :raises InvalidResetTokenError: the token is malformed, expired, already used or its user inactive.
+    :raises ValidationFailedError: the new password fails the password validators.
+    """
+    user = _user_for_reset_token(token)
+    _validate_new_password(password=new_password, user=user, field="new_password")
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    _revoke_refresh_tokens(user)
+    logger.info("password reset for user %s; refresh tokens revoked", user.pk)
 
 
 @transaction.atomic
@@ -133,10 +189,7 @@ def user_update(*, user_id: str, role: str | None = None, is_active: bool | None
     if changed:
         user.save(update_fields=changed)
     if "is_active" in changed and not user.is_active:
-        unrevoked = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
-        BlacklistedToken.objects.bulk_create(
-            [BlacklistedToken(token=token) for token in unrevoked], ignore_conflicts=True
-        )
+        _revoke_refresh_tokens(user)
     return user
 
 
@@ -165,13 +218,35 @@ def _outstanding_token_locked(raw: str) -> OutstandingToken:
     return outstanding
 
 
+def _revoke_refresh_tokens(user: User) -> None:
+    """Blacklist every refresh token of the user still outstanding; the caller owns the transaction."""
+    unrevoked = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
+    BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token=token) for token in unrevoked], ignore_conflicts=True
+    )
+
+
+def _user_for_reset_token(raw: str) -> User:
+    """The active user a reset token is for, row-locked, so two uses of one token cannot both succeed."""
+    uidb64, _, token = raw.partition(".")
+    try:
+        user_id = uuid.UUID(urlsafe_base64_decode(uidb64).decode())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidResetTokenError() from exc
+    user = User.objects.select_for_update().filter(pk=user_id, is_active=True).first()
+    # Checked under the lock: a concurrent use of the same token has changed the password by now.
+    if user is None or not default_token_generator.check_token(user, token):
+        raise InvalidResetTokenError()
+    return user
+
+
 def _token_pair_for(user: User) -> TokenPair:
     refresh = RefreshToken.for_user(user)
     return TokenPair(access=str(refresh.access_token), refresh=str(refresh))
 
 
-def _validate_new_password(*, password: str, user: User) -> None:
+def _validate_new_password(*, password: str, user: User, field: str = "password") -> None:
     try:
         validate_password(password, user=user)
     except DjangoValidationError as exc:
-        raise ValidationFailedError.for_fields({"password": list(exc.messages)}) from exc
+        raise ValidationFailedError.for_fields({field: list(exc.messages)}) from exc

@@ -24,6 +24,7 @@ from wallet.core import crypto, idempotency
 from wallet.core.db import run_in_serializable_transaction
 from wallet.core.errors import ValidationFailedError
 from wallet.ledger import public as ledger
+from wallet.notifications import public as notifications
 from wallet.revio.client import get_client
 from wallet.revio.contracts import BankAccount, PayoutOutcome, PurchaseOutcome
 from wallet.revio.errors import RevioNotCreatedError, RevioOutcomeUnknownError, RevioUnavailableError
@@ -432,6 +433,10 @@ def _transition(txn: Transaction, to_status: str, *, source: str, detail: str) -
     txn.save(update_fields=fields)
     _record_event(txn, from_status=from_status, detail=detail, source=source)
     logger.info("%s %s: %s → %s (%s)", txn.type, txn.id, from_status, to_status, source)
+    # The outbox: the email is recorded in this transaction and sent only after it commits.
+    notifications.notification_record_for_transaction(
+        transaction_id=txn.id, user_id=txn.user_id, event=f"{txn.type}.{to_status}"
+    )
 
 
 def _record_event(txn: Transaction, *, from_status: str, detail: str, source: str) -> None:

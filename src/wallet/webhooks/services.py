@@ -160,7 +160,10 @@ def _enqueue(log_id: int) -> None:
     from wallet.webhooks.tasks import webhook_process_task  # here: the tasks module imports this one
 
     try:
-        webhook_process_task.apply_async(kwargs={"log_id": log_id})
+        # One quick retry only: the event is safe in the log, and Revio is waiting for our answer.
+        webhook_process_task.apply_async(
+            kwargs={"log_id": log_id}, retry=True, retry_policy={"max_retries": 1, "interval_start": 0.2}
+        )
     except Exception:  # broker down: the sweep finds the event in the log later
         logger.warning("could not enqueue webhook %s; the sweep will pick it up", log_id, exc_info=True)
 

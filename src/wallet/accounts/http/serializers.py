@@ -46,3 +46,31 @@ class PasswordChangeInputSerializer(serializers.Serializer[Any]):
 class AdminUserUpdateInputSerializer(serializers.Serializer[Any]):
     role = serializers.ChoiceField(choices=User.Role.choices, required=False)
     is_active = serializers.BooleanField(required=False)
+
+
+class PasswordResetInputSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField(max_length=254)
+
+
+class PasswordResetAcceptedOutputSerializer(serializers.Serializer[Any]):
+    message = serializers.CharField(help_text="The same sentence whether or not the account exists.")
+
+
+class PasswordResetConfirmInputSerializer(serializers.Serializer[Any]):
+    token = serializers.CharField(
+        max_length=512, help_text='From the emailed link: "<uidb64>.<token>", single use, time-limited.'
+    )
+    new_password = _password_field()
+
+
+class NotificationPreferencesSerializer(serializers.Serializer[Any]):
+    transaction_emails = serializers.BooleanField(
+        help_text=(
+            "Optional emails: deposit completed or failed, withdrawal on its way. Emails about money "
+            "leaving or coming back (withdrawal paid, failed, returned) and security emails always go."
+        )
+    )
+
+
+class NotificationPreferencesUpdateInputSerializer(serializers.Serializer[Any]):
+    transaction_emails = serializers.BooleanField(required=False)

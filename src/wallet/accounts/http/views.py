@@ -2,20 +2,28 @@
 
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from wallet.accounts import selectors, services
-from wallet.accounts.errors import EmailTakenError, InvalidCredentialsError, TokenInvalidError
+from wallet.accounts.errors import (
+    EmailTakenError,
+    InvalidCredentialsError,
+    InvalidResetTokenError,
+    TokenInvalidError,
+)
 from wallet.accounts.http import serializers as s
 from wallet.accounts.http.permissions import IsAdminRole
 from wallet.accounts.models import User
 from wallet.core.errors import NotFoundError
 from wallet.core.http.pagination import NewestFirstCursorPagination
+from wallet.notifications import public as notifications
 
 
 def _validated(serializer_class: type[Any], request: Request) -> dict[str, Any]:
@@ -86,6 +94,52 @@ class AuthLogoutApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class AuthPasswordResetApi(APIView):
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = (ScopedRateThrottle,)
+    throttle_scope = "password_reset"
+
+    # One answer for every email, so the endpoint cannot tell anyone which emails have accounts.
+    ACCEPTED = "If an account exists for this email, a password-reset link is on its way."
+
+    @extend_schema(
+        tags=["auth"],
+        request=s.PasswordResetInputSerializer,
+        responses={202: s.PasswordResetAcceptedOutputSerializer},
+        description=(
+            "Emails a single-use reset link (valid for PASSWORD_RESET_TIMEOUT, one hour by default) if an "
+            "active account has this email. Always 202 with the same body. Rate-limited per client."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(s.PasswordResetInputSerializer, request)
+        services.password_reset_request(email=data["email"])
+        return Response({"message": self.ACCEPTED}, status=status.HTTP_202_ACCEPTED)
+
+
+class AuthPasswordResetConfirmApi(APIView):
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = (ScopedRateThrottle,)
+    throttle_scope = "password_reset_confirm"
+    documented_errors = (InvalidResetTokenError,)
+
+    @extend_schema(
+        tags=["auth"],
+        request=s.PasswordResetConfirmInputSerializer,
+        responses={204: OpenApiResponse(description="The password is set; every session has ended.")},
+        description=(
+            "Sets a new password with the token from the reset email. The token then stops working, and "
+            "every refresh and access token issued before is revoked: sign in again with the new password."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        data = _validated(s.PasswordResetConfirmInputSerializer, request)
+        services.password_reset_confirm(token=data["token"], new_password=data["new_password"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class MeApi(APIView):
     @extend_schema(tags=["me"], responses={200: s.UserOutputSerializer})
     def get(self, request: Request) -> Response:
@@ -107,6 +161,28 @@ class MePasswordApi(APIView):
             user=request.user, current_password=data["current_password"], new_password=data["new_password"]
         )
         return Response(s.TokenPairOutputSerializer(pair).data)
+
+
+class MeNotificationsApi(APIView):
+    @extend_schema(tags=["me"], responses={200: s.NotificationPreferencesSerializer})
+    def get(self, request: Request) -> Response:
+        assert isinstance(request.user, User)  # noqa: S101 - IsAuthenticated guarantees it
+        preferences = notifications.notification_preference_get(user_id=request.user.id)
+        return Response(s.NotificationPreferencesSerializer(preferences).data)
+
+    @extend_schema(
+        tags=["me"],
+        request=s.NotificationPreferencesUpdateInputSerializer,
+        responses={200: s.NotificationPreferencesSerializer},
+        description="Turns optional emails on or off. Essential and security emails are always sent.",
+    )
+    def patch(self, request: Request) -> Response:
+        data = _validated(s.NotificationPreferencesUpdateInputSerializer, request)
+        assert isinstance(request.user, User)  # noqa: S101 - IsAuthenticated guarantees it
+        preferences = notifications.notification_preference_update(
+            user_id=request.user.id, now=timezone.now(), **data
+        )
+        return Response(s.NotificationPreferencesSerializer(preferences).data)
 
 
 class AdminUserListApi(APIView):

@@ -230,6 +230,33 @@ class TestProcessing:
         assert "Revio now says created" in log.result
         assert balance_get(user_id=user.id, currency="ZAR").available == 0
 
+    def test_an_event_older_than_our_state_is_stored_as_ignored_with_the_reason(
+        self,
+        api: APIClient,
+        signer: Signer,
+        event_body: EventBody,
+        user: User,
+        revio: SandboxProcess,
+        django_capture_on_commit_callbacks: Any,
+    ) -> None:
+        deposit = paid_deposit(user, revio)
+        paid = event_body(id=deposit.provider_object_id, reference=str(deposit.id))
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver(api, paid, signer.sign(paid))
+        earlier = event_body(
+            id=deposit.provider_object_id,
+            reference=str(deposit.id),
+            status="viewed",
+            event_type="purchase.viewed",
+            updated_on=json.loads(paid)["updated_on"] - 30,
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            deliver(api, earlier, signer.sign(earlier))
+        stale = WebhookLog.objects.get(event_type="purchase.viewed")
+        assert stale.status == "ignored"
+        assert stale.result == "stale: the event says viewed, Revio now says paid; already applied"
+        assert balance_get(user_id=user.id, currency="ZAR").available == 7_000
+
     def test_a_refund_flags_the_deposit_for_an_operator(
         self,
         api: APIClient,

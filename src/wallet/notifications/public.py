@@ -1,0 +1,20 @@
+"""Notifications: emails to users about their money and their account, sent exactly once per event.
+
+Other apps record a notification inside the database transaction of the change it reports (the outbox);
+this app sends it after commit. Other apps import from here only.
+"""
+
+from wallet.notifications.selectors import NotificationPreferences, notification_preference_get
+from wallet.notifications.services import (
+    notification_preference_update,
+    notification_record_for_transaction,
+    notification_record_password_reset,
+)
+
+__all__ = [
+    "NotificationPreferences",
+    "notification_preference_get",
+    "notification_preference_update",
+    "notification_record_for_transaction",
+    "notification_record_password_reset",
+]

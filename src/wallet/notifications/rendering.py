@@ -1,0 +1,75 @@
+"""Turning an outbox row into an email: the context each template gets, and the templates rendered.
+
+Templates live in templates/notifications/: <name>.subject.txt (one line), <name>.txt (plain text) and
+<name>.html, all extending the base layouts. Amounts are formatted from minor units here, bank accounts are
+only ever the masked form the transaction keeps, and links point at the frontend (FRONTEND_URL).
+"""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.template.loader import render_to_string
+
+from wallet.core.money import format_money
+from wallet.notifications.events import EVENTS
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class NothingToRenderError(Exception):
+    """The facts an email needs are gone (a deleted transaction); it can never be sent."""
+
+
+def frontend_url(path: str) -> str:
+    return settings.FRONTEND_URL.rstrip("/") + path
+
+
+def email_render(*, event: str, context: dict[str, Any]) -> RenderedEmail:
+    spec = EVENTS[event]
+    base = {
+        "frontend_url": frontend_url(""),
+        "preferences_url": frontend_url("/settings/notifications"),
+        "essential": spec.essential,
+    }
+    full = {**base, **context}
+    subject = render_to_string(f"notifications/{spec.template}.subject.txt", full)
+    return RenderedEmail(
+        # Headers are one line; a template's trailing newline or wrapping must not split the subject.
+        subject=" ".join(subject.split()),
+        text=render_to_string(f"notifications/{spec.template}.txt", full).strip() + "\n",
+        html=render_to_string(f"notifications/{spec.template}.html", full),
+    )
+
+
+def transaction_context(*, transaction_id: uuid.UUID) -> dict[str, Any]:
+    """What a deposit or withdrawal email shows, read when it is sent (amounts and accounts never change)."""
+    # Imported here, not at the top: the transactions services call into this app while changing a
+    # status, so a module-level import would be circular.
+    from wallet.transactions import public as transactions
+
+    txn = transactions.transaction_find(transaction_id=transaction_id)
+    if txn is None:
+        raise NothingToRenderError(f"transaction {transaction_id} does not exist")
+    return {
+        "transaction_id": str(txn.id),
+        "reference": str(txn.id).split("-")[0].upper(),
+        "type": txn.type,
+        "amount": format_money(txn.amount, txn.currency),
+        "bank_account_masked": txn.bank_account_masked,
+        "failure_reason": txn.failure_reason,
+        "transaction_url": frontend_url(f"/transactions/{txn.id}"),
+    }
+
+
+def password_reset_context(*, stored: dict[str, Any]) -> dict[str, Any]:
+    if not stored.get("reset_url"):
+        raise NothingToRenderError("the reset link was already cleared")
+    minutes = max(settings.PASSWORD_RESET_TIMEOUT // 60, 1)
+    return {"reset_url": stored["reset_url"], "valid_minutes": minutes}
