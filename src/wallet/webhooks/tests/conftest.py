@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.core.cache import cache
 
 from revio_sandbox.testing import SandboxProcess
+from wallet.transactions.tests.conftest import fund  # noqa: F401 - a fixture, used by name
 
 
 def jsonb(value: Any) -> bytes:
