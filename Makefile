@@ -8,12 +8,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint format install system-deps services admin-password clean help
+.PHONY: run test lint format install system-deps services admin-password bench clean help
 
 help:
 	@echo "make run     install, migrate and start the whole system (SQLite, or PostgreSQL+Redis via env)"
 	@echo "make test    lint + the whole suite against real PostgreSQL and Redis (started if not given)"
 	@echo "make lint    ruff, ruff format --check, mypy, migrations check"
+	@echo "make bench   throughput, latency and memory of the real stack (docs/benchmarks.md)"
 	@echo "make services  start throwaway PostgreSQL and Redis and print their URLs"
 
 $(UV):
@@ -44,6 +45,10 @@ test: install system-deps lint
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# Benchmarks of the real stack against baselines measured in the same run (not part of make test).
+bench: install system-deps
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 services: install system-deps
 	$(PY) scripts/testenv.py --shell
