@@ -38,6 +38,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Dockerfile
 
 test: install system-deps lint
 	$(PY) scripts/testenv.py -- $(VENV)/bin/pytest $(PYTEST_ARGS)

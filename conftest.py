@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from revio_sandbox.testing import SandboxProcess
 from wallet.accounts.models import User
+from wallet.revio.breaker import breaker_reset
 
 PASSWORD = "correct horse battery staple"
 
@@ -78,5 +79,7 @@ def revio(revio_sandbox: SandboxProcess, settings: Any) -> Iterator[SandboxProce
     settings.REVIO_API_KEY = revio_sandbox.api_key
     settings.REVIO_BRAND_ID = revio_sandbox.brand_id
     settings.REVIO_READ_TIMEOUT = 2.0
+    breaker_reset()  # the circuit breaker's state is shared (Redis): no test inherits another's failures
     yield revio_sandbox
     revio_sandbox.control.clear_faults()
+    breaker_reset()

@@ -5,6 +5,9 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 
+# Read straight from the settings module (it only reads the environment): Django is not set up here yet.
+from config.settings.integrations import reconciliation as reconciliation_settings
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("wallet")
@@ -16,6 +19,8 @@ app.conf.beat_schedule = {
     # Webhook retries with backoff, lost broker messages and events whose worker died: every 30 seconds,
     # so a retry is late by at most that much on top of its backoff.
     "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 30.0},
+    # Correction proposals nobody decided in time are marked expired (they are refused either way).
+    "adjustments-expire": {"task": "adjustments.expire", "schedule": crontab(minute="*/15")},
     # Idempotency keys are kept at least IDEMPOTENCY_KEY_TTL_HOURS; purging daily keeps the table small.
     "idempotency-purge": {"task": "core.idempotency_purge", "schedule": crontab(minute=17, hour=3)},
     # Expired refresh tokens in the blacklist tables serve no purpose (simplejwt flushexpiredtokens).
@@ -23,4 +28,22 @@ app.conf.beat_schedule = {
     # Emails whose send task was lost after commit (after NOTIFICATION_SWEEP_GRACE_SECONDS), and retries
     # whose backoff has passed: every minute, the granularity of the retry backoff.
     "notifications-sweep": {"task": "notifications.sweep", "schedule": 60.0},
+    # Stuck deposits and withdrawals: looked up at Revio and applied; each transaction also backs off on
+    # its own (5 min, 1 h, then daily), so the cadence only bounds how late a due check can be.
+    "reconciliation-recover-stuck": {
+        "task": "reconciliation.recover_stuck",
+        "schedule": float(reconciliation_settings.RECONCILIATION_RECOVERY_INTERVAL_SECONDS),
+    },
+    # Yesterday's deposits and withdrawals against Revio's objects, once a day after midnight UTC.
+    "reconciliation-provider-daily": {
+        "task": "reconciliation.provider_daily",
+        "schedule": crontab(minute=37, hour=2),
+    },
+    # The ledger's invariants: often enough that a violation is seen within minutes, cheap enough to run.
+    "reconciliation-check-invariants": {
+        "task": "reconciliation.check_invariants",
+        "schedule": float(reconciliation_settings.RECONCILIATION_INVARIANTS_INTERVAL_SECONDS),
+    },
+    # Payouts queued while Revio's circuit breaker was open: sent once it closes (each exactly once).
+    "payouts-send-queued": {"task": "payouts.send_queued", "schedule": 60.0},
 }

@@ -6,6 +6,7 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from wallet.core.http import views as core_views
+from wallet.core.http.metrics import metrics_view
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("wallet.accounts.http.urls")),
@@ -19,6 +20,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),
     path(settings.ADMIN_URL, admin.site.urls),
 ]
 

@@ -22,7 +22,7 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS: list[str] = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin.OpsAdminConfig",  # django.contrib.admin with the operations console site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -34,15 +34,21 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_prometheus",
     "wallet.core",
     "wallet.accounts",
     "wallet.ledger",
     "wallet.transactions",
     "wallet.notifications",
     "wallet.webhooks",
+    "wallet.reconciliation",
+    "wallet.adjustments",
+    "wallet.audit",
 ]
 
 MIDDLEWARE = [
+    # Request counts and latencies for /metrics; the Before/After pair brackets everything else.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "wallet.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -53,6 +59,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "wallet.core.db_router.ReplicaReadsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -110,6 +118,23 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
+# A read replica (docs/scaling.md): only the reads wallet.core.db_router sends there, never a money
+# decision. Unset, everything uses the primary.
+DATABASE_REPLICA_URL: str = env.str("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
+    DATABASES["replica"]["ATOMIC_REQUESTS"] = False
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"].get("CONN_MAX_AGE", 0)
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["wallet.core.db_router.ReplicaRouter"]
+# Read-only endpoints whose GET may be served from the replica (regexes on the path). Not the balance:
+# it feeds withdrawal decisions and fills the balance cache, so it is always read from the primary.
+DATABASE_REPLICA_PATHS: list[str] = env.list(
+    "DATABASE_REPLICA_PATHS",
+    default=[r"^/api/v1/transactions$", r"^/api/v1/balance/entries$", r"^/api/v1/admin/users$"],
+)
+
 # ---------------------------------------------------------------------------------------------------------
 # Redis: cache, Celery broker. Without REDIS_URL, local mode uses a broker that needs no server.
 # ---------------------------------------------------------------------------------------------------------
@@ -125,6 +150,16 @@ else:
             "LOCATION": str(RUN_DIR / "cache"),
         }
     }
+
+# Balance reads for GET /api/v1/balance are cached this long; a balance change deletes the entry on
+# commit, so the TTL only bounds how long a missed invalidation could show an old figure. 0 disables.
+BALANCE_CACHE_SECONDS = env.int("BALANCE_CACHE_SECONDS", default=300)
+
+# /metrics (wallet.core.http.metrics): a bearer token and/or allow-listed networks; neither set = 404.
+METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS: list[str] = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# A pending or processing transaction unchanged this long counts as stuck in wallet_transactions_stuck.
+METRICS_STUCK_AFTER_SECONDS = env.int("METRICS_STUCK_AFTER_SECONDS", default=30 * 60)
 
 # ---------------------------------------------------------------------------------------------------------
 # Authentication
@@ -294,9 +329,13 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 # A request holding a key longer than this is presumed dead; a retry may then take the key over.
 IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=120)
 
+# A balance-correction proposal not decided by a second admin within this time expires.
+ADJUSTMENT_PROPOSAL_TTL_HOURS = env.int("ADJUSTMENT_PROPOSAL_TTL_HOURS", default=72)
+
 # Bank details are encrypted at rest with Fernet; comma-separated keys, the first encrypts (rotation).
 FIELD_ENCRYPTION_KEYS: list[str] = env.list("FIELD_ENCRYPTION_KEYS")
 
 from config.settings.integrations.email import *  # noqa: E402
+from config.settings.integrations.reconciliation import *  # noqa: E402
 from config.settings.integrations.revio import *  # noqa: E402
 from config.settings.integrations.sentry import *  # noqa: E402

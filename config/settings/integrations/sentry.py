@@ -9,11 +9,21 @@ if _dsn:
     from sentry_sdk.integrations.celery import CeleryIntegration
     from sentry_sdk.integrations.django import DjangoIntegration
 
+    from wallet.observability.sentry import before_breadcrumb, before_send
+
     sentry_sdk.init(
         dsn=_dsn,
         environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        # The image sets SENTRY_RELEASE to its git sha (Dockerfile GIT_SHA); Railway provides its own.
+        release=env.str("SENTRY_RELEASE", default="")
+        or env.str("RAILWAY_GIT_COMMIT_SHA", default="")
+        or None,
         integrations=[DjangoIntegration(), CeleryIntegration()],
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
         # Emails and bank details are personal data; Sentry gets ids, not them.
         send_default_pii=False,
+        # Bank account numbers and credentials are scrubbed from every event (wallet.observability.sentry).
+        before_send=before_send,
+        before_send_transaction=before_send,
+        before_breadcrumb=before_breadcrumb,
     )

@@ -34,6 +34,7 @@ from wallet.accounts.errors import (
     TokenInvalidError,
 )
 from wallet.accounts.models import User, normalize_email
+from wallet.audit import public as audit
 from wallet.core.errors import ValidationFailedError
 from wallet.notifications import public as notifications
 
@@ -63,15 +64,19 @@ def user_register(*, email: str, password: str) -> User:
         raise EmailTakenError() from exc
 
 
-def token_pair_obtain(*, email: str, password: str) -> TokenPair:
-    """Check the credentials and issue an access and a refresh token.
+def token_pair_obtain(*, email: str, password: str, ip: str | None = None) -> TokenPair:
+    """Check the credentials and issue an access and a refresh token. Both outcomes are audited.
 
     :raises InvalidCredentialsError: unknown email, wrong password or inactive account (indistinguishable).
     """
     user = authenticate(username=normalize_email(email), password=password)
     if not isinstance(user, User):
+        audit.audit_record(
+            action=audit.AuditAction.LOGIN_FAILED, ip=ip, details={"email": normalize_email(email)}
+        )
         raise InvalidCredentialsError()
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
+    audit.audit_record(action=audit.AuditAction.LOGIN_SUCCEEDED, actor=user, subject=user, ip=ip)
     return _token_pair_for(user)
 
 
@@ -98,7 +103,7 @@ def token_pair_refresh(*, refresh: str) -> TokenPair:
 
 
 @transaction.atomic
-def token_revoke(*, refresh: str) -> None:
+def token_revoke(*, refresh: str, ip: str | None = None) -> None:
     """Revoke a refresh token (logout). Revoking one already revoked is a no-op.
 
     :raises TokenInvalidError: the token is malformed or expired.
@@ -108,10 +113,15 @@ def token_revoke(*, refresh: str) -> None:
     except _AlreadyRevokedError:
         return
     BlacklistedToken.objects.create(token=outstanding)
+    audit.audit_record(
+        action=audit.AuditAction.LOGOUT, actor=outstanding.user, subject=outstanding.user, ip=ip
+    )
 
 
 @transaction.atomic
-def user_change_password(*, user: User, current_password: str, new_password: str) -> TokenPair:
+def user_change_password(
+    *, user: User, current_password: str, new_password: str, ip: str | None = None
+) -> TokenPair:
     """Change the password, revoke every refresh token of the user and issue a fresh pair.
 
     Access tokens carry a hash of the password (CHECK_REVOKE_TOKEN), so those issued before stop working too.
@@ -125,11 +135,12 @@ def user_change_password(*, user: User, current_password: str, new_password: str
     user.set_password(new_password)
     user.save(update_fields=["password"])
     _revoke_refresh_tokens(user)
+    audit.audit_record(action=audit.AuditAction.PASSWORD_CHANGED, actor=user, subject=user, ip=ip)
     logger.info("password changed for user %s; refresh tokens revoked", user.pk)
     return _token_pair_for(user)
 
 
-def password_reset_request(*, email: str) -> None:
+def password_reset_request(*, email: str, ip: str | None = None) -> None:
     """Email a single-use, time-limited password-reset link if an active account has this email.
 
     For an unknown or inactive email nothing is sent and nothing is raised, after comparable work, so the
@@ -137,6 +148,12 @@ def password_reset_request(*, email: str) -> None:
     outbox: recorded here, sent after commit, never blocking the request.
     """
     user = User.objects.filter(email=normalize_email(email), is_active=True).first()
+    audit.audit_record(
+        action=audit.AuditAction.PASSWORD_RESET_REQUESTED,
+        subject=user,
+        ip=ip,
+        details={"email": normalize_email(email), "account_found": user is not None},
+    )
     if user is None or not user.has_usable_password():
         # The same token computation the real branch does, against a throwaway user.
         default_token_generator.make_token(User(email="nobody@invalid", password="!"))
@@ -155,7 +172,7 @@ def password_reset_token_make(*, user: User) -> str:
 
 
 @transaction.atomic
-def password_reset_confirm(*, token: str, new_password: str) -> None:
+def password_reset_confirm(*, token: str, new_password: str, ip: str | None = None) -> None:
     """Set a new password with a reset token, and revoke every refresh token of the user.
 
     Access tokens carry a hash of the password, so those issued before stop working too. The token stops
@@ -169,21 +186,43 @@ def password_reset_confirm(*, token: str, new_password: str) -> None:
     user.set_password(new_password)
     user.save(update_fields=["password"])
     _revoke_refresh_tokens(user)
+    audit.audit_record(action=audit.AuditAction.PASSWORD_RESET_COMPLETED, actor=user, subject=user, ip=ip)
     logger.info("password reset for user %s; refresh tokens revoked", user.pk)
 
 
 @transaction.atomic
-def user_update(*, user_id: str, role: str | None = None, is_active: bool | None = None) -> User:
-    """Change a user's role or active flag (an admin action). Deactivating revokes their refresh tokens.
+def user_update(
+    *,
+    user_id: str,
+    role: str | None = None,
+    is_active: bool | None = None,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> User:
+    """Change a user's role or active flag (an audited admin action). Deactivating revokes their tokens.
 
     :raises User.DoesNotExist: no such user.
     """
     user = User.objects.select_for_update().get(pk=user_id)
     changed: list[str] = []
     if role is not None and role != user.role:
+        audit.audit_record(
+            action=audit.AuditAction.USER_ROLE_CHANGED,
+            actor=actor,
+            subject=user,
+            ip=ip,
+            details={"email": user.email, "from": user.role, "to": role},
+        )
         user.role = role
         changed.append("role")
     if is_active is not None and is_active != user.is_active:
+        audit.audit_record(
+            action=audit.AuditAction.USER_ACTIVE_CHANGED,
+            actor=actor,
+            subject=user,
+            ip=ip,
+            details={"email": user.email, "from": user.is_active, "to": is_active},
+        )
         user.is_active = is_active
         changed.append("is_active")
     if changed:

@@ -30,3 +30,19 @@ def read(name: str) -> int:
 
 def reset(name: str) -> None:
     cache.delete(_PREFIX + name)
+
+
+def read_all() -> dict[str, int]:
+    """Every counter that has been incremented, by name (for /metrics). Empty without Redis."""
+    client_holder = getattr(cache, "_cache", None)
+    get_client = getattr(client_holder, "get_client", None)
+    if get_client is None:  # not the Redis backend: names cannot be listed
+        return {}
+    pattern = cache.make_key(_PREFIX + "*")
+    stem = pattern[: -len(_PREFIX + "*")]
+    names = [
+        (raw.decode() if isinstance(raw, bytes) else str(raw))[len(stem) + len(_PREFIX) :]
+        for raw in get_client().scan_iter(match=pattern, count=500)
+    ]
+    values = cache.get_many([_PREFIX + name for name in names])
+    return {name: int(values.get(_PREFIX + name) or 0) for name in sorted(names)}

@@ -1,8 +1,11 @@
 """Ledger reads, and the verification that the books balance."""
 
+import logging
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import QuerySet
 
@@ -16,7 +19,44 @@ class BalanceFigures:
     reserved: int
 
 
-def balance_get(*, user_id: UUID, currency: str) -> BalanceFigures:
+logger = logging.getLogger(__name__)
+
+
+def balance_cache_generation_key(*, user_id: UUID, currency: str) -> str:
+    return f"balance-gen:{user_id}:{currency}"
+
+
+def _balance_cache_key(*, user_id: UUID, currency: str, generation: int) -> str:
+    return f"balance:{user_id}:{currency}:{generation}"
+
+
+def _balance_get_cached(*, user_id: UUID, currency: str) -> BalanceFigures:
+    # The generation is read before the database: a fill that raced a commit is stored under the old
+    # generation, which the commit's invalidation already moved past, so it is never served.
+    try:
+        generation = int(cache.get(balance_cache_generation_key(user_id=user_id, currency=currency)) or 0)
+        key = _balance_cache_key(user_id=user_id, currency=currency, generation=generation)
+        cached = cache.get(key)
+    except Exception:  # the cache is an optimisation: without Redis, read the database
+        logger.warning("balance cache unavailable", exc_info=True)
+        return balance_get(user_id=user_id, currency=currency)
+    if cached is not None:
+        return BalanceFigures(currency=currency, available=cached[0], reserved=cached[1])
+    figures = balance_get(user_id=user_id, currency=currency)
+    try:
+        cache.set(key, (figures.available, figures.reserved), timeout=settings.BALANCE_CACHE_SECONDS)
+    except Exception:
+        logger.warning("balance cache not filled", exc_info=True)
+    return figures
+
+
+def balance_get(*, user_id: UUID, currency: str, cached: bool = False) -> BalanceFigures:
+    """The user's balance. `cached=True` is for display only (GET /api/v1/balance): it may come from the
+    Redis cache, invalidated when a change commits. Money decisions lock the row instead (balance_lock).
+    """
+    # Inside a transaction the figure may be uncommitted: never cache it (nor serve it from the cache).
+    if cached and settings.BALANCE_CACHE_SECONDS > 0 and not connection.in_atomic_block:
+        return _balance_get_cached(user_id=user_id, currency=currency)
     row = Balance.objects.filter(user_id=user_id, currency=currency).values("available", "reserved").first()
     if row is None:
         return BalanceFigures(currency=currency, available=0, reserved=0)

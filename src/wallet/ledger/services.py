@@ -4,14 +4,19 @@ Callers own the transaction (wallet.core.db.run_in_serializable_transaction) and
 first, outside it, so the rows a movement locks already exist.
 """
 
+import logging
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from wallet.ledger.errors import InsufficientFundsError, UnbalancedJournalError
 from wallet.ledger.models import AccountKind, Balance, Entry, Journal, JournalKind, LedgerAccount
+from wallet.ledger.selectors import balance_cache_generation_key
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,25 @@ def _clearing_account_id(currency: str) -> int:
     )
 
 
+def balance_cache_invalidate(*, user_id: UUID, currency: str) -> None:
+    """Move the balance's cache generation on, so no cached figure from before is served again."""
+    key = balance_cache_generation_key(user_id=user_id, currency=currency)
+    try:
+        try:
+            cache.incr(key)
+        except ValueError:  # never cached or invalidated yet
+            if not cache.add(key, 1, timeout=None):
+                cache.incr(key)
+    except Exception:  # a cache outage must not fail a committed movement; the TTL bounds staleness
+        logger.warning("balance cache not invalidated for %s %s", user_id, currency, exc_info=True)
+
+
 def _save(balance: Balance) -> None:
     balance.updated_at = timezone.now()
     balance.save(update_fields=["available", "reserved", "updated_at"])
+    # Only once the change is committed: a rollback leaves the cached figure (still true) in place.
+    user_id, currency = balance.user_id, balance.currency
+    transaction.on_commit(lambda: balance_cache_invalidate(user_id=user_id, currency=currency))
 
 
 def deposit_credit(*, balance: Balance, amount: int, transaction_id: UUID) -> Journal:
@@ -174,6 +195,30 @@ def withdrawal_return(*, balance: Balance, amount: int, transaction_id: UUID, re
             Line(_clearing_account_id(balance.currency), -amount),
             Line(balance.available_account_id, amount),
         ],
+    )
+    balance.available += amount
+    _save(balance)
+    return journal
+
+
+def correction_post(*, balance: Balance, amount: int, correction_id: UUID, memo: str = "") -> Journal:
+    """An approved operator correction: the user's available balance moves by the signed `amount`, against
+    the platform's corrections account. Posted at most once per correction id (the journal's unique key).
+
+    :raises InsufficientFundsError: a negative correction would take available below zero.
+    """
+    if amount < 0 and balance.available + amount < 0:
+        raise InsufficientFundsError(
+            "This correction would take the available balance below zero.",
+            details={"available": balance.available, "requested": amount, "currency": balance.currency},
+        )
+    corrections_account_id = platform_account_ensure(kind=AccountKind.CORRECTIONS, currency=balance.currency)
+    journal = journal_post(
+        kind=JournalKind.CORRECTION,
+        currency=balance.currency,
+        transaction_id=correction_id,
+        memo=memo,
+        lines=[Line(balance.available_account_id, amount), Line(corrections_account_id, -amount)],
     )
     balance.available += amount
     _save(balance)

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from wallet.audit import public as audit
 from wallet.notifications import services
 from wallet.notifications.models import Notification, NotificationPreference, NotificationStatus
 
@@ -53,6 +54,12 @@ class NotificationAdmin(admin.ModelAdmin[Notification]):
     def resend(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
         ids: list[uuid.UUID] = list(queryset.values_list("id", flat=True))
         queued = services.notification_resend(notification_ids=ids, now=timezone.now())
+        audit.audit_record(
+            action=audit.AuditAction.NOTIFICATION_RESENT,
+            actor=request.user,
+            ip=request.META.get("REMOTE_ADDR"),
+            details={"notification_ids": [str(i) for i in ids], "queued": queued},
+        )
         skipped = len(ids) - queued
         self.message_user(request, f"Queued {queued} notification(s) to be sent again.", messages.SUCCESS)
         if skipped:

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from wallet.revio import breaker
 from wallet.revio.contracts import (
     PAYOUT_OUTCOMES,
     PURCHASE_OUTCOMES,
@@ -160,6 +161,15 @@ class RevioClient:
     # -- transport ------------------------------------------------------------------------------------
 
     def _create(self, path: str, body: dict[str, Any]) -> Any:
+        # The circuit breaker (breaker.py) refuses at once while Revio is down; refused means never sent.
+        with breaker.guard():
+            return self._create_unguarded(path, body)
+
+    def _read(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
+        with breaker.guard():
+            return self._read_unguarded(method, path, params)
+
+    def _create_unguarded(self, path: str, body: dict[str, Any]) -> Any:
         for attempt in range(1, _CREATE_ATTEMPTS + 1):
             try:
                 response = self._http.post(path, json=body)
@@ -173,7 +183,7 @@ class RevioClient:
             return self._parse(response, creating=True)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _read(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
+    def _read_unguarded(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
         delay = 0.2
         for attempt in range(1, _READ_ATTEMPTS + 1):
             try:

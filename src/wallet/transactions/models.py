@@ -47,6 +47,13 @@ class Transaction(models.Model):
     bank_code = models.CharField(max_length=6, blank=True)
     bank_account_type = models.CharField(max_length=16, blank=True)
     failure_reason = models.CharField(max_length=255, blank=True)
+    # Withdrawals only: when the payout request was sent to Revio (set just before sending). NULL means
+    # never sent (queued while Revio was down): only such a withdrawal may be sent, and only once, since
+    # one whose request went out with an unknown outcome could be paid twice (docs/adr/0006).
+    payout_requested_at = models.DateTimeField(null=True, blank=True)
+    payout_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Payout requests sent to Revio (at most one unless Revio refused it)."
+    )
     needs_review = models.BooleanField(default=False)
     review_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

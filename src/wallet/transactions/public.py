@@ -14,6 +14,8 @@ from wallet.transactions.services import (
     withdrawal_apply_provider_state,
     withdrawal_bank_account,
     withdrawal_fail_unsent,
+    withdrawal_payout_send,
+    withdrawals_send_queued,
 )
 
 __all__ = [
@@ -33,4 +35,6 @@ __all__ = [
     "withdrawal_apply_provider_state",
     "withdrawal_bank_account",
     "withdrawal_fail_unsent",
+    "withdrawal_payout_send",
+    "withdrawals_send_queued",
 ]

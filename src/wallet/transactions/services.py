@@ -17,14 +17,17 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
+from wallet.accounts import public as accounts
 from wallet.core import crypto, idempotency
 from wallet.core.db import run_in_serializable_transaction
 from wallet.core.errors import ValidationFailedError
 from wallet.ledger import public as ledger
 from wallet.notifications import public as notifications
+from wallet.revio import breaker as revio_breaker
+from wallet.revio.breaker import RevioCircuitOpenError
 from wallet.revio.client import get_client
 from wallet.revio.contracts import BankAccount, PayoutOutcome, PurchaseOutcome
 from wallet.revio.errors import RevioNotCreatedError, RevioOutcomeUnknownError, RevioUnavailableError
@@ -252,32 +255,101 @@ def withdrawal_create(
         reserve, lock_keys=[ledger.balance_lock_key(user_id=user_id, currency=currency)]
     )
 
+    withdrawal_payout_send(
+        withdrawal_id=withdrawal.id, email=email, bank_account=bank_account, source=Source.API
+    )
+    withdrawal.refresh_from_db()
+    return withdrawal
+
+
+def withdrawal_payout_send(
+    *, withdrawal_id: uuid.UUID, email: str, bank_account: BankAccount, source: str
+) -> str:
+    """Send the payout request of a pending withdrawal whose request was never sent, at most once.
+
+    The request is claimed first (payout_requested_at set in its own commit, only if still unset), so two
+    senders cannot both send it and a request whose outcome is unknown is never sent again. While Revio's
+    circuit breaker is open nothing is sent: the claim is undone and the withdrawal stays pending, queued
+    for the payouts sweep (withdrawals_send_queued). Returns "sent", "queued", "failed" or "skipped".
+    """
+    now = timezone.now()
+    claimed = Transaction.objects.filter(
+        id=withdrawal_id,
+        type=TransactionType.WITHDRAWAL,
+        status=S.PENDING,
+        payout_requested_at__isnull=True,
+        provider_object_id__isnull=True,
+    ).update(payout_requested_at=now, payout_attempts=F("payout_attempts") + 1)
+    if not claimed:
+        return "skipped"  # sent already (or being sent), or no longer pending
+    amount, currency = Transaction.objects.values_list("amount", "currency").get(id=withdrawal_id)
     try:
         payout = get_client().payout_create(
-            reference=str(withdrawal.id),
+            reference=str(withdrawal_id),
             amount=amount,
             currency=currency,
             bank_account=bank_account,
             email=email,
         )
+    except RevioCircuitOpenError:
+        # Refused before sending: nothing left this process, so it may be sent later, once.
+        Transaction.objects.filter(id=withdrawal_id, payout_requested_at=now).update(
+            payout_requested_at=None, payout_attempts=F("payout_attempts") - 1
+        )
+        logger.warning("withdrawal %s: Revio unavailable (breaker open); payout queued", withdrawal_id)
+        return "queued"
     except RevioNotCreatedError as exc:
-        logger.warning("withdrawal %s: payout not created: %s", withdrawal.id, exc)
-        withdrawal_fail_unsent(withdrawal_id=withdrawal.id, reason=_refusal_reason(exc), source=Source.API)
+        logger.warning("withdrawal %s: payout not created: %s", withdrawal_id, exc)
+        withdrawal_fail_unsent(withdrawal_id=withdrawal_id, reason=_refusal_reason(exc), source=source)
+        return "failed"
     except RevioOutcomeUnknownError as exc:
         # It may have been created. Sending it again could pay twice; refunding could give money away twice.
-        logger.warning("withdrawal %s: payout outcome unknown, left pending: %s", withdrawal.id, exc)
-    else:
-        withdrawal_apply_provider_state(
-            withdrawal_id=withdrawal.id,
-            outcome=payout.outcome,
-            payout_id=payout.id,
-            amount=payout.amount,
-            currency=payout.currency,
-            provider_status=payout.status,
-            source=Source.API,
+        logger.warning("withdrawal %s: payout outcome unknown, left pending: %s", withdrawal_id, exc)
+        return "sent"
+    withdrawal_apply_provider_state(
+        withdrawal_id=withdrawal_id,
+        outcome=payout.outcome,
+        payout_id=payout.id,
+        amount=payout.amount,
+        currency=payout.currency,
+        provider_status=payout.status,
+        source=source,
+    )
+    return "sent"
+
+
+def withdrawals_send_queued(*, now: datetime, limit: int = 100) -> dict[str, int]:
+    """Send the payouts of pending withdrawals whose request was never sent (queued while Revio was down,
+    or a crash between reservation and request), older than PAYOUT_QUEUE_GRACE_SECONDS. Each is claimed
+    before sending, so concurrent sweeps send each at most once. Stops early while the breaker is open."""
+    counts: dict[str, int] = {}
+    if revio_breaker.is_open():
+        return counts
+    cutoff = now - timedelta(seconds=settings.PAYOUT_QUEUE_GRACE_SECONDS)
+    queued = list(
+        Transaction.objects.filter(
+            type=TransactionType.WITHDRAWAL,
+            status=S.PENDING,
+            payout_requested_at__isnull=True,
+            provider_object_id__isnull=True,
+            created_at__lte=cutoff,
         )
-    withdrawal.refresh_from_db()
-    return withdrawal
+        .order_by("created_at")
+        .values_list("id", "user_id")[:limit]
+    )
+    for withdrawal_id, user_id in queued:
+        user = accounts.user_get(user_id=user_id)
+        withdrawal = Transaction.objects.get(id=withdrawal_id)
+        result = withdrawal_payout_send(
+            withdrawal_id=withdrawal_id,
+            email=user.email if user else "",
+            bank_account=withdrawal_bank_account(withdrawal=withdrawal),
+            source=Source.RECONCILIATION,
+        )
+        counts[result] = counts.get(result, 0) + 1
+        if result == "queued":
+            break  # the breaker opened again: the rest wait for the next sweep
+    return counts
 
 
 def _refusal_reason(exc: RevioNotCreatedError) -> str:

@@ -38,7 +38,8 @@ class WebhookLogAdmin(admin.ModelAdmin[WebhookLog]):
     def replay(self, request: HttpRequest, queryset: QuerySet[WebhookLog]) -> None:
         actor = getattr(request.user, "email", "admin")
         eligible = queryset.filter(status__in=[WebhookStatus.FAILED, WebhookStatus.DEAD_LETTERED])
-        replayed = sum(webhook_replay(log_id=log.id, actor=actor) for log in eligible)
+        ip = request.META.get("REMOTE_ADDR")
+        replayed = sum(webhook_replay(log_id=log.id, actor=actor, ip=ip) for log in eligible)
         skipped = queryset.count() - replayed
         self.message_user(
             request,

@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from wallet.audit import public as audit
 from wallet.core import metrics
 from wallet.revio.client import get_client
 from wallet.revio.errors import RevioError
@@ -382,18 +383,28 @@ def webhooks_sweep(*, now: datetime | None = None) -> int:
     return len(due)
 
 
-def webhook_replay(*, log_id: int, actor: str, now: datetime | None = None) -> bool:
-    """Send a failed or dead-lettered event through processing again (an operator's action, recorded)."""
+def webhook_replay(*, log_id: int, actor: str, now: datetime | None = None, ip: str | None = None) -> bool:
+    """Send a failed or dead-lettered event through processing again (an operator's action, audited)."""
     now = now or timezone.now()
-    updated = WebhookLog.objects.filter(
-        id=log_id, status__in=[WebhookStatus.FAILED, WebhookStatus.DEAD_LETTERED]
-    ).update(
-        status=WebhookStatus.RECEIVED,
-        attempts=0,
-        next_attempt_at=None,
-        replayed_by=actor[:254],
-        replayed_at=now,
-    )
+    with transaction.atomic():
+        updated = WebhookLog.objects.filter(
+            id=log_id, status__in=[WebhookStatus.FAILED, WebhookStatus.DEAD_LETTERED]
+        ).update(
+            status=WebhookStatus.RECEIVED,
+            attempts=0,
+            next_attempt_at=None,
+            replayed_by=actor[:254],
+            replayed_at=now,
+        )
+        if updated:
+            audit.audit_record(
+                action=audit.AuditAction.WEBHOOK_REPLAYED,
+                actor=actor,
+                subject_type="webhooks.webhooklog",
+                subject_id=str(log_id),
+                ip=ip,
+                now=now,
+            )
     if updated:
         logger.warning("webhook %s replayed by %s", log_id, actor)
         transaction.on_commit(lambda: _enqueue(log_id))

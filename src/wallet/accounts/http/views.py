@@ -32,6 +32,11 @@ def _validated(serializer_class: type[Any], request: Request) -> dict[str, Any]:
     return dict(serializer.validated_data)
 
 
+def _client_ip(request: Request) -> str | None:
+    """The peer address, for the audit log (a proxy in front must set REMOTE_ADDR to the real client)."""
+    return request.META.get("REMOTE_ADDR")
+
+
 class AuthRegisterApi(APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
@@ -56,7 +61,9 @@ class AuthTokenApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(s.CredentialsInputSerializer, request)
-        pair = services.token_pair_obtain(email=data["email"], password=data["password"])
+        pair = services.token_pair_obtain(
+            email=data["email"], password=data["password"], ip=_client_ip(request)
+        )
         return Response(s.TokenPairOutputSerializer(pair).data)
 
 
@@ -90,7 +97,7 @@ class AuthLogoutApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(s.RefreshInputSerializer, request)
-        services.token_revoke(refresh=data["refresh"])
+        services.token_revoke(refresh=data["refresh"], ip=_client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -114,7 +121,7 @@ class AuthPasswordResetApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(s.PasswordResetInputSerializer, request)
-        services.password_reset_request(email=data["email"])
+        services.password_reset_request(email=data["email"], ip=_client_ip(request))
         return Response({"message": self.ACCEPTED}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -136,7 +143,9 @@ class AuthPasswordResetConfirmApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(s.PasswordResetConfirmInputSerializer, request)
-        services.password_reset_confirm(token=data["token"], new_password=data["new_password"])
+        services.password_reset_confirm(
+            token=data["token"], new_password=data["new_password"], ip=_client_ip(request)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -158,7 +167,10 @@ class MePasswordApi(APIView):
         data = _validated(s.PasswordChangeInputSerializer, request)
         assert isinstance(request.user, User)  # noqa: S101 - IsAuthenticated guarantees it
         pair = services.user_change_password(
-            user=request.user, current_password=data["current_password"], new_password=data["new_password"]
+            user=request.user,
+            current_password=data["current_password"],
+            new_password=data["new_password"],
+            ip=_client_ip(request),
         )
         return Response(s.TokenPairOutputSerializer(pair).data)
 
@@ -212,7 +224,8 @@ class AdminUserDetailApi(APIView):
     def patch(self, request: Request, user_id: str) -> Response:
         data = _validated(s.AdminUserUpdateInputSerializer, request)
         try:
-            user = services.user_update(user_id=user_id, **data)
+            assert isinstance(request.user, User)  # noqa: S101 - IsAdminRole guarantees it
+            user = services.user_update(user_id=user_id, actor=request.user, ip=_client_ip(request), **data)
         except User.DoesNotExist as exc:
             raise NotFoundError() from exc
         return Response(s.AdminUserOutputSerializer(user).data)

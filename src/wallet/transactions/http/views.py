@@ -133,7 +133,10 @@ class WithdrawalCreateApi(APIView):
 class BalanceApi(APIView):
     @extend_schema(tags=["balance"], responses={200: s.BalanceOutputSerializer})
     def get(self, request: Request) -> Response:
-        figures = ledger.balance_get(user_id=_user(request).id, currency=settings.WALLET_CURRENCY)
+        # Display only, so it may come from the cache (invalidated on commit); withdrawals lock the row.
+        figures = ledger.balance_get(
+            user_id=_user(request).id, currency=settings.WALLET_CURRENCY, cached=True
+        )
         return Response(s.BalanceOutputSerializer(figures).data)
 
 

@@ -1,0 +1,114 @@
+#!/bin/sh
+# One image runs every process; the container's command names which (docs/deploy.md).
+#
+#   web        gunicorn serving config.wsgi on $PORT (default 8000)
+#   worker     a Celery worker on $CELERY_QUEUES (all queues by default)
+#   beat       Celery beat, the periodic-job scheduler (run exactly one)
+#   migrate    apply database migrations, then exit
+#   release    migrate, then create the first admin if DJANGO_ADMIN_EMAIL/PASSWORD are set (pre-deploy)
+#   sandbox    the Revio sandbox: init (keys, brand, webhook to $REVIO_SANDBOX_WEBHOOK_URL), then serve
+#   collectstatic, healthcheck, manage <args>, or any other command (run as given)
+#
+# src/wallet/core/tests/test_container.py runs `migrate` and `web` from here against real PostgreSQL and
+# Redis, so what the image starts is what `make test` checks.
+set -eu
+
+APP_DIR=${APP_DIR:-$(CDPATH='' cd -- "$(dirname -- "$0")/../.." && pwd)}
+cd "$APP_DIR"
+export PYTHONPATH="$APP_DIR:$APP_DIR/src${PYTHONPATH:+:$PYTHONPATH}"
+export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.production}"
+STATE_DIR=${WALLET_STATE_DIR:-/tmp/wallet}
+PYTHON=${PYTHON:-python}
+ALL_QUEUES=default,webhooks,notifications,reconciliation,payouts
+
+# With the sandbox playing Revio, its `init` writes REVIO_* settings to a shared file; the wallet reads
+# its API key, brand and webhook id from it (not the URLs, which differ inside the network, nor the
+# signing keys, which are fetched and so follow a rotation).
+load_revio_config() {
+  if [ -z "${REVIO_CONFIG_FILE:-}" ] || [ ! -f "$REVIO_CONFIG_FILE" ]; then
+    return 0
+  fi
+  while IFS= read -r line; do
+    key=${line%%=*}
+    case "$key" in
+      REVIO_API_KEY | REVIO_BRAND_ID | REVIO_WEBHOOK_ID) ;;
+      *) continue ;;
+    esac
+    # A value set in the environment wins over the file.
+    eval "current=\${$key:-}"
+    if [ -z "$current" ]; then
+      eval "export $line"
+    fi
+  done < "$REVIO_CONFIG_FILE"
+}
+
+# The healthcheck asks the process this container runs.
+remember_role() {
+  printf '%s\n' "$1" > "$STATE_DIR/role"
+}
+
+mkdir -p "$STATE_DIR"
+command=${1:-web}
+if [ $# -gt 0 ]; then shift; fi
+
+case "$command" in
+  web)
+    load_revio_config
+    remember_role web
+    exec gunicorn config.wsgi \
+      --bind "${WEB_BIND:-0.0.0.0:${PORT:-8000}}" \
+      --workers "${WEB_CONCURRENCY:-2}" \
+      --threads "${GUNICORN_THREADS:-4}" \
+      --timeout "${GUNICORN_TIMEOUT:-30}" \
+      --graceful-timeout 20 \
+      --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" \
+      --access-logfile - \
+      "$@"
+    ;;
+  worker)
+    load_revio_config
+    remember_role worker
+    exec celery -A config worker \
+      --loglevel "${CELERY_LOG_LEVEL:-INFO}" \
+      --concurrency "${CELERY_CONCURRENCY:-2}" \
+      --queues "${CELERY_QUEUES:-$ALL_QUEUES}" \
+      --hostname "${CELERY_HOSTNAME:-worker@%h}" \
+      "$@"
+    ;;
+  beat)
+    remember_role beat
+    exec celery -A config beat \
+      --loglevel "${CELERY_LOG_LEVEL:-INFO}" \
+      --schedule "${CELERY_BEAT_SCHEDULE:-$STATE_DIR/celerybeat-schedule}" \
+      "$@"
+    ;;
+  migrate)
+    exec "$PYTHON" manage.py migrate --no-input "$@"
+    ;;
+  release)
+    "$PYTHON" manage.py migrate --no-input
+    if [ -n "${DJANGO_ADMIN_EMAIL:-}" ] && [ -n "${DJANGO_ADMIN_PASSWORD:-}" ]; then
+      "$PYTHON" manage.py ensure_admin
+    fi
+    ;;
+  sandbox)
+    data_dir=${REVIO_SANDBOX_DATA_DIR:-$STATE_DIR/revio-sandbox}
+    port=${REVIO_SANDBOX_PORT:-8100}
+    revio-sandbox init --data-dir "$data_dir" --host 0.0.0.0 --port "$port" \
+      --write-config "${REVIO_CONFIG_FILE:-$data_dir/revio.env}"
+    remember_role sandbox
+    exec revio-sandbox serve --data-dir "$data_dir" --host 0.0.0.0 --port "$port" "$@"
+    ;;
+  collectstatic)
+    exec "$PYTHON" manage.py collectstatic --no-input "$@"
+    ;;
+  healthcheck)
+    exec "$PYTHON" scripts/container/healthcheck.py "$STATE_DIR/role"
+    ;;
+  manage)
+    exec "$PYTHON" manage.py "$@"
+    ;;
+  *)
+    exec "$command" "$@"
+    ;;
+esac

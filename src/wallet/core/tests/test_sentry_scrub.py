@@ -1,0 +1,64 @@
+"""Sentry events lose bank account numbers and credentials before they leave the process."""
+
+from wallet.observability.sentry import FILTERED, before_breadcrumb, before_send
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoiMSJ9.c2lnbmF0dXJl"
+
+
+class TestBeforeSend:
+    def test_scrubs_headers_bodies_and_frame_variables(self) -> None:
+        event = {
+            "request": {
+                "headers": {
+                    "Authorization": f"Bearer {JWT}",
+                    "X-Signature": "base64signature==",
+                    "Content-Type": "application/json",
+                },
+                "data": {
+                    "amount": 5000,
+                    "refresh": JWT,
+                    "bank_account": {"account_holder": "A", "account_number": "62812345678"},
+                },
+                "query_string": "token=abc123&page=2",
+            },
+            "exception": {
+                "values": [
+                    {
+                        "stacktrace": {
+                            "frames": [{"vars": {"access": JWT, "account_number": "62812345678", "n": 3}}]
+                        }
+                    }
+                ]
+            },
+            "extra": {"note": f"payout to 62812345678 failed; header was Bearer {JWT}"},
+        }
+
+        scrubbed = before_send(event, {})  # type: ignore[arg-type]
+
+        request = scrubbed["request"]
+        assert request["headers"]["Authorization"] == FILTERED
+        assert request["headers"]["X-Signature"] == FILTERED
+        assert request["headers"]["Content-Type"] == "application/json"
+        assert request["data"]["refresh"] == FILTERED
+        assert request["data"]["bank_account"] == FILTERED
+        assert request["data"]["amount"] == 5000
+        assert request["query_string"] == f"token={FILTERED}&page=2"
+        frame_vars = scrubbed["exception"]["values"][0]["stacktrace"]["frames"][0]["vars"]
+        assert frame_vars == {"access": FILTERED, "account_number": FILTERED, "n": 3}
+        assert "62812345678" not in str(scrubbed)
+        assert JWT not in str(scrubbed)
+
+    def test_header_pairs_and_breadcrumbs_are_scrubbed_too(self) -> None:
+        event = {"request": {"headers": [["Authorization", "Bearer x"], ["Accept", "*/*"]]}}
+        assert before_send(event, {})["request"]["headers"] == [  # type: ignore[arg-type,index]
+            ["Authorization", FILTERED],
+            ["Accept", "*/*"],
+        ]
+        crumb = {"message": f"POST /api/v1/auth/token/refresh {JWT}", "data": {"password": "hunter22"}}
+        scrubbed = before_breadcrumb(crumb, {})
+        assert JWT not in scrubbed["message"]
+        assert scrubbed["data"]["password"] == FILTERED
+
+    def test_ids_amounts_and_uuids_survive(self) -> None:
+        event = {"extra": {"transaction": "0b7a2c8e-1f4d-4a5b-9c3d-2e1f0a9b8c7d", "amount": 123456}}
+        assert before_send(event, {}) == event  # type: ignore[arg-type,comparison-overlap]

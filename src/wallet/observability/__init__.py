@@ -1,0 +1,1 @@
+"""Observability helpers that are not an app: Sentry's scrubber (metrics live in wallet.core.http.metrics)."""

@@ -1,0 +1,89 @@
+"""The invariant monitor: quiet on good books, loud (log, metric, Sentry) on a planted inconsistency."""
+
+import io
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db.models import F
+
+from revio_sandbox.testing import SandboxProcess
+from wallet.accounts.models import User
+from wallet.core import metrics
+from wallet.ledger.models import Balance
+from wallet.reconciliation import invariants
+from wallet.reconciliation.models import InvariantCheck
+from wallet.transactions import services
+from wallet.transactions.models import Transaction
+from wallet.transactions.tests.conftest import BANK
+
+pytestmark = pytest.mark.django_db
+
+Fund = Callable[[User, int], Transaction]
+
+
+@pytest.fixture
+def sentry_events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    events: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        invariants.sentry_sdk, "capture_message", lambda message, level=None: events.append((message, level))
+    )
+    return events
+
+
+@pytest.fixture
+def books(user: User, fund: Fund, revio: SandboxProcess) -> Transaction:
+    fund(user, 10_000)
+    return services.withdrawal_create(
+        user_id=user.id,
+        email=user.email,
+        amount=3_000,
+        currency="ZAR",
+        bank_account=services.BankAccount(**BANK),
+    )
+
+
+def test_good_books_pass_and_the_clearing_check_says_it_was_skipped(
+    books: Transaction, sentry_events: list[Any]
+) -> None:
+    check = invariants.invariants_check(now=books.created_at)
+    assert (check.ok, check.problems) == (True, [])
+    assert "revio_clearing_position" in check.skipped[0]
+    assert sentry_events == []
+    assert InvariantCheck.objects.count() == 1
+
+
+def test_a_balance_changed_behind_the_ledgers_back_fires(
+    user: User, books: Transaction, sentry_events: list[Any], caplog: Any
+) -> None:
+    before = metrics.read("invariant_violations")
+    Balance.objects.filter(user=user).update(available=F("available") + 100)
+    try:
+        with caplog.at_level(logging.ERROR):
+            check = invariants.invariants_check(now=books.created_at)
+        with pytest.raises(CommandError):
+            call_command("reconcile", "--invariants", stdout=io.StringIO(), stderr=io.StringIO())
+    finally:
+        Balance.objects.filter(user=user).update(available=F("available") - 100)
+
+    assert not check.ok
+    assert any("says available 7100 but its entries sum to 7000" in p for p in check.problems)
+    assert metrics.read("invariant_violations") == before + 2
+    assert len(sentry_events) == 2
+    assert sentry_events[0][1] == "error"
+    assert any("invariant monitor" in r.getMessage() for r in caplog.records)
+    assert InvariantCheck.objects.filter(ok=False).count() == 2
+
+
+def test_reserved_must_equal_the_open_withdrawals(
+    user: User, books: Transaction, sentry_events: list[Any]
+) -> None:
+    Transaction.objects.filter(id=books.id).update(status="completed")  # no settle journal was posted
+    try:
+        check = invariants.invariants_check(now=books.created_at)
+    finally:
+        Transaction.objects.filter(id=books.id).update(status="processing")
+    assert check.problems == [f"user {user.id} (ZAR): reserved 3000 but open withdrawals sum to 0"]
+    assert len(sentry_events) == 1
