@@ -9,8 +9,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from django.conf import settings
@@ -33,6 +34,8 @@ from wallet.revio.errors import (
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Requests that cannot have reached Revio: safe to send again, even a create.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -100,7 +103,7 @@ class RevioClient:
             "cancel_redirect": failure_redirect,
             "success_callback": success_callback,
         }
-        return _purchase(self._create("purchases/", body))
+        return _created(_purchase, self._create("purchases/", body))
 
     def purchase_get(self, purchase_id: str) -> Purchase:
         return _purchase(self._read("GET", f"purchases/{purchase_id}/"))
@@ -131,7 +134,7 @@ class RevioClient:
             },
             "payout": {"amount": amount, "currency": currency, "description": "Wallet withdrawal"},
         }
-        return _payout(self._create("payouts/", body))
+        return _created(_payout, self._create("payouts/", body))
 
     def payout_get(self, payout_id: str) -> Payout:
         return _payout(self._read("GET", f"payouts/{payout_id}/"))
@@ -235,6 +238,15 @@ def _error_message(response: httpx.Response) -> tuple[str, str | None]:
         if isinstance(first, dict):
             return str(first.get("message", "")), first.get("code")
     return json.dumps(data)[:500], None
+
+
+def _created(parse: Callable[[Any], T], data: Any) -> T:
+    """Parse the answer to a create. Revio said 2xx, so something may exist: an answer we cannot read
+    is an unknown outcome, never a plain error the caller might treat as "not created"."""
+    try:
+        return parse(data)
+    except RevioError as exc:
+        raise RevioOutcomeUnknownError(f"unreadable answer to a create: {exc}") from exc
 
 
 def _purchase(data: Any) -> Purchase:

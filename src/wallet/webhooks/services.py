@@ -15,10 +15,10 @@ import logging
 import re
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -28,6 +28,7 @@ from django.utils import timezone
 from wallet.audit import public as audit
 from wallet.core import metrics
 from wallet.revio.client import get_client
+from wallet.revio.contracts import Payout, Purchase
 from wallet.revio.errors import RevioError
 from wallet.transactions import public as transactions
 from wallet.webhooks import keys
@@ -40,6 +41,8 @@ from wallet.webhooks.errors import (
 from wallet.webhooks.models import WebhookLog, WebhookRejection, WebhookStatus
 
 logger = logging.getLogger(__name__)
+
+RevioObject = TypeVar("RevioObject", Purchase, Payout)
 
 _EVENT_TYPE = re.compile(r"^[a-z_]{1,32}\.[a-z_]{1,48}$")
 _HEADERS_OF_INTEREST = ("content-type", "content-length", "user-agent", "x-signature", "x-forwarded-for")
@@ -287,57 +290,62 @@ def _outcome(applied: str, *, event_status: str, provider_status: str) -> tuple[
 
 
 def _apply_purchase(log: WebhookLog) -> tuple[str, str, bool]:
-    deposit = _our_transaction(log, transactions.TransactionType.DEPOSIT)
-    if deposit is None:
-        return WebhookStatus.IGNORED, "the reference is not one of our deposits", False
-    try:
-        purchase = get_client().purchase_get(log.object_id)
-    except RevioError as exc:
-        raise RetryLaterError(f"could not read purchase {log.object_id} from Revio: {exc}") from exc
-    if purchase.reference != str(deposit.id):
-        transactions.transaction_flag_for_review(
-            transaction_id=deposit.id,
-            reason=f"purchase {purchase.id} names reference {purchase.reference}",
+    def apply(deposit: Any, purchase: Purchase) -> str:
+        return transactions.deposit_apply_provider_state(
+            deposit_id=deposit.id,
+            outcome=purchase.outcome,
+            purchase_id=purchase.id,
+            amount=purchase.amount,
+            currency=purchase.currency,
+            provider_status=purchase.status,
             source=transactions.TransactionEvent.Source.WEBHOOK,
         )
-        return WebhookStatus.PROCESSED, "flagged for review: Revio's purchase names another reference", True
-    applied = transactions.deposit_apply_provider_state(
-        deposit_id=deposit.id,
-        outcome=purchase.outcome,
-        purchase_id=purchase.id,
-        amount=purchase.amount,
-        currency=purchase.currency,
-        provider_status=purchase.status,
-        source=transactions.TransactionEvent.Source.WEBHOOK,
-    )
-    return _outcome(applied, event_status=_event_status(log), provider_status=purchase.status)
+
+    return _apply_revio_object(log, transactions.TransactionType.DEPOSIT, get_client().purchase_get, apply)
 
 
 def _apply_payout(log: WebhookLog) -> tuple[str, str, bool]:
-    withdrawal = _our_transaction(log, transactions.TransactionType.WITHDRAWAL)
-    if withdrawal is None:
-        return WebhookStatus.IGNORED, "the reference is not one of our withdrawals", False
-    try:
-        payout = get_client().payout_get(log.object_id)
-    except RevioError as exc:
-        raise RetryLaterError(f"could not read payout {log.object_id} from Revio: {exc}") from exc
-    if payout.reference != str(withdrawal.id):
-        transactions.transaction_flag_for_review(
-            transaction_id=withdrawal.id,
-            reason=f"payout {payout.id} names reference {payout.reference}",
+    def apply(withdrawal: Any, payout: Payout) -> str:
+        return transactions.withdrawal_apply_provider_state(
+            withdrawal_id=withdrawal.id,
+            outcome=payout.outcome,
+            payout_id=payout.id,
+            amount=payout.amount,
+            currency=payout.currency,
+            provider_status=payout.status,
             source=transactions.TransactionEvent.Source.WEBHOOK,
         )
-        return WebhookStatus.PROCESSED, "flagged for review: Revio's payout names another reference", True
-    applied = transactions.withdrawal_apply_provider_state(
-        withdrawal_id=withdrawal.id,
-        outcome=payout.outcome,
-        payout_id=payout.id,
-        amount=payout.amount,
-        currency=payout.currency,
-        provider_status=payout.status,
-        source=transactions.TransactionEvent.Source.WEBHOOK,
-    )
-    return _outcome(applied, event_status=_event_status(log), provider_status=payout.status)
+
+    return _apply_revio_object(log, transactions.TransactionType.WITHDRAWAL, get_client().payout_get, apply)
+
+
+def _apply_revio_object(
+    log: WebhookLog,
+    transaction_type: str,
+    read: Callable[[str], RevioObject],
+    apply: Callable[[Any, RevioObject], str],
+) -> tuple[str, str, bool]:
+    """Re-read the event's object from Revio and apply its current state to the transaction it names."""
+    txn = _our_transaction(log, transaction_type)
+    if txn is None:
+        return WebhookStatus.IGNORED, f"the reference is not one of our {transaction_type}s", False
+    try:
+        obj = read(log.object_id)
+    except RevioError as exc:
+        raise RetryLaterError(f"could not read {log.object_type} {log.object_id} from Revio: {exc}") from exc
+    if obj.reference != str(txn.id):
+        transactions.transaction_flag_for_review(
+            transaction_id=txn.id,
+            reason=f"{log.object_type} {obj.id} names reference {obj.reference}",
+            source=transactions.TransactionEvent.Source.WEBHOOK,
+        )
+        return (
+            WebhookStatus.PROCESSED,
+            f"flagged for review: Revio's {log.object_type} names another reference",
+            True,
+        )
+    applied = apply(txn, obj)
+    return _outcome(applied, event_status=_event_status(log), provider_status=obj.status)
 
 
 def _flag_refund(log: WebhookLog) -> tuple[str, str, bool]:
