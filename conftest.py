@@ -13,6 +13,15 @@ from wallet.revio.breaker import breaker_reset
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_shared_cache() -> None:
+    """Rate-limit counters, lockouts, the circuit breaker and cached keys live in Redis, shared by the whole
+    run: each test starts without another test's."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()

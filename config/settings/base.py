@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "rest_framework_simplejwt",
     # Without the blacklist app installed, refresh-token rotation silently keeps old tokens valid.
@@ -50,6 +51,7 @@ MIDDLEWARE = [
     # Request counts and latencies for /metrics; the Before/After pair brackets everything else.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "wallet.core.middleware.RequestIdMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "wallet.core.middleware.BodySizeLimitMiddleware",
@@ -59,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "wallet.core.middleware.AdminContentSecurityPolicyMiddleware",
     "wallet.core.db_router.ReplicaReadsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -208,6 +211,9 @@ REST_FRAMEWORK = {
     "DATETIME_FORMAT": "iso-8601",
     "COERCE_DECIMAL_TO_STRING": True,
     # Only views that name a throttle_scope are limited (ScopedRateThrottle); counters live in the cache.
+    # Behind N trusted proxies the client is the Nth address from the right of X-Forwarded-For; with 0 it
+    # is the peer address, so a forged header changes nothing (rate limits, lockout, audit).
+    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
     "DEFAULT_THROTTLE_RATES": {
         "password_reset": "5/hour",  # per client IP: reset emails cannot be used to flood an inbox
         "password_reset_confirm": "10/hour",
@@ -231,6 +237,29 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {},
     "SECURITY": [{"jwtAuth": []}],
 }
+
+# Rate limits (wallet.core.http.throttling), kept in Redis so they hold across processes. "N/s|min|hour|day".
+RATE_LIMITS = {
+    "login_ip": env.str("RATE_LIMIT_LOGIN_IP", default="30/min"),
+    "login_account": env.str("RATE_LIMIT_LOGIN_ACCOUNT", default="10/min"),
+    "refresh_ip": env.str("RATE_LIMIT_REFRESH_IP", default="60/min"),
+    "register_ip": env.str("RATE_LIMIT_REGISTER_IP", default="20/hour"),
+    "money_write_user": env.str("RATE_LIMIT_MONEY_WRITE_USER", default="60/min"),
+    "webhook_source": env.str("RATE_LIMIT_WEBHOOK_SOURCE", default="6000/min"),
+}
+# Wrong passwords for one account from one address before that pair is locked, and for how long (PCI 8.3.4).
+LOGIN_LOCKOUT_FAILURES = env.int("LOGIN_LOCKOUT_FAILURES", default=5)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=30)
+
+# Browsers may call the API only from the frontend's origin(s).
+_frontend_origin = env.str("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[_frontend_origin])
+CORS_ALLOW_HEADERS = ("authorization", "content-type", "idempotency-key", "x-request-id")
+CORS_EXPOSE_HEADERS = ("x-request-id", "retry-after", "idempotent-replayed")
+CORS_URLS_REGEX = r"^/api/.*$"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
 
 # Bodies larger than this are refused with 400 before any parser reads them.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)

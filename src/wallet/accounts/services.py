@@ -27,6 +27,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from wallet.accounts import lockout
 from wallet.accounts.errors import (
     EmailTakenError,
     InvalidCredentialsError,
@@ -68,13 +69,19 @@ def token_pair_obtain(*, email: str, password: str, ip: str | None = None) -> To
     """Check the credentials and issue an access and a refresh token. Both outcomes are audited.
 
     :raises InvalidCredentialsError: unknown email, wrong password or inactive account (indistinguishable).
+    :raises AccountLockedError: too many failures for this account from this address (lockout.py).
     """
-    user = authenticate(username=normalize_email(email), password=password)
+    email = normalize_email(email)
+    lockout.lockout_check(email=email, ip=ip)
+    user = authenticate(username=email, password=password)
     if not isinstance(user, User):
-        audit.audit_record(
-            action=audit.AuditAction.LOGIN_FAILED, ip=ip, details={"email": normalize_email(email)}
-        )
+        audit.audit_record(action=audit.AuditAction.LOGIN_FAILED, ip=ip, details={"email": email})
+        if lockout.lockout_record_failure(email=email, ip=ip):
+            audit.audit_record(
+                action=audit.AuditAction.LOGIN_FAILED, ip=ip, details={"email": email, "locked_out": True}
+            )
         raise InvalidCredentialsError()
+    lockout.lockout_clear(email=email, ip=ip)
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
     audit.audit_record(action=audit.AuditAction.LOGIN_SUCCEEDED, actor=user, subject=user, ip=ip)
     return _token_pair_for(user)

@@ -20,9 +20,11 @@ from wallet.accounts.errors import (
 )
 from wallet.accounts.http import serializers as s
 from wallet.accounts.http.permissions import IsAdminRole
+from wallet.accounts.lockout import AccountLockedError
 from wallet.accounts.models import User
 from wallet.core.errors import NotFoundError
 from wallet.core.http.pagination import NewestFirstCursorPagination
+from wallet.core.http.throttling import PerAccountInBody, PerClientIp, client_ip, limits
 from wallet.notifications import public as notifications
 
 
@@ -33,13 +35,14 @@ def _validated(serializer_class: type[Any], request: Request) -> dict[str, Any]:
 
 
 def _client_ip(request: Request) -> str | None:
-    """The peer address, for the audit log (a proxy in front must set REMOTE_ADDR to the real client)."""
-    return request.META.get("REMOTE_ADDR")
+    """The client's address, by the rule the rate limits use (TRUSTED_PROXY_COUNT)."""
+    return client_ip(request)
 
 
 class AuthRegisterApi(APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    throttle_classes = limits(("register_ip", PerClientIp))
     documented_errors = (EmailTakenError,)
 
     @extend_schema(
@@ -54,7 +57,8 @@ class AuthRegisterApi(APIView):
 class AuthTokenApi(APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
-    documented_errors = (InvalidCredentialsError,)
+    throttle_classes = limits(("login_ip", PerClientIp), ("login_account", PerAccountInBody))
+    documented_errors = (InvalidCredentialsError, AccountLockedError)
 
     @extend_schema(
         tags=["auth"], request=s.CredentialsInputSerializer, responses={200: s.TokenPairOutputSerializer}
@@ -70,6 +74,7 @@ class AuthTokenApi(APIView):
 class AuthTokenRefreshApi(APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    throttle_classes = limits(("refresh_ip", PerClientIp))
     documented_errors = (TokenInvalidError,)
 
     @extend_schema(

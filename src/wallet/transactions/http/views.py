@@ -14,6 +14,7 @@ from wallet.core.db import TransactionConflictError
 from wallet.core.errors import NotFoundError
 from wallet.core.http.idempotent import IDEMPOTENCY_KEY_PARAMETER, Outcome, idempotent_create
 from wallet.core.http.pagination import NewestFirstCursorPagination
+from wallet.core.http.throttling import PerUser, limits
 from wallet.core.idempotency import (
     IdempotencyKeyReusedError,
     InvalidIdempotencyKeyError,
@@ -51,6 +52,7 @@ def _transaction_payload(transaction_id: uuid.UUID) -> Outcome:
 
 
 class DepositCreateApi(APIView):
+    throttle_classes = limits(("money_write_user", PerUser))
     documented_errors = (
         *_IDEMPOTENCY_ERRORS,
         DepositNotStartedError,
@@ -90,6 +92,7 @@ class DepositCreateApi(APIView):
 
 
 class WithdrawalCreateApi(APIView):
+    throttle_classes = limits(("money_write_user", PerUser))
     documented_errors = (
         *_IDEMPOTENCY_ERRORS,
         ledger.InsufficientFundsError,

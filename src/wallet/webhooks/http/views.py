@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from wallet.core.http.throttling import PerClientIp, client_ip, limits
 from wallet.webhooks import services
 from wallet.webhooks.errors import (
     EventTooOldError,
@@ -24,6 +25,7 @@ class RevioWebhookApi(APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
     parser_classes = ()  # the raw body is verified as it arrived; nothing parses it first
+    throttle_classes = limits(("webhook_source", PerClientIp))
     documented_errors = (
         SignatureMissingError,
         SignatureInvalidError,
@@ -63,7 +65,7 @@ class RevioWebhookApi(APIView):
         received = services.webhook_receive(
             body=request.body,
             signature=request.headers.get("X-Signature"),
-            source_ip=request.META.get("REMOTE_ADDR"),
+            source_ip=client_ip(request),
             headers={key.lower(): value for key, value in request.headers.items()},
             now=timezone.now(),
         )
