@@ -13,6 +13,22 @@ from wallet.revio.breaker import breaker_reset
 PASSWORD = "correct horse battery staple"
 
 
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def report_figure() -> Callable[[str], None]:
+    """Record a line for the figures summary printed at the end of the run (e.g. overdrafts found)."""
+    return _FIGURES.append
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _FIGURES:
+        terminalreporter.section("figures from the reliability tests")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_shared_cache() -> None:
     """Rate-limit counters, lockouts, the circuit breaker and cached keys live in Redis, shared by the whole

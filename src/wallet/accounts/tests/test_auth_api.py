@@ -177,7 +177,7 @@ class TestRefresh:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_refreshes_of_one_token_let_exactly_one_win(user: User) -> None:
+def test_concurrent_refreshes_of_one_token_let_exactly_one_win(user: User, report_figure: Any) -> None:
     pair = login(APIClient(), user.email)
     results: list[int] = []
     barrier = threading.Barrier(12)
@@ -194,6 +194,7 @@ def test_concurrent_refreshes_of_one_token_let_exactly_one_win(user: User) -> No
         thread.start()
     for thread in threads:
         thread.join()
+    report_figure(f"concurrent refreshes of one refresh token: 12 tried, {results.count(200)} succeeded")
     assert sorted(results) == [200] + [401] * 11
 
 

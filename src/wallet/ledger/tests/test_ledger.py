@@ -4,6 +4,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -146,7 +147,7 @@ class TestLedgerVerify:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_reservations_never_overdraw(make_user: Callable[..., User]) -> None:
+def test_concurrent_reservations_never_overdraw(make_user: Callable[..., User], report_figure: Any) -> None:
     """30 threads each try to reserve 400 from a balance of 5,000: exactly 12 succeed."""
     user = make_user()
     funded(user, 5_000)
@@ -175,6 +176,10 @@ def test_concurrent_reservations_never_overdraw(make_user: Callable[..., User]) 
         thread.start()
     for thread in threads:
         thread.join()
+    report_figure(
+        f"concurrent reservations on one balance (SERIALIZABLE + row lock): 30 tried, "
+        f"{outcomes.count('ok')} reserved, overdrafts 0 by CHECK constraint"
+    )
     assert outcomes.count("ok") == 12
     assert outcomes.count("insufficient") == 18
     figures = balance_get(user_id=user.id, currency="ZAR")

@@ -421,7 +421,11 @@ class TestRetriesAndDeadLetters:
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_deliveries_and_workers_credit_once(
-    make_user: Callable[..., User], signer: Signer, event_body: EventBody, revio: SandboxProcess
+    make_user: Callable[..., User],
+    signer: Signer,
+    event_body: EventBody,
+    revio: SandboxProcess,
+    report_figure: Callable[[str], None],
 ) -> None:
     user = make_user()
     deposit = paid_deposit(user, revio)
@@ -444,6 +448,10 @@ def test_concurrent_deliveries_and_workers_credit_once(
         thread.join()
     assert statuses == [200] * 10
     log = WebhookLog.objects.get()
+    credits = balance_get(user_id=user.id, currency="ZAR").available // 7_000
+    report_figure(
+        f"concurrent identical webhook deliveries: 10 sent, {credits} credit, {log.duplicates} duplicates"
+    )
     assert log.duplicates == 9
     assert log.status == "processed"
     assert balance_get(user_id=user.id, currency="ZAR").available == 7_000
