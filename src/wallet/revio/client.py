@@ -9,13 +9,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 from django.conf import settings
 
+from wallet.core import metrics
 from wallet.revio import breaker
 from wallet.revio.contracts import (
     PAYOUT_OUTCOMES,
@@ -165,11 +167,11 @@ class RevioClient:
 
     def _create(self, path: str, body: dict[str, Any]) -> Any:
         # The circuit breaker (breaker.py) refuses at once while Revio is down; refused means never sent.
-        with breaker.guard():
+        with _observed("create"), breaker.guard():
             return self._create_unguarded(path, body)
 
     def _read(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
-        with breaker.guard():
+        with _observed("read"), breaker.guard():
             return self._read_unguarded(method, path, params)
 
     def _create_unguarded(self, path: str, body: dict[str, Any]) -> Any:
@@ -224,6 +226,30 @@ class RevioClient:
         if creating:
             raise RevioOutcomeUnknownError(f"Revio {status}: {message}", status=status, code=code)
         raise RevioUnavailableError(f"Revio {status}: {message}", status=status, code=code)
+
+
+@contextmanager
+def _observed(operation: str) -> Iterator[None]:
+    """Count every call to Revio by outcome and add up its time (shared counters, read by /metrics)."""
+    started = time.monotonic()
+    outcome = "ok"
+    try:
+        yield
+    except RevioRejectedError:
+        outcome = "rejected"
+        raise
+    except RevioUnavailableError:
+        outcome = "unavailable"
+        raise
+    except RevioOutcomeUnknownError:
+        outcome = "unknown"
+        raise
+    except RevioError:
+        outcome = "error"
+        raise
+    finally:
+        metrics.increment(f"revio_calls_{operation}_{outcome}")
+        metrics.increment(f"revio_call_ms_{operation}", int((time.monotonic() - started) * 1000))
 
 
 def _error_message(response: httpx.Response) -> tuple[str, str | None]:

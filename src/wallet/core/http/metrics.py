@@ -65,6 +65,7 @@ class WalletCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._database_series()
         yield from self._counter_series()
+        yield from self._revio_series()
 
     def _database_series(self) -> Iterable[Metric]:
         now = timezone.now()
@@ -147,6 +148,41 @@ class WalletCollector(Collector):
                 intake.add_metric(["rejected_" + name.removeprefix("webhooks_rejected_")], value)
         yield events
         yield intake
+
+    @staticmethod
+    def _revio_series() -> Iterable[Metric]:
+        """Calls to Revio by operation and outcome, their total time, and the circuit breaker's state."""
+        values = counters.read_all()
+        calls = CounterMetricFamily(
+            "wallet_revio_calls", "Calls to Revio by outcome.", labels=["operation", "outcome"]
+        )
+        seconds = CounterMetricFamily(
+            "wallet_revio_call_seconds", "Total time spent in calls to Revio.", labels=["operation"]
+        )
+        for name, value in sorted(values.items()):
+            if name.startswith("revio_calls_"):
+                operation, _, outcome = name.removeprefix("revio_calls_").partition("_")
+                calls.add_metric([operation, outcome], value)
+            elif name.startswith("revio_call_ms_"):
+                seconds.add_metric([name.removeprefix("revio_call_ms_")], value / 1000)
+        yield calls
+        yield seconds
+        from wallet.revio.breaker import breaker_state  # here: core must not import an integration at load
+
+        state = breaker_state()
+        breaker = GaugeMetricFamily(
+            "wallet_revio_breaker_state",
+            "The Revio circuit breaker: 1 for its current state.",
+            labels=["state"],
+        )
+        for name in ("closed", "open", "half_open"):
+            breaker.add_metric([name], 1 if state.state == name else 0)
+        yield breaker
+        failures = GaugeMetricFamily(
+            "wallet_revio_breaker_failures", "Consecutive failures the breaker counted."
+        )
+        failures.add_metric([], state.failures)
+        yield failures
 
 
 def _process_registry() -> CollectorRegistry:

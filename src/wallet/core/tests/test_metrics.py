@@ -96,3 +96,24 @@ class TestSeries:
         assert _line(text, 'wallet_events_total{event="webhooks_duplicate"}') == 3
         # django-prometheus's own series are there too
         assert "django_http_requests_total_by_method_total" in text
+
+
+def test_revio_calls_time_and_the_breaker_are_exposed(
+    scraper: Client, user: User, revio: object, settings: object
+) -> None:
+    from revio_sandbox.testing import SandboxProcess
+    from wallet.transactions import services
+
+    assert isinstance(revio, SandboxProcess)
+    services.deposit_create(user_id=user.id, email=user.email, amount=5_000, currency="ZAR")
+    revio.control.fail_next("purchases.create", status=503, count=10)
+    settings.REVIO_BREAKER_FAILURE_THRESHOLD = 1  # type: ignore[attr-defined]
+    with pytest.raises(services.DepositProviderUnavailableError):
+        services.deposit_create(user_id=user.id, email=user.email, amount=5_000, currency="ZAR")
+
+    text = scraper.get("/metrics").content.decode()
+    assert _line(text, 'wallet_revio_calls_total{operation="create",outcome="ok"}') == 1
+    assert _line(text, 'wallet_revio_calls_total{operation="create",outcome="unavailable"}') == 1
+    assert _line(text, 'wallet_revio_call_seconds_total{operation="create"}') > 0
+    assert _line(text, 'wallet_revio_breaker_state{state="open"}') == 1
+    assert _line(text, 'wallet_revio_breaker_state{state="closed"}') == 0
