@@ -41,3 +41,19 @@ def row_hash(
     }
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def event_hash(event: Any) -> str:
+    """The hash an audit row must carry: row_hash over the row's own fields and its prev_hash."""
+    return row_hash(
+        id=event.id,
+        created_at=event.created_at,
+        action=event.action,
+        actor_id=event.actor_id,
+        actor_email=event.actor_email,
+        subject_type=event.subject_type,
+        subject_id=event.subject_id,
+        ip=event.ip,
+        details=event.details,
+        prev_hash=event.prev_hash,
+    )

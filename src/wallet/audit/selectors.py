@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from wallet.audit.chain import GENESIS_HASH, row_hash
+from wallet.audit.chain import GENESIS_HASH, event_hash
 from wallet.audit.models import AuditChainHead, AuditEvent
 
 
@@ -30,18 +30,7 @@ def audit_chain_problems(*, batch_size: int = 2000) -> list[ChainProblem]:
             problems.append(
                 ChainProblem(event.id, f"row {event.id}: prev_hash does not match the previous row's hash")
             )
-        recomputed = row_hash(
-            id=event.id,
-            created_at=event.created_at,
-            action=event.action,
-            actor_id=event.actor_id,
-            actor_email=event.actor_email,
-            subject_type=event.subject_type,
-            subject_id=event.subject_id,
-            ip=event.ip,
-            details=event.details,
-            prev_hash=event.prev_hash,
-        )
+        recomputed = event_hash(event)
         if recomputed != event.hash:
             problems.append(
                 ChainProblem(event.id, f"row {event.id}: its fields do not match its hash (edited)")

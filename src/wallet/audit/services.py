@@ -13,7 +13,7 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
-from wallet.audit.chain import GENESIS_HASH, row_hash
+from wallet.audit.chain import GENESIS_HASH, event_hash
 from wallet.audit.models import AuditChainHead, AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -80,18 +80,7 @@ def audit_record(
             details=clean_details,
             prev_hash=head.last_hash,
         )
-        event.hash = row_hash(
-            id=event.id,
-            created_at=event.created_at,
-            action=event.action,
-            actor_id=event.actor_id,
-            actor_email=event.actor_email,
-            subject_type=event.subject_type,
-            subject_id=event.subject_id,
-            ip=event.ip,
-            details=event.details,
-            prev_hash=event.prev_hash,
-        )
+        event.hash = event_hash(event)
         event.save(force_insert=True)
         head.last_id, head.last_hash = event.id, event.hash
         head.save(update_fields=["last_id", "last_hash"])
