@@ -209,7 +209,10 @@ def webhook_process(*, log_id: int, now: datetime | None = None) -> str | None:
 def _claim(*, log_id: int, now: datetime) -> WebhookLog | None:
     with transaction.atomic():
         log = (
-            WebhookLog.objects.select_for_update(skip_locked=True)
+            # Wait for the row rather than skip it: a duplicate delivery's counter update holds it for a
+            # moment, and skipping would leave the event to the sweep. After the wait PostgreSQL re-checks
+            # the filter, so a row another worker just claimed (processing, lease valid) no longer matches.
+            WebhookLog.objects.select_for_update()
             .filter(id=log_id)
             .filter(
                 Q(status=WebhookStatus.RECEIVED)
