@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 
 PHASES = [
@@ -32,7 +30,7 @@ PHASES = [
 
 def test_bench_smoke(tmp_path: Path) -> None:
     # Never skipped: make test always provides the servers, and without them the settings refuse to load.
-    assert os.environ.get("DATABASE_URL"), "run through scripts/testenv.py (make test), which starts PostgreSQL"
+    assert os.environ.get("DATABASE_URL"), "run it through scripts/testenv.py (make test)"
     out = tmp_path / "latest.json"
     proc = subprocess.run(  # noqa: S603 - our own interpreter and script
         [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--smoke", "--no-doc", "--db-prefix",
