@@ -101,6 +101,17 @@ def revio_webhook(revio: SandboxProcess, live_server: Any, settings: Any) -> Ite
     yield RevioWebhook(sandbox=revio, webhook_id=webhook_id, url=url)
     with revio.api_client() as client:
         client.delete(f"webhooks/{webhook_id}/")
+    # success_callback deliveries still in flight would reach the live server while the test database is
+    # being emptied (a deadlock with the TRUNCATE): wait until none is pending for this server.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        pending = [
+            d for d in revio.control.deliveries(status="pending") if d["url"].startswith(live_server.url)
+        ]
+        if not pending:
+            break
+        time.sleep(0.1)
+    time.sleep(0.2)  # the last answered request's thread finishes its own transaction
 
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = 15.0, what: str = "condition") -> Any:
