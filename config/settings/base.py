@@ -347,6 +347,11 @@ FRONTEND_URL = env.str("FRONTEND_URL", default="http://localhost:3000")
 # The wallet's own rules (amounts in minor units)
 # ---------------------------------------------------------------------------------------------------------
 WALLET_CURRENCY = env.str("WALLET_CURRENCY", default="ZAR")
+
+# Crash points (wallet.core.faults), for the proof suite's crash harness only: a comma-separated list of
+# points at which the first process to arrive kills itself. Always empty in production.
+WALLET_CRASH_POINTS = frozenset(env.list("WALLET_CRASH_POINTS", default=[]))
+WALLET_CRASH_MARKER_DIR = env.str("WALLET_CRASH_MARKER_DIR", default="")
 DEPOSIT_MIN_AMOUNT = env.int("DEPOSIT_MIN_AMOUNT", default=1_000)  # R 10.00
 DEPOSIT_MAX_AMOUNT = env.int("DEPOSIT_MAX_AMOUNT", default=5_000_000)  # R 50,000.00
 WITHDRAWAL_MIN_AMOUNT = env.int("WITHDRAWAL_MIN_AMOUNT", default=1_000)

@@ -4,6 +4,8 @@ from config.env import env
 from config.settings.base import *
 
 DEBUG = False
+# A crash point must never fire in production, whatever the environment says.
+WALLET_CRASH_POINTS = frozenset()
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -7,6 +7,8 @@ REVIO_API_KEY = env.str("REVIO_API_KEY", default="")
 REVIO_BRAND_ID = env.str("REVIO_BRAND_ID", default="")
 REVIO_CONNECT_TIMEOUT = env.float("REVIO_CONNECT_TIMEOUT", default=3.0)
 REVIO_READ_TIMEOUT = env.float("REVIO_READ_TIMEOUT", default=15.0)
+# How withdrawals are paid out (wallet.revio.payouts): "gateway" (/payouts/) or "eft" (the EFT payments API).
+REVIO_PAYOUT_ROUTE = env.str("REVIO_PAYOUT_ROUTE", default="gateway")
 
 # Where Revio sends the customer back after checkout, and where it posts callbacks.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")

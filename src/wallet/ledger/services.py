@@ -12,6 +12,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from wallet.core.faults import crash_point
 from wallet.ledger.errors import InsufficientFundsError, UnbalancedJournalError
 from wallet.ledger.models import AccountKind, Balance, Entry, Journal, JournalKind, LedgerAccount
 from wallet.ledger.selectors import balance_cache_generation_key
@@ -85,6 +86,7 @@ def journal_post(
         )
         for line in lines
     )
+    crash_point("ledger.journal_written")
     return journal
 
 

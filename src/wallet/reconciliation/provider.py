@@ -24,6 +24,7 @@ from wallet.reconciliation.recovery import payouts_by_reference
 from wallet.revio.client import get_client
 from wallet.revio.contracts import Payout, PayoutOutcome, Purchase, PurchaseOutcome
 from wallet.revio.errors import RevioRejectedError
+from wallet.revio.payouts import get_payout_route
 from wallet.transactions import public as transactions
 
 logger = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ def _compare_withdrawal(ctx: _Context, txn: transactions.Transaction) -> None:
     payout: Payout | None = None
     if txn.provider_object_id:
         try:
-            payout = get_client().payout_get(txn.provider_object_id)
+            payout = get_payout_route().get(txn.provider_object_id)
         except RevioRejectedError as exc:
             if exc.status != 404:
                 raise

@@ -23,6 +23,7 @@ from wallet.reconciliation.models import StuckKind, StuckStatus, StuckTransactio
 from wallet.revio.client import get_client
 from wallet.revio.contracts import Payout
 from wallet.revio.errors import RevioError, RevioRejectedError
+from wallet.revio.payouts import get_payout_route
 from wallet.transactions import public as transactions
 
 logger = logging.getLogger(__name__)
@@ -234,13 +235,13 @@ def _apply_payout(txn: transactions.Transaction, payout: Payout) -> str:
 def _check_withdrawal_processing(txn: transactions.Transaction) -> str:
     if not txn.provider_object_id:
         return "processing without a payout id: nothing to look up"
-    return _apply_payout(txn, get_client().payout_get(txn.provider_object_id))
+    return _apply_payout(txn, get_payout_route().get(txn.provider_object_id))
 
 
 def payouts_by_reference(reference: str) -> list[Payout] | None:
     """Revio's payouts carrying our reference, or None when Revio offers no such lookup (404/405)."""
     try:
-        payouts = get_client().payouts_find_by_reference(reference)
+        payouts = get_payout_route().find_by_reference(reference)
     except RevioRejectedError as exc:
         if exc.status in (404, 405):
             return None
@@ -250,7 +251,7 @@ def payouts_by_reference(reference: str) -> list[Payout] | None:
 
 def _check_withdrawal_unknown(txn: transactions.Transaction, row: StuckTransaction, *, now: datetime) -> str:
     if txn.provider_object_id:
-        return _apply_payout(txn, get_client().payout_get(txn.provider_object_id))
+        return _apply_payout(txn, get_payout_route().get(txn.provider_object_id))
     found = payouts_by_reference(str(txn.id))
     if found is not None and len(found) == 1:
         return "found by reference: " + _apply_payout(txn, found[0])

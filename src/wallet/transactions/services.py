@@ -24,6 +24,7 @@ from wallet.accounts import public as accounts
 from wallet.core import crypto, idempotency
 from wallet.core.db import run_in_serializable_transaction
 from wallet.core.errors import ValidationFailedError
+from wallet.core.faults import crash_point
 from wallet.ledger import public as ledger
 from wallet.notifications import public as notifications
 from wallet.revio import breaker as revio_breaker
@@ -31,6 +32,7 @@ from wallet.revio.breaker import RevioCircuitOpenError
 from wallet.revio.client import get_client
 from wallet.revio.contracts import BankAccount, PayoutOutcome, PurchaseOutcome
 from wallet.revio.errors import RevioNotCreatedError, RevioOutcomeUnknownError, RevioUnavailableError
+from wallet.revio.payouts import get_payout_route
 from wallet.transactions import states
 from wallet.transactions.errors import (
     DepositNotStartedError,
@@ -254,6 +256,7 @@ def withdrawal_create(
     withdrawal = run_in_serializable_transaction(
         reserve, lock_keys=[ledger.balance_lock_key(user_id=user_id, currency=currency)]
     )
+    crash_point("withdrawal.reserved")
 
     withdrawal_payout_send(
         withdrawal_id=withdrawal.id, email=email, bank_account=bank_account, source=Source.API
@@ -283,8 +286,9 @@ def withdrawal_payout_send(
     if not claimed:
         return "skipped"  # sent already (or being sent), or no longer pending
     amount, currency = Transaction.objects.values_list("amount", "currency").get(id=withdrawal_id)
+    crash_point("withdrawal.payout_claimed")
     try:
-        payout = get_client().payout_create(
+        payout = get_payout_route().create(
             reference=str(withdrawal_id),
             amount=amount,
             currency=currency,
@@ -306,6 +310,7 @@ def withdrawal_payout_send(
         # It may have been created. Sending it again could pay twice; refunding could give money away twice.
         logger.warning("withdrawal %s: payout outcome unknown, left pending: %s", withdrawal_id, exc)
         return "sent"
+    crash_point("withdrawal.payout_accepted")
     withdrawal_apply_provider_state(
         withdrawal_id=withdrawal_id,
         outcome=payout.outcome,

@@ -27,9 +27,11 @@ from django.utils import timezone
 
 from wallet.audit import public as audit
 from wallet.core import metrics
+from wallet.core.faults import crash_point
 from wallet.revio.client import get_client
 from wallet.revio.contracts import Payout, Purchase
 from wallet.revio.errors import RevioError
+from wallet.revio.payouts import get_payout_route
 from wallet.transactions import public as transactions
 from wallet.webhooks import keys
 from wallet.webhooks.errors import (
@@ -185,6 +187,7 @@ def webhook_process(*, log_id: int, now: datetime | None = None) -> str | None:
     log = _claim(log_id=log_id, now=now)
     if log is None:
         return None
+    crash_point("webhook.claimed")
     try:
         status, result, review = _dispatch(log)
     except RetryLaterError as exc:
@@ -192,6 +195,7 @@ def webhook_process(*, log_id: int, now: datetime | None = None) -> str | None:
     except Exception as exc:
         logger.exception("webhook %s (%s) failed", log.id, log.event_type)
         return _fail(log, "".join(traceback.format_exception(exc))[-4000:], now=now)
+    crash_point("webhook.applied")
     WebhookLog.objects.filter(id=log.id).update(
         status=status,
         result=result[:255],
@@ -319,7 +323,7 @@ def _apply_payout(log: WebhookLog) -> tuple[str, str, bool]:
             source=transactions.TransactionEvent.Source.WEBHOOK,
         )
 
-    return _apply_revio_object(log, transactions.TransactionType.WITHDRAWAL, get_client().payout_get, apply)
+    return _apply_revio_object(log, transactions.TransactionType.WITHDRAWAL, get_payout_route().get, apply)
 
 
 def _apply_revio_object(
