@@ -43,6 +43,10 @@ lint: install
 test: install system-deps lint
 	$(PY) scripts/testenv.py -- $(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# The same suite with the proof tests' long profile (more examples, mutants, threads): for nightly runs.
+test-slow: install system-deps lint
+	PROOF_PROFILE=slow $(PY) scripts/testenv.py -- $(VENV)/bin/pytest $(PYTEST_ARGS)
+
 format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
