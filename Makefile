@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: run test lint format install system-deps services admin-password bench clean help
+.PHONY: run test test-slow lint format install system-deps services admin-password bench clean help
 
 help:
 	@echo "make run     install, migrate and start the whole system (SQLite, or PostgreSQL+Redis via env)"
