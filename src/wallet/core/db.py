@@ -69,10 +69,23 @@ def _queued_on(lock_keys: Sequence[str]) -> Iterator[None]:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
+SERIALIZABLE = "SERIALIZABLE"
+# For movements whose every read is of rows that only writers holding the same advisory lock (and the row
+# lock) change: the locks alone serialise them, and READ COMMITTED takes no predicate locks, so there are no
+# false 40001 conflicts between different users' movements (docs/adr/0003, "Amendment").
+READ_COMMITTED = "READ COMMITTED"
+
+
 def run_in_serializable_transaction(
-    fn: Callable[[], T], *, lock_keys: Sequence[str] = (), attempts: int = 5
+    fn: Callable[[], T],
+    *,
+    lock_keys: Sequence[str] = (),
+    attempts: int = 5,
+    isolation: str = SERIALIZABLE,
 ) -> T:
     """Run `fn` in one durable transaction, SERIALIZABLE on PostgreSQL, retrying on 40001/40P01.
+
+    `isolation=READ_COMMITTED` is for callers whose reads are all covered by `lock_keys` and row locks.
 
     `lock_keys` names the rows `fn` will lock (see the module docstring); contenders queue on them first.
     `fn` must have no side effects outside the database (enqueue with transaction.on_commit instead), since
@@ -80,20 +93,23 @@ def run_in_serializable_transaction(
 
     :raises TransactionConflictError: still conflicting after `attempts` tries.
     """
+    if isolation not in {SERIALIZABLE, READ_COMMITTED}:
+        raise ValueError(f"unsupported isolation level {isolation!r}")
     with _queued_on(lock_keys):
-        return _run_with_retries(fn, attempts=attempts)
+        return _run_with_retries(fn, attempts=attempts, isolation=isolation)
 
 
-def _run_with_retries(fn: Callable[[], T], *, attempts: int) -> T:
+def _run_with_retries(fn: Callable[[], T], *, attempts: int, isolation: str = SERIALIZABLE) -> T:
     for attempt in range(1, attempts + 1):
         # Only the outermost transaction can choose its isolation level; inside a test's transaction the
         # surrounding block decides.
         outermost = not connection.in_atomic_block
         try:
             with transaction.atomic(durable=outermost):
-                if outermost and connection.vendor == "postgresql":
+                if outermost and connection.vendor == "postgresql" and isolation != READ_COMMITTED:
+                    # READ COMMITTED is the connection's default: no statement needed for it.
                     with connection.cursor() as cursor:
-                        cursor.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")
+                        cursor.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
                 return fn()
         except DatabaseError as exc:
             reason = RETRYABLE_SQLSTATES.get(_sqlstate(exc) or "")

@@ -1,7 +1,7 @@
 """Ledger: the double-entry books behind every balance. Other apps import from here only."""
 
 from wallet.ledger.errors import InsufficientFundsError
-from wallet.ledger.models import JournalKind
+from wallet.ledger.models import Balance, JournalKind
 from wallet.ledger.selectors import BalanceFigures, balance_get, entry_list_for_user, ledger_problems
 from wallet.ledger.services import (
     balance_ensure,
@@ -16,6 +16,7 @@ from wallet.ledger.services import (
 )
 
 __all__ = [
+    "Balance",
     "BalanceFigures",
     "InsufficientFundsError",
     "JournalKind",

@@ -13,16 +13,17 @@ applying the same state twice changes nothing the second time, and a state older
 import enum
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from wallet.accounts import public as accounts
 from wallet.core import crypto, idempotency
-from wallet.core.db import run_in_serializable_transaction
+from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
 from wallet.core.errors import ValidationFailedError
 from wallet.core.faults import crash_point
 from wallet.ledger import public as ledger
@@ -187,7 +188,7 @@ def deposit_apply_provider_state(
             ledger.deposit_credit(balance=balance, amount=locked.amount, transaction_id=locked.id)
         return Applied.CHANGED
 
-    return run_in_serializable_transaction(apply, lock_keys=[_balance_key(deposit)])
+    return run_in_serializable_transaction(apply, lock_keys=[_balance_key(deposit)], isolation=READ_COMMITTED)
 
 
 # -- withdrawals ------------------------------------------------------------------------------------------
@@ -254,7 +255,9 @@ def withdrawal_create(
         return withdrawal
 
     withdrawal = run_in_serializable_transaction(
-        reserve, lock_keys=[ledger.balance_lock_key(user_id=user_id, currency=currency)]
+        reserve,
+        lock_keys=[ledger.balance_lock_key(user_id=user_id, currency=currency)],
+        isolation=READ_COMMITTED,
     )
     crash_point("withdrawal.reserved")
 
@@ -381,7 +384,9 @@ def withdrawal_fail_unsent(*, withdrawal_id: uuid.UUID, reason: str, source: str
         ledger.withdrawal_release(balance=balance, amount=locked.amount, transaction_id=locked.id)
         return Applied.CHANGED
 
-    return run_in_serializable_transaction(apply, lock_keys=[_balance_key(withdrawal)])
+    return run_in_serializable_transaction(
+        apply, lock_keys=[_balance_key(withdrawal)], isolation=READ_COMMITTED
+    )
 
 
 def withdrawal_apply_provider_state(
@@ -402,58 +407,99 @@ def withdrawal_apply_provider_state(
     re-credited. A state behind ours is stale and changes nothing. If amount, currency or payout id
     disagree with ours, the withdrawal is flagged for review (FLAGGED) and no money moves.
     """
+    state = _PayoutState(
+        outcome=outcome,
+        payout_id=payout_id,
+        amount=amount,
+        currency=currency,
+        provider_status=provider_status,
+        reason=reason,
+    )
+    if outcome in {PayoutOutcome.ACCEPTED, PayoutOutcome.PENDING}:
+        # Acceptance moves no money (pending → processing), so only the withdrawal's row is locked: the
+        # balance row, its advisory lock and a second money transaction per withdrawal are not needed.
+        with transaction.atomic():
+            locked = Transaction.objects.select_for_update().get(
+                id=withdrawal_id, type=TransactionType.WITHDRAWAL
+            )
+            return _withdrawal_apply(locked, state, balance=None, source=source)
+
     withdrawal = Transaction.objects.get(id=withdrawal_id, type=TransactionType.WITHDRAWAL)
 
     def apply() -> Applied:
         balance = ledger.balance_lock(user_id=withdrawal.user_id, currency=withdrawal.currency)
         locked = Transaction.objects.select_for_update().get(id=withdrawal_id)
-        mismatch = _provider_mismatch(locked, provider_object_id=payout_id, amount=amount, currency=currency)
-        if mismatch:
-            return _flag_for_review(locked, mismatch, source=source)
-        if locked.provider_object_id != payout_id or locked.provider_status != provider_status:
-            locked.provider_object_id = payout_id
-            locked.provider_status = provider_status
-            locked.save(update_fields=["provider_object_id", "provider_status"])
+        return _withdrawal_apply(locked, state, balance=balance, source=source)
 
-        target: str | None
-        if outcome == PayoutOutcome.FAILED and locked.status in {S.COMPLETED, S.RETURNED}:
-            target = S.RETURNED
-        else:
-            target = {
-                PayoutOutcome.ACCEPTED: S.PROCESSING,
-                PayoutOutcome.PENDING: S.PROCESSING,
-                PayoutOutcome.SUCCEEDED: S.COMPLETED,
-                PayoutOutcome.FAILED: S.FAILED,
-            }.get(outcome)
-        if target is None or locked.status == target:
-            return Applied.UNCHANGED
-        if states.WITHDRAWAL_PROGRESS[target] <= states.WITHDRAWAL_PROGRESS[locked.status]:
-            return Applied.STALE
-        detail = f"Revio payout {provider_status}" + (f": {reason}" if reason else "")
-        if locked.status == S.PENDING and target != S.PROCESSING and target != S.FAILED:
-            _transition(
-                locked, S.PROCESSING, source=source, detail=detail
-            )  # accepted, implied by the outcome
-        _transition(locked, target, source=source, detail=detail)
-        if target == S.COMPLETED:
-            ledger.withdrawal_settle(balance=balance, amount=locked.amount, transaction_id=locked.id)
-        elif target == S.FAILED:
-            locked.failure_reason = (
-                reason or "The bank did not accept the payout; the amount is back in your balance."
-            )[:255]
-            locked.save(update_fields=["failure_reason"])
-            ledger.withdrawal_release(balance=balance, amount=locked.amount, transaction_id=locked.id)
-        elif target == S.RETURNED:
-            locked.failure_reason = (
-                reason or "The bank returned the payout; the amount is back in your balance."
-            )[:255]
-            locked.save(update_fields=["failure_reason"])
-            ledger.withdrawal_return(
-                balance=balance, amount=locked.amount, transaction_id=locked.id, reason=locked.failure_reason
-            )
+    return run_in_serializable_transaction(
+        apply, lock_keys=[_balance_key(withdrawal)], isolation=READ_COMMITTED
+    )
+
+
+@dataclass(frozen=True)
+class _PayoutState:
+    outcome: PayoutOutcome
+    payout_id: str
+    amount: int
+    currency: str
+    provider_status: str
+    reason: str
+
+
+def _withdrawal_apply(
+    locked: Transaction, state: _PayoutState, *, balance: ledger.Balance | None, source: str
+) -> Applied:
+    """Apply a payout state to a locked withdrawal. `balance` is the locked balance row, required (and only
+    passed) when the outcome can move money."""
+    mismatch = _provider_mismatch(
+        locked, provider_object_id=state.payout_id, amount=state.amount, currency=state.currency
+    )
+    if mismatch:
+        return _flag_for_review(locked, mismatch, source=source)
+    if locked.provider_object_id != state.payout_id or locked.provider_status != state.provider_status:
+        locked.provider_object_id = state.payout_id
+        locked.provider_status = state.provider_status
+        locked.save(update_fields=["provider_object_id", "provider_status"])
+
+    target: str | None
+    if state.outcome == PayoutOutcome.FAILED and locked.status in {S.COMPLETED, S.RETURNED}:
+        target = S.RETURNED
+    else:
+        target = {
+            PayoutOutcome.ACCEPTED: S.PROCESSING,
+            PayoutOutcome.PENDING: S.PROCESSING,
+            PayoutOutcome.SUCCEEDED: S.COMPLETED,
+            PayoutOutcome.FAILED: S.FAILED,
+        }.get(state.outcome)
+    if target is None or locked.status == target:
+        return Applied.UNCHANGED
+    if states.WITHDRAWAL_PROGRESS[target] <= states.WITHDRAWAL_PROGRESS[locked.status]:
+        return Applied.STALE
+    detail = f"Revio payout {state.provider_status}" + (f": {state.reason}" if state.reason else "")
+    if locked.status == S.PENDING and target not in {S.PROCESSING, S.FAILED}:
+        _transition(locked, S.PROCESSING, source=source, detail=detail)  # accepted, implied by the outcome
+    _transition(locked, target, source=source, detail=detail)
+    if target == S.PROCESSING:
         return Applied.CHANGED
-
-    return run_in_serializable_transaction(apply, lock_keys=[_balance_key(withdrawal)])
+    if balance is None:
+        raise AssertionError("a payout state that moves money needs the locked balance")
+    if target == S.COMPLETED:
+        ledger.withdrawal_settle(balance=balance, amount=locked.amount, transaction_id=locked.id)
+    elif target == S.FAILED:
+        locked.failure_reason = (
+            state.reason or "The bank did not accept the payout; the amount is back in your balance."
+        )[:255]
+        locked.save(update_fields=["failure_reason"])
+        ledger.withdrawal_release(balance=balance, amount=locked.amount, transaction_id=locked.id)
+    elif target == S.RETURNED:
+        locked.failure_reason = (
+            state.reason or "The bank returned the payout; the amount is back in your balance."
+        )[:255]
+        locked.save(update_fields=["failure_reason"])
+        ledger.withdrawal_return(
+            balance=balance, amount=locked.amount, transaction_id=locked.id, reason=locked.failure_reason
+        )
+    return Applied.CHANGED
 
 
 def withdrawal_bank_account(*, withdrawal: Transaction) -> BankAccount:
@@ -556,17 +602,21 @@ def _check_amount(*, amount: int, currency: str, low: int, high: int) -> None:
 
 
 def _check_withdrawal_limits(*, user_id: uuid.UUID, currency: str, amount: int, now: datetime) -> None:
-    """Risk limits, read under the balance lock so concurrent requests cannot slip past them together."""
-    mine = Transaction.objects.filter(user_id=user_id, type=TransactionType.WITHDRAWAL, currency=currency)
-    open_count = mine.filter(status__in=[S.PENDING, S.PROCESSING]).count()
-    if open_count >= settings.WITHDRAWAL_MAX_OPEN:
+    """Risk limits, read under the balance lock (and its advisory lock, which every writer of this user's
+    withdrawals holds), so concurrent requests cannot slip past them together. One statement."""
+    since = now - timedelta(hours=24)
+    usage = Transaction.objects.filter(
+        user_id=user_id, type=TransactionType.WITHDRAWAL, currency=currency
+    ).aggregate(
+        open_count=Count("id", filter=Q(status__in=[S.PENDING, S.PROCESSING])),
+        used=Sum("amount", filter=Q(created_at__gte=since) & ~Q(status=S.FAILED)),
+    )
+    if usage["open_count"] >= settings.WITHDRAWAL_MAX_OPEN:
         raise WithdrawalLimitError(
             f"At most {settings.WITHDRAWAL_MAX_OPEN} withdrawals can be in progress at once.",
             details={"limit": "max_open", "max_open": settings.WITHDRAWAL_MAX_OPEN},
         )
-    since = now - timedelta(hours=24)
-    recent = mine.filter(created_at__gte=since).filter(~Q(status=S.FAILED)).aggregate(total=Sum("amount"))
-    used = recent["total"] or 0
+    used = usage["used"] or 0
     if used + amount > settings.WITHDRAWAL_DAILY_MAX_AMOUNT:
         raise WithdrawalLimitError(
             "This withdrawal would exceed the daily withdrawal limit.",
