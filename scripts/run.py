@@ -141,7 +141,7 @@ def main() -> int:
         "-Q default,webhooks,notifications,reconciliation,payouts"
     )
     procs = {
-        "web": f"{BIN / 'gunicorn'} config.wsgi --bind 127.0.0.1:{web_port} --workers 2 --threads 4 "
+        "web": f"{BIN / 'gunicorn'} config.wsgi --bind 127.0.0.1:{web_port} --workers 2 --threads 12 "
         "--access-logfile - --graceful-timeout 10",
     }
     if not os.environ.get("REVIO_BASE_URL"):

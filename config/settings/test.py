@@ -31,3 +31,6 @@ WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 # Live-server request threads must not keep connections open, or the test database cannot be dropped.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Load shedding is tested on its own (wallet/core/tests/test_load_shedding.py); elsewhere the concurrency
+# tests aim dozens of simultaneous requests at one process to test the money logic, not the limiter.
+API_MAX_ACTIVE_REQUESTS = env.int("API_MAX_ACTIVE_REQUESTS", default=0)
