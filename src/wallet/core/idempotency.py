@@ -90,14 +90,18 @@ def lookup(claim: IdempotencyClaim, *, now: Any = None) -> Replay | Resume | Non
     :raises RequestInProgressError: the earlier request is still running.
     """
     now = now or timezone.now()
+    # Fast path, one statement and no transaction: a new key (the common case) or a completed one (a
+    # replay, which is final) needs no lock. A new key's race is settled by the unique constraint when the
+    # record is written in the money transaction (record_claim).
+    record = IdempotencyRecord.objects.filter(user_id=claim.user_id, key=claim.key).first()
+    if record is None:
+        return None
+    if record.fingerprint != claim.fingerprint or record.scope != claim.scope:
+        raise IdempotencyKeyReusedError()
+    if record.state == IdempotencyRecord.State.COMPLETED:
+        return Replay(status=record.response_status or 200, body=record.response_body)
     with transaction.atomic():
-        record = (
-            IdempotencyRecord.objects.select_for_update().filter(user_id=claim.user_id, key=claim.key).first()
-        )
-        if record is None:
-            return None
-        if record.fingerprint != claim.fingerprint or record.scope != claim.scope:
-            raise IdempotencyKeyReusedError()
+        record = IdempotencyRecord.objects.select_for_update().get(id=record.id)
         if record.state == IdempotencyRecord.State.COMPLETED:
             return Replay(status=record.response_status or 200, body=record.response_body)
         if record.locked_until and record.locked_until > now:

@@ -248,8 +248,12 @@ def _observed(operation: str) -> Iterator[None]:
         outcome = "error"
         raise
     finally:
-        metrics.increment(f"revio_calls_{operation}_{outcome}")
-        metrics.increment(f"revio_call_ms_{operation}", int((time.monotonic() - started) * 1000))
+        metrics.increment_many(
+            {
+                f"revio_calls_{operation}_{outcome}": 1,
+                f"revio_call_ms_{operation}": int((time.monotonic() - started) * 1000),
+            }
+        )
 
 
 def _error_message(response: httpx.Response) -> tuple[str, str | None]:

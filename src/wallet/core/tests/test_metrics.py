@@ -117,3 +117,13 @@ def test_revio_calls_time_and_the_breaker_are_exposed(
     assert _line(text, 'wallet_revio_call_seconds_total{operation="create"}') > 0
     assert _line(text, 'wallet_revio_breaker_state{state="open"}') == 1
     assert _line(text, 'wallet_revio_breaker_state{state="closed"}') == 0
+
+
+def test_counters_add_up_in_one_round_trip_and_read_back_through_the_cache() -> None:
+    counters.reset("test_a")
+    counters.reset("test_b")
+    counters.increment_many({"test_a": 2, "test_b": 5})
+    counters.increment("test_a")
+    assert counters.read("test_a") == 3
+    assert counters.read("test_b") == 5
+    assert {"test_a": 3, "test_b": 5}.items() <= counters.read_all().items()
