@@ -145,7 +145,7 @@ DATABASE_REPLICA_PATHS: list[str] = env.list(
 REDIS_URL: str | None = env.str("REDIS_URL", default=None)
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "wallet.core.cache.SharedPoolRedisCache", "LOCATION": REDIS_URL}}
 else:
     # A file cache is shared by the web server and the worker on one machine, unlike the in-memory one.
     CACHES = {

@@ -41,6 +41,18 @@ def _increment_generic(key: str, by: int) -> None:
             cache.incr(key, by)
 
 
+def incr_cache_key(key: str) -> None:
+    """Increment an integer in the Django cache in one round trip (creating it at 1), without expiry.
+
+    :raises Exception: whatever the cache raises; callers decide whether an outage matters.
+    """
+    client = _redis_client()
+    if client is None:
+        _increment_generic(key, 1)
+    else:
+        client.incr(cache.make_and_validate_key(key))
+
+
 def _redis_client() -> Any:
     """The Redis client behind the Django cache, or None if the cache is not Redis."""
     get_client = getattr(getattr(cache, "_cache", None), "get_client", None)

@@ -8,10 +8,10 @@ import logging
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from wallet.core import metrics
 from wallet.core.faults import crash_point
 from wallet.ledger.errors import InsufficientFundsError, UnbalancedJournalError
 from wallet.ledger.models import AccountKind, Balance, Entry, Journal, JournalKind, LedgerAccount
@@ -102,11 +102,7 @@ def balance_cache_invalidate(*, user_id: UUID, currency: str) -> None:
     """Move the balance's cache generation on, so no cached figure from before is served again."""
     key = balance_cache_generation_key(user_id=user_id, currency=currency)
     try:
-        try:
-            cache.incr(key)
-        except ValueError:  # never cached or invalidated yet
-            if not cache.add(key, 1, timeout=None):
-                cache.incr(key)
+        metrics.incr_cache_key(key)
     except Exception:  # a cache outage must not fail a committed movement; the TTL bounds staleness
         logger.warning("balance cache not invalidated for %s %s", user_id, currency, exc_info=True)
 

@@ -127,3 +127,21 @@ def test_counters_add_up_in_one_round_trip_and_read_back_through_the_cache() -> 
     assert counters.read("test_a") == 3
     assert counters.read("test_b") == 5
     assert {"test_a": 3, "test_b": 5}.items() <= counters.read_all().items()
+
+
+def test_all_threads_of_a_process_share_one_redis_client() -> None:
+    import threading
+
+    from django.core.cache import cache
+
+    seen: list[object] = []
+
+    def look() -> None:
+        seen.append(cache._cache)  # type: ignore[attr-defined]
+
+    threads = [threading.Thread(target=look) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({id(client) for client in [*seen, cache._cache]}) == 1  # type: ignore[attr-defined]

@@ -1,0 +1,33 @@
+"""The Redis cache backend with one connection pool per process instead of one per thread.
+
+Django keeps a cache object per thread, and its Redis backend gives each one its own client and pool. A
+gunicorn worker with a dozen threads then holds a dozen pools, and every short-lived thread (a Celery
+task pool, a test's threads) leaves its sockets to the garbage collector. redis-py's pools are
+thread-safe and reset themselves after a fork, so all threads of a process can share one.
+"""
+
+import threading
+from functools import cached_property
+from typing import Any
+
+from django.core.cache.backends.redis import RedisCache
+
+_clients: dict[tuple[str, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
+class SharedPoolRedisCache(RedisCache):
+    @cached_property
+    def _cache(self) -> Any:
+        # Django's backend keeps these as private attributes without type stubs.
+        servers, options, client_class = (
+            getattr(self, "_servers"),  # noqa: B009
+            getattr(self, "_options"),  # noqa: B009
+            getattr(self, "_class"),  # noqa: B009
+        )
+        key = (*servers, repr(sorted(options.items())))
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = client_class(servers, **options)
+            return client
