@@ -20,7 +20,7 @@ def increment(name: str, by: int = 1) -> None:
 def increment_many(counts: dict[str, int]) -> None:
     """Add to several counters in one round trip to Redis (INCRBY creates a missing counter at 0)."""
     try:
-        client = _redis_client()
+        client = redis_client()
         if client is None:  # another cache backend (make run's embedded mode): the generic, slower way
             for name, by in counts.items():
                 _increment_generic(_PREFIX + name, by)
@@ -46,14 +46,14 @@ def incr_cache_key(key: str) -> None:
 
     :raises Exception: whatever the cache raises; callers decide whether an outage matters.
     """
-    client = _redis_client()
+    client = redis_client()
     if client is None:
         _increment_generic(key, 1)
     else:
         client.incr(cache.make_and_validate_key(key))
 
 
-def _redis_client() -> Any:
+def redis_client() -> Any:
     """The Redis client behind the Django cache, or None if the cache is not Redis."""
     get_client = getattr(getattr(cache, "_cache", None), "get_client", None)
     return get_client(write=True) if get_client is not None else None
