@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     init.add_argument("--webhook-title", default="Wallet backend (sandbox)")
     init.add_argument(
+        "--eft-callback-url",
+        default=_env("EFT_CALLBACK_URL"),
+        help="register this URL for EFT_PAYMENT callbacks (default: the webhook URL + /eft)",
+    )
+    init.add_argument(
         "--write-config",
         default=_env("WRITE_CONFIG"),
         help="write settings for the backend here: JSON if the name ends in .json, else KEY=value env lines",
@@ -124,6 +129,12 @@ def run_init(args: argparse.Namespace) -> int:
     webhook: dict[str, Any] | None = None
     if args.webhook_url:
         webhook = sandbox.webhook_ensure(callback=args.webhook_url, title=args.webhook_title)
+    eft_callback_url = args.eft_callback_url or (
+        f"{args.webhook_url.rstrip('/')}/eft" if args.webhook_url else ""
+    )
+    if eft_callback_url:
+        with sandbox.store.transaction():
+            sandbox.eft.callback_ensure(eft_callback_url)
     base_url = _public_url(args)
     values = {
         "REVIO_SANDBOX_URL": base_url,
@@ -133,6 +144,11 @@ def run_init(args: argparse.Namespace) -> int:
         "REVIO_PUBLIC_KEY": sandbox.company_public_key(),
         "REVIO_WEBHOOK_ID": webhook["id"] if webhook else "",
         "REVIO_WEBHOOK_PUBLIC_KEY": webhook["public_key"] if webhook else "",
+        # The EFT payments API (REVIO_PAYOUT_ROUTE=eft): same server, OAuth2 client credentials.
+        "REVIO_EFT_BASE_URL": f"{base_url}/",
+        "REVIO_EFT_TOKEN_URL": f"{base_url}/oauth2/token",
+        "REVIO_EFT_CLIENT_ID": sandbox.eft.client_id,
+        "REVIO_EFT_CLIENT_SECRET": sandbox.eft.client_secret,
     }
     if args.write_config:
         _write_config(Path(args.write_config), values)
@@ -142,6 +158,9 @@ def run_init(args: argparse.Namespace) -> int:
         print(f"revio-sandbox: generated API key {api_key}")  # noqa: T201
     if webhook:
         print(f"revio-sandbox: webhook {webhook['id']} -> {webhook['callback']}")  # noqa: T201
+    print(f"revio-sandbox: EFT client id {sandbox.eft.client_id}")  # noqa: T201
+    if eft_callback_url:
+        print(f"revio-sandbox: EFT_PAYMENT callbacks -> {eft_callback_url}")  # noqa: T201
     sandbox.store.close()
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ from revio_sandbox import __version__, jsonb
 from revio_sandbox.checkout import CSS, content_security_policy, render_not_found, render_purchase_page
 from revio_sandbox.core import Sandbox
 from revio_sandbox.delivery import DeliveryWorker
+from revio_sandbox.eft import eft_error
 from revio_sandbox.errors import ApiError, general_error, not_found, unauthorized
 from revio_sandbox.faults import (
     clean_http_fault,
@@ -151,6 +153,50 @@ def build_api_endpoint(sandbox: Sandbox, methods: dict[str, tuple[str, Handler]]
     return endpoint
 
 
+def eft_fault_response(fault: dict[str, Any]) -> Response:
+    """An injected error in the EFT API's own style (``{"statusCode", "message"}``)."""
+    status = fault["status"]
+    headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
+    if fault["html"]:
+        text = f"<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
+        return HTMLResponse(text, status_code=status, headers=headers)
+    return json_response({"statusCode": status, "message": f"Injected error {status}."}, status, headers)
+
+
+def build_eft_endpoint(
+    sandbox: Sandbox, methods: dict[str, tuple[str, Handler]], *, bearer: bool = True
+) -> Handler:
+    """Like ``build_api_endpoint`` for the EFT API: same faults, OAuth2 Bearer tokens, EFT error bodies."""
+
+    async def endpoint(request: Request) -> Response:
+        if request.method not in methods:
+            return json_response({"statusCode": 405, "message": "Method Not Allowed"}, 405)
+        name, handler = methods[request.method]
+        try:
+            fault = take_http_fault(sandbox.store, name=name, method=request.method, path=request.url.path)
+            if fault is not None:
+                if fault["action"] == "error":
+                    return eft_fault_response(fault)
+                if fault["action"] == "slow":
+                    await asyncio.sleep(fault["delay_ms"] / 1000)
+                elif fault["action"] == "hang":
+                    await asyncio.sleep(fault["seconds"])
+                    if fault["then"] == "drop":
+                        return await drop_connection(request)
+            if bearer:
+                sandbox.eft.authenticate(request.headers.get("authorization"))
+            response = await handler(request)
+            if fault is not None and fault["action"] == "hang_after":
+                await asyncio.sleep(fault["seconds"])
+                if fault["then"] == "drop":
+                    return await drop_connection(request)
+            return response
+        except ApiError as error:
+            return error_response(error)
+
+    return endpoint
+
+
 def _authenticate(sandbox: Sandbox, request: Request) -> None:
     header = request.headers.get("authorization")
     if not header:
@@ -166,6 +212,10 @@ def _constant_time_equal(a: str, b: str) -> bool:
     import hmac
 
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+def sandbox_eft_not_found() -> ApiError:
+    return eft_error(404, "Payment not found")
 
 
 def _valid_uuid(value: str) -> bool:
@@ -263,6 +313,54 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
                 "DELETE": ("webhooks.delete", webhook_delete),
             },
         ),
+    ]
+
+    # -- the EFT payments API (revio_sandbox.eft; revio-api.md section 3 B) -------------------------
+
+    async def eft_token(request: Request) -> Response:
+        # application/x-www-form-urlencoded, parsed here (Starlette's form parser needs python-multipart).
+        pairs = urllib.parse.parse_qsl((await request.body()).decode("utf-8", "replace"))
+        form = dict(pairs)
+        return json_response(sandbox.eft.token_issue(request.headers.get("authorization"), form))
+
+    async def eft_payment_create(request: Request) -> Response:
+        return json_response(sandbox.eft.payment_create(await read_json(request)), 201)
+
+    async def eft_payment_list(request: Request) -> Response:
+        # SANDBOX EXTENSION: no documented lookup by contractReference.
+        return json_response(sandbox.eft.payments_by_reference(request.query_params.get("contractReference")))
+
+    def eft_payment_id(request: Request) -> str:
+        value = str(request.path_params["id"])
+        if not _valid_uuid(value):
+            raise sandbox_eft_not_found()
+        return value
+
+    async def eft_payment_get(request: Request) -> Response:
+        return json_response(sandbox.eft.payment_get(eft_payment_id(request)))
+
+    async def eft_callback_register(request: Request) -> Response:
+        return json_response(sandbox.eft.callback_register(await read_json(request)), 201)
+
+    async def eft_callback_test(request: Request) -> Response:
+        return json_response(sandbox.eft.callback_test(eft_payment_id(request), await read_json(request)))
+
+    def eft(path: str, methods: dict[str, tuple[str, Handler]], *, bearer: bool = True) -> Route:
+        return Route(path, build_eft_endpoint(sandbox, methods, bearer=bearer), methods=ALL_METHODS)
+
+    eft_routes = [
+        eft("/oauth2/token", {"POST": ("eft.token", eft_token)}, bearer=False),
+        eft(
+            "/v2/payment/eft",
+            {
+                "POST": ("eft.payments.create", eft_payment_create),
+                "GET": ("eft.payments.list", eft_payment_list),
+            },
+        ),
+        eft("/v2/payment/eft/{id}", {"GET": ("eft.payments.get", eft_payment_get)}),
+        eft("/v2/clientcallbackurl/", {"POST": ("eft.callbacks.register", eft_callback_register)}),
+        eft("/v2/clientcallbackurl", {"POST": ("eft.callbacks.register", eft_callback_register)}),
+        eft("/v2/callback/test/eft/{id}", {"POST": ("eft.callbacks.test", eft_callback_test)}),
     ]
 
     # -- checkout page ----------------------------------------------------------------------------
@@ -364,6 +462,10 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
                 "time_scale": settings.time_scale,
                 "payout_delay": settings.payout_delay,
                 "delivery_timeout": settings.delivery_timeout,
+                "eft_base_url": f"{settings.public_url}/",
+                "eft_token_url": f"{settings.public_url}/oauth2/token",
+                "eft_client_id": sandbox.eft.client_id,
+                "eft_client_secret": sandbox.eft.client_secret,
             }
         )
 
@@ -448,7 +550,41 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
     async def webhook_key_rotate(request: Request) -> Response:
         return json_response(sandbox.webhook_rotate_key(object_id(request)))
 
+    async def eft_state(request: Request) -> Response:
+        return json_response({**sandbox.eft.stats(), "callbacks": sandbox.eft.callbacks()})
+
+    async def eft_token_lifetime(request: Request) -> Response:
+        body = await read_json(request)
+        seconds = body.get("seconds") if isinstance(body, dict) else None
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 1:
+            raise general_error("seconds must be an integer >= 1", "invalid")
+        sandbox.eft.set_token_lifetime(seconds)
+        return json_response(sandbox.eft.stats())
+
+    async def eft_tokens_revoke(request: Request) -> Response:
+        return json_response({"revoked": sandbox.eft.revoke_tokens()})
+
+    async def eft_payment_peek(request: Request) -> Response:
+        return json_response(sandbox.eft.payment_get(eft_payment_id(request)))
+
+    async def eft_payment_control(request: Request) -> Response:
+        body = await read_json(request)
+        status = body.get("status") if isinstance(body, dict) else None
+        action = str(request.path_params["action"])
+        return json_response(sandbox.eft.force(eft_payment_id(request), action, status))
+
+    async def eft_callbacks_delete(request: Request) -> Response:
+        return json_response(
+            {"deleted": sandbox.eft.callbacks_delete(request.query_params.get("url_prefix"))}
+        )
+
     control_routes = [
+        Route("/_sandbox/eft", control(eft_state), methods=["GET"]),
+        Route("/_sandbox/eft/token_lifetime", control(eft_token_lifetime), methods=["POST"]),
+        Route("/_sandbox/eft/tokens/revoke", control(eft_tokens_revoke), methods=["POST"]),
+        Route("/_sandbox/eft/callbacks", control(eft_callbacks_delete), methods=["DELETE"]),
+        Route("/_sandbox/eft/payments/{id}", control(eft_payment_peek), methods=["GET"]),
+        Route("/_sandbox/eft/payments/{id}/{action}", control(eft_payment_control), methods=["POST"]),
         Route("/_sandbox/health", control(health), methods=["GET"]),
         Route("/_sandbox/config", control(config), methods=["GET"]),
         Route("/_sandbox/reset", control(reset), methods=["POST"]),
@@ -488,7 +624,7 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
             await worker.stop()
 
     app = Starlette(
-        routes=[*api_routes, *checkout_routes, *control_routes],
+        routes=[*api_routes, *eft_routes, *checkout_routes, *control_routes],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,
     )

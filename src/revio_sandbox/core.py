@@ -94,6 +94,9 @@ class Sandbox:
         self.settings = settings
         # Set by the delivery worker so new deliveries and payout steps are picked up at once.
         self.on_change: Callable[[], None] = lambda: None
+        from revio_sandbox.eft import EftApi  # here: eft.py needs this module's Sandbox for its types
+
+        self.eft = EftApi(self)
 
     # -- identity and keys ------------------------------------------------------------------------
 
@@ -118,6 +121,7 @@ class Sandbox:
                 self.store.meta_set("company_id", str(uuid.uuid4()))
             if self.store.meta_get("company_private_key") is None:
                 self.store.meta_set("company_private_key", keys.generate_private_key_pem())
+            self.eft.ensure_credentials()
         return self.api_key, self.brand_id, generated
 
     def _meta(self, key: str) -> str:
@@ -157,6 +161,7 @@ class Sandbox:
                 self.store.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
             if not keep_webhooks:
                 self.store.execute("DELETE FROM webhooks")
+            self.eft.reset(keep_callbacks=keep_webhooks)
             if regenerate_keys:
                 self.store.meta_set("company_private_key", keys.generate_private_key_pem())
                 for row in self.store.fetchall("SELECT id FROM webhooks"):
@@ -737,6 +742,9 @@ class Sandbox:
         """
         if row["fixed_signature"]:
             return str(row["fixed_signature"])
+        if str(row["target"]).startswith("eft:"):
+            # EFT callbacks are unsigned ("" = no X-Signature header); abandoned once unregistered.
+            return "" if self.eft.registration_exists(str(row["target"])) else None
         if row["webhook_id"] is None:
             private_key = self._meta("company_private_key")
         else:
@@ -816,8 +824,12 @@ class Sandbox:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         if target is not None:
-            clauses.append("(target = ? OR webhook_id = ? OR (? = 'callback' AND webhook_id IS NULL))")
-            params += [target, target, target]
+            clauses.append(
+                "(target = ? OR webhook_id = ?"
+                " OR (? = 'callback' AND webhook_id IS NULL AND target NOT LIKE 'eft:%')"
+                " OR (? = 'eft' AND target LIKE 'eft:%'))"
+            )
+            params += [target, target, target, target]
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self.store.fetchall(f"SELECT * FROM deliveries {where} ORDER BY id", tuple(params))  # noqa: S608
         attempts: dict[int, list[dict[str, Any]]] = {}
@@ -906,6 +918,13 @@ class Sandbox:
             with self.store.transaction():
                 self._payout_step(row["id"], row["next_step"], now)
         for row in self.store.fetchall(
+            "SELECT id, next_step FROM eft_payments "
+            "WHERE next_step IS NOT NULL AND next_step_at <= ? ORDER BY next_step_at",
+            (now,),
+        ):
+            with self.store.transaction():
+                self.eft.step(row["id"], row["next_step"], now)
+        for row in self.store.fetchall(
             "SELECT id FROM purchases WHERE status IN ('created', 'viewed', 'error') AND due <= ?",
             (int(now),),
         ):
@@ -922,7 +941,8 @@ class Sandbox:
         row = self.store.fetchone(
             "SELECT MIN(t) AS t FROM ("
             " SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'held')"
-            " UNION ALL SELECT MIN(next_step_at) FROM payouts WHERE next_step IS NOT NULL)"
+            " UNION ALL SELECT MIN(next_step_at) FROM payouts WHERE next_step IS NOT NULL"
+            " UNION ALL SELECT MIN(next_step_at) FROM eft_payments WHERE next_step IS NOT NULL)"
         )
         return None if row is None or row["t"] is None else float(row["t"])
 
@@ -945,7 +965,13 @@ def _delivery_public(row: sqlite3.Row, attempts: list[dict[str, Any]]) -> dict[s
         "object_id": row["object_id"],
         "object_type": row["object_type"],
         "event_type": row["event_type"],
-        "target": "callback" if row["webhook_id"] is None else "webhook",
+        "target": (
+            "eft"
+            if str(row["target"]).startswith("eft:")
+            else "callback"
+            if row["webhook_id"] is None
+            else "webhook"
+        ),
         "webhook_id": row["webhook_id"],
         "url": row["url"],
         "status": row["status"],

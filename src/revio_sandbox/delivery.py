@@ -97,11 +97,10 @@ class DeliveryWorker:
         status_code: int | None = None
         error: str | None = None
         try:
-            response = await client.post(
-                url,
-                content=body,
-                headers={"Content-Type": "application/json", "X-Signature": signature},
-            )
+            headers = {"Content-Type": "application/json"}
+            if signature:  # EFT callbacks are unsigned
+                headers["X-Signature"] = signature
+            response = await client.post(url, content=body, headers=headers)
             status_code = response.status_code
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -31,6 +31,13 @@ ENDPOINT_NAMES = (
     "webhooks.update",
     "webhooks.partial_update",
     "webhooks.delete",
+    # The EFT payments API (revio_sandbox.eft)
+    "eft.token",
+    "eft.payments.create",
+    "eft.payments.get",
+    "eft.payments.list",
+    "eft.callbacks.register",
+    "eft.callbacks.test",
 )
 
 
@@ -160,7 +167,8 @@ def take_webhook_faults(
     """Return the webhook faults that apply to one event, each with the delivery targets it covers.
 
     ``targets`` are ``(target key, webhook id or None)`` pairs. A rule's ``target`` filter is
-    ``"webhook"`` (any webhook object), ``"callback"`` (the success_callback) or a webhook id.
+    ``"webhook"`` (any webhook object), ``"callback"`` (the success_callback), ``"eft"`` (EFT payment
+    callbacks, whose target keys start with ``eft:``) or a webhook id.
     One event uses one count of every rule it matches, however many targets it fans out to.
     """
     found: list[tuple[dict[str, Any], set[str]]] = []
@@ -176,7 +184,8 @@ def take_webhook_faults(
                 for key, webhook_id in targets
                 if spec["target"] is None
                 or (spec["target"] == "webhook" and webhook_id is not None)
-                or (spec["target"] == "callback" and webhook_id is None)
+                or (spec["target"] == "callback" and webhook_id is None and not key.startswith("eft:"))
+                or (spec["target"] == "eft" and key.startswith("eft:"))
                 or spec["target"] == webhook_id
             }
             if covered:

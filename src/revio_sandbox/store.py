@@ -77,6 +77,29 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
     signature TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS delivery_attempts_delivery ON delivery_attempts (delivery_id);
+CREATE TABLE IF NOT EXISTS eft_payments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    contract_reference TEXT NOT NULL,
+    status TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    created_ts REAL NOT NULL,
+    next_step TEXT,
+    next_step_at REAL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS eft_payments_reference ON eft_payments (contract_reference);
+CREATE INDEX IF NOT EXISTS eft_payments_next_step ON eft_payments (next_step_at);
+CREATE TABLE IF NOT EXISTS eft_tokens (
+    token TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS eft_callbacks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    data TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS faults (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
@@ -87,7 +110,15 @@ CREATE TABLE IF NOT EXISTS faults (
 """
 
 # Tables emptied by a reset; meta (keys, api key, brand) is handled separately.
-STATE_TABLES = ("purchases", "payouts", "deliveries", "delivery_attempts", "faults")
+STATE_TABLES = (
+    "purchases",
+    "payouts",
+    "deliveries",
+    "delivery_attempts",
+    "faults",
+    "eft_payments",
+    "eft_tokens",
+)
 
 
 class Store:

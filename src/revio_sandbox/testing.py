@@ -53,7 +53,7 @@ class Delivery(TypedDict):
     object_id: str
     object_type: str
     event_type: str
-    target: Literal["webhook", "callback"]
+    target: Literal["webhook", "callback", "eft"]
     webhook_id: str | None
     url: str
     status: Literal["pending", "held", "delivered", "failed", "dropped", "cancelled"]
@@ -119,7 +119,8 @@ class SandboxControl:
         html: bool = False,
     ) -> dict[str, Any]:
         """The next ``count`` calls to ``endpoint`` (a name like ``"payouts.create"``, or a pattern like
-        ``"POST /api/v1/payouts/*"``) answer ``status``; 429/503 carry ``Retry-After``."""
+        ``"POST /api/v1/payouts/*"``; EFT names start with ``eft.``) answer ``status``; 429/503 carry
+        ``Retry-After``."""
         spec: dict[str, Any] = {"action": "error", "status": status, "count": count, "html": html}
         if retry_after is not None:
             spec["retry_after"] = retry_after
@@ -243,6 +244,44 @@ class SandboxControl:
 
     def payout_return(self, payout_id: str) -> dict[str, Any]:
         return dict(self._call("POST", f"payouts/{payout_id}/return"))
+
+    # -- the EFT payments API ----------------------------------------------------------------------
+
+    def eft_state(self) -> dict[str, Any]:
+        """``token_requests`` (counted since the last reset), ``live_tokens``, ``token_lifetime`` and the
+        registered ``callbacks``."""
+        return dict(self._call("GET", "eft"))
+
+    def eft_set_token_lifetime(self, seconds: int) -> None:
+        """Tokens issued from now on expire after ``seconds`` (default 86400)."""
+        self._call("POST", "eft/token_lifetime", json={"seconds": seconds})
+
+    def eft_revoke_tokens(self) -> int:
+        """Every token issued so far answers 401 from now on."""
+        return int(self._call("POST", "eft/tokens/revoke")["revoked"])
+
+    def eft_payment(self, payment_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"eft/payments/{payment_id}"))
+
+    def eft_payment_succeed(self, payment_id: str) -> dict[str, Any]:
+        """Walk the rest of NEW -> QUEUED -> SUBMITTED -> ACCEPTED -> COMPLETED, a callback per state."""
+        return dict(self._call("POST", f"eft/payments/{payment_id}/succeed"))
+
+    def eft_payment_fail(self, payment_id: str) -> dict[str, Any]:
+        """An open payment ends in TRANSACTION_FAILURE."""
+        return dict(self._call("POST", f"eft/payments/{payment_id}/fail"))
+
+    def eft_payment_return(self, payment_id: str) -> dict[str, Any]:
+        """A COMPLETED payment becomes UNPAID (the bank returned it)."""
+        return dict(self._call("POST", f"eft/payments/{payment_id}/return"))
+
+    def eft_payment_set_status(self, payment_id: str, status: str) -> dict[str, Any]:
+        """Force any EFT state (DISPUTED, VALIDATION_FAILURE, INTERNAL_FAILURE, CUTOFF, ...)."""
+        return dict(self._call("POST", f"eft/payments/{payment_id}/status", json={"status": status}))
+
+    def eft_delete_callbacks(self, url_prefix: str | None = None) -> int:
+        params = {"url_prefix": url_prefix} if url_prefix is not None else {}
+        return int(self._call("DELETE", "eft/callbacks", params=params)["deleted"])
 
     # -- deliveries and keys -----------------------------------------------------------------------
 
@@ -403,6 +442,42 @@ class SandboxProcess:
             headers={"Authorization": f"Bearer {api_key or self.api_key}"},
             timeout=timeout,
         )
+
+    @property
+    def eft_base_url(self) -> str:
+        """The EFT API's base (``<base_url>/``: paths are ``v2/payment/eft`` ...)."""
+        return f"{self.base_url}/"
+
+    @property
+    def eft_token_url(self) -> str:
+        return f"{self.base_url}/oauth2/token"
+
+    def eft_credentials(self) -> tuple[str, str]:
+        """The OAuth2 client id and secret the sandbox accepts (generated once per data folder)."""
+        config = self.control.config()
+        return str(config["eft_client_id"]), str(config["eft_client_secret"])
+
+    def eft_client(self, *, timeout: float = 10.0) -> httpx.Client:
+        """An httpx client for the EFT API with a fresh OAuth2 token (base ``eft_base_url``)."""
+        client_id, secret = self.eft_credentials()
+        response = httpx.post(
+            self.eft_token_url, data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        )
+        response.raise_for_status()
+        token = response.json()["access_token"]
+        return httpx.Client(
+            base_url=self.eft_base_url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+        )
+
+    def eft_register_callback(self, url: str) -> dict[str, Any]:
+        """Register ``url`` for EFT_PAYMENT callbacks through the API (``POST /v2/clientcallbackurl/``)."""
+        with self.eft_client() as client:
+            response = client.post(
+                "v2/clientcallbackurl/",
+                json={"url": url, "callbackType": "EFT_PAYMENT", "callbackVersion": "V2"},
+            )
+            response.raise_for_status()
+            return dict(response.json())
 
     def company_public_key(self) -> str:
         """The company PEM as ``GET /public_key/`` serves it (JSON-decoded)."""

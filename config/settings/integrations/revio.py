@@ -32,3 +32,30 @@ WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=15)
 WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=3600)
 # A worker that claimed an event and went silent this long is presumed dead; the event is retried.
 WEBHOOK_PROCESSING_LEASE_SECONDS = env.int("WEBHOOK_PROCESSING_LEASE_SECONDS", default=300)
+
+# -- the EFT payments API (REVIO_PAYOUT_ROUTE=eft; wallet.revio.eft, docs/payout-routes.md) ----------------
+# Defaults point at the local sandbox, which serves the EFT API next to the gateway.
+REVIO_EFT_BASE_URL = env.str("REVIO_EFT_BASE_URL", default="http://127.0.0.1:8100/")
+REVIO_EFT_TOKEN_URL = env.str("REVIO_EFT_TOKEN_URL", default="http://127.0.0.1:8100/oauth2/token")
+REVIO_EFT_CLIENT_ID = env.str("REVIO_EFT_CLIENT_ID", default="")
+REVIO_EFT_CLIENT_SECRET = env.str("REVIO_EFT_CLIENT_SECRET", default="")
+# Our merchant profile and the debtor account the money leaves from (Revio's sandbox profile by default).
+REVIO_EFT_PROFILE_CODE = env.str("REVIO_EFT_PROFILE_CODE", default="TEST1")
+REVIO_EFT_ABBREVIATED_NAME = env.str("REVIO_EFT_ABBREVIATED_NAME", default="TESTMERCH1")
+REVIO_EFT_DEBTOR_ACCOUNT_NUMBER = env.str("REVIO_EFT_DEBTOR_ACCOUNT_NUMBER", default="12345678")
+REVIO_EFT_DEBTOR_BRANCH_CODE = env.str("REVIO_EFT_DEBTOR_BRANCH_CODE", default="051001")
+REVIO_EFT_DEBTOR_ACCOUNT_TYPE = env.str("REVIO_EFT_DEBTOR_ACCOUNT_TYPE", default="CURRENT")
+REVIO_EFT_DEBTOR_BANK = env.str("REVIO_EFT_DEBTOR_BANK", default="")
+REVIO_EFT_DEBTOR_FIRST_NAME = env.str("REVIO_EFT_DEBTOR_FIRST_NAME", default="Wallet")
+REVIO_EFT_DEBTOR_LAST_NAME = env.str("REVIO_EFT_DEBTOR_LAST_NAME", default="Payouts")
+REVIO_EFT_DEBTOR_PHONE = env.str("REVIO_EFT_DEBTOR_PHONE", default="")
+REVIO_EFT_DEBTOR_EMAIL = env.str("REVIO_EFT_DEBTOR_EMAIL", default="")
+# SAMEDAY, ONEDAY or TWODAY (Revio's EFT service types; price and speed differ).
+REVIO_EFT_SERVICE_TYPE = env.str("REVIO_EFT_SERVICE_TYPE", default="ONEDAY")
+# Where Revio posts EFT_PAYMENT callbacks (register PUBLIC_BASE_URL + this with Revio, or let
+# `revio-sandbox init` do it locally). The callbacks are unsigned: they only trigger a re-read.
+REVIO_EFT_CALLBACK_PATH = "/api/v1/webhooks/revio/eft"
+# OAuth2 tokens are cached in Redis until this long before they expire; one process fetches at a time,
+# the others wait up to REVIO_EFT_TOKEN_LOCK_SECONDS for it.
+REVIO_EFT_TOKEN_MARGIN_SECONDS = env.int("REVIO_EFT_TOKEN_MARGIN_SECONDS", default=120)
+REVIO_EFT_TOKEN_LOCK_SECONDS = env.int("REVIO_EFT_TOKEN_LOCK_SECONDS", default=10)

@@ -193,7 +193,8 @@ def _compare_deposit(ctx: _Context, txn: transactions.Transaction) -> None:
 
 
 def _compare_withdrawal(ctx: _Context, txn: transactions.Transaction) -> None:
-    found = _lookup(ctx, str(txn.id)) if txn.payout_requested_at or txn.provider_object_id else []
+    sent = txn.payout_requested_at or txn.provider_object_id
+    found = _lookup(ctx, str(txn.id), txn.payout_route) if sent else []
     if found is not None and len(found) > 1:
         _record(
             ctx,
@@ -208,7 +209,7 @@ def _compare_withdrawal(ctx: _Context, txn: transactions.Transaction) -> None:
     payout: Payout | None = None
     if txn.provider_object_id:
         try:
-            payout = get_payout_route().get(txn.provider_object_id)
+            payout = get_payout_route(txn.payout_route).get(txn.provider_object_id)
         except RevioRejectedError as exc:
             if exc.status != 404:
                 raise
@@ -267,10 +268,10 @@ def _compare_object(
         )
 
 
-def _lookup(ctx: _Context, reference: str) -> list[Payout] | None:
+def _lookup(ctx: _Context, reference: str, route: str = "") -> list[Payout] | None:
     if ctx.lookup_available is False:
         return None
-    found = payouts_by_reference(reference)
+    found = payouts_by_reference(reference, route)
     ctx.lookup_available = found is not None
     return found
 

@@ -235,13 +235,14 @@ def _apply_payout(txn: transactions.Transaction, payout: Payout) -> str:
 def _check_withdrawal_processing(txn: transactions.Transaction) -> str:
     if not txn.provider_object_id:
         return "processing without a payout id: nothing to look up"
-    return _apply_payout(txn, get_payout_route().get(txn.provider_object_id))
+    return _apply_payout(txn, get_payout_route(txn.payout_route).get(txn.provider_object_id))
 
 
-def payouts_by_reference(reference: str) -> list[Payout] | None:
-    """Revio's payouts carrying our reference, or None when Revio offers no such lookup (404/405)."""
+def payouts_by_reference(reference: str, route: str = "") -> list[Payout] | None:
+    """Revio's payouts carrying our reference on `route` (the one the withdrawal was sent through; empty
+    for the configured one), or None when Revio offers no such lookup (404/405)."""
     try:
-        payouts = get_payout_route().find_by_reference(reference)
+        payouts = get_payout_route(route).find_by_reference(reference)
     except RevioRejectedError as exc:
         if exc.status in (404, 405):
             return None
@@ -251,8 +252,8 @@ def payouts_by_reference(reference: str) -> list[Payout] | None:
 
 def _check_withdrawal_unknown(txn: transactions.Transaction, row: StuckTransaction, *, now: datetime) -> str:
     if txn.provider_object_id:
-        return _apply_payout(txn, get_payout_route().get(txn.provider_object_id))
-    found = payouts_by_reference(str(txn.id))
+        return _apply_payout(txn, get_payout_route(txn.payout_route).get(txn.provider_object_id))
+    found = payouts_by_reference(str(txn.id), txn.payout_route)
     if found is not None and len(found) == 1:
         return "found by reference: " + _apply_payout(txn, found[0])
     if found is not None and len(found) > 1:

@@ -16,6 +16,21 @@ Payout status (Revio, inferred; docs/sandbox-guesses.md) -> PayoutOutcome
   pending                                    -> PENDING
   success                                    -> SUCCEEDED
   error                                      -> FAILED    (before or after success; the wallet decides which)
+
+EFT payment state (EFT payments API, revio-api.md §3 B; docs/payout-routes.md) -> PayoutOutcome
+  NEW                                        -> ACCEPTED  (created, not yet queued for the bank)
+  QUEUED, SUBMITTED, ACCEPTED                -> PENDING   (EFT's ACCEPTED = the bank took the instruction;
+                                                           the money has not arrived yet)
+  CUTOFF                                     -> PENDING   (missed a run's cut-off; INFERRED to wait for the
+                                                           next run, not to end)
+  COMPLETED                                  -> SUCCEEDED
+  VALIDATION_FAILURE, TRANSACTION_FAILURE    -> FAILED    (never paid: the reservation is released)
+  UNPAID, UNPAID_WITH_RECOURSE               -> FAILED    (after COMPLETED the money came back: the wallet
+                                                           turns FAILED-after-COMPLETED into RETURNED)
+  DISPUTED, INTERNAL_FAILURE                 -> UNKNOWN   (whether money left or came back is not known:
+                                                           no automatic money movement; the withdrawal is
+                                                           flagged for an operator)
+  anything else                              -> UNKNOWN   (same)
 """
 
 import enum
@@ -70,6 +85,17 @@ PAYOUT_OUTCOMES: dict[str, PayoutOutcome] = {
     "pending": PayoutOutcome.PENDING,
     "success": PayoutOutcome.SUCCEEDED,
     "error": PayoutOutcome.FAILED,
+}
+
+
+EFT_PAYOUT_OUTCOMES: dict[str, PayoutOutcome] = {
+    "NEW": PayoutOutcome.ACCEPTED,
+    **dict.fromkeys(["QUEUED", "SUBMITTED", "ACCEPTED", "CUTOFF"], PayoutOutcome.PENDING),
+    "COMPLETED": PayoutOutcome.SUCCEEDED,
+    **dict.fromkeys(
+        ["VALIDATION_FAILURE", "TRANSACTION_FAILURE", "UNPAID", "UNPAID_WITH_RECOURSE"], PayoutOutcome.FAILED
+    ),
+    # DISPUTED and INTERNAL_FAILURE are deliberately absent (UNKNOWN): see the table above.
 }
 
 

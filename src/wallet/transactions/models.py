@@ -54,6 +54,10 @@ class Transaction(models.Model):
     payout_attempts = models.PositiveSmallIntegerField(
         default=0, help_text="Payout requests sent to Revio (at most one unless Revio refused it)."
     )
+    # Withdrawals only: the payout route (wallet.revio.payouts: "gateway" or "eft") the request was sent
+    # through, set with payout_requested_at. A payout is read back from the route that made it, whatever
+    # REVIO_PAYOUT_ROUTE says now; empty until sent.
+    payout_route = models.CharField(max_length=16, blank=True, default="")
     needs_review = models.BooleanField(default=False)
     review_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)

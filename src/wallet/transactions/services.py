@@ -279,19 +279,20 @@ def withdrawal_payout_send(
     for the payouts sweep (withdrawals_send_queued). Returns "sent", "queued", "failed" or "skipped".
     """
     now = timezone.now()
+    route = get_payout_route()  # the configured route; recorded so the payout is read back from it
     claimed = Transaction.objects.filter(
         id=withdrawal_id,
         type=TransactionType.WITHDRAWAL,
         status=S.PENDING,
         payout_requested_at__isnull=True,
         provider_object_id__isnull=True,
-    ).update(payout_requested_at=now, payout_attempts=F("payout_attempts") + 1)
+    ).update(payout_requested_at=now, payout_attempts=F("payout_attempts") + 1, payout_route=route.name)
     if not claimed:
         return "skipped"  # sent already (or being sent), or no longer pending
     amount, currency = Transaction.objects.values_list("amount", "currency").get(id=withdrawal_id)
     crash_point("withdrawal.payout_claimed")
     try:
-        payout = get_payout_route().create(
+        payout = route.create(
             reference=str(withdrawal_id),
             amount=amount,
             currency=currency,

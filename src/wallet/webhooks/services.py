@@ -29,8 +29,8 @@ from wallet.audit import public as audit
 from wallet.core import metrics
 from wallet.core.faults import crash_point
 from wallet.revio.client import get_client
-from wallet.revio.contracts import Payout, Purchase
-from wallet.revio.errors import RevioError
+from wallet.revio.contracts import Payout, PayoutOutcome, Purchase
+from wallet.revio.errors import RevioError, RevioRejectedError
 from wallet.revio.payouts import get_payout_route
 from wallet.transactions import public as transactions
 from wallet.webhooks import keys
@@ -49,6 +49,10 @@ RevioObject = TypeVar("RevioObject", Purchase, Payout)
 _EVENT_TYPE = re.compile(r"^[a-z_]{1,32}\.[a-z_]{1,48}$")
 _HEADERS_OF_INTEREST = ("content-type", "content-length", "user-agent", "x-signature", "x-forwarded-for")
 _REFUND_EVENTS = {"payment.refunded", "payment.charged_back", "payment.chargeback_reversed"}
+# EFT payment callbacks (unsigned; wallet.revio.eft): logged under this object type.
+EFT_OBJECT_TYPE = "eft_payment"
+_EFT_PAYMENT_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_EFT_STATUS = re.compile(r"^[A-Z_]{1,32}$")
 
 
 @dataclass(frozen=True)
@@ -89,21 +93,58 @@ def webhook_receive(
         )
         raise
 
-    dedup_key = f"{event.object_id}:{event.event_type}:{event.updated_on}"
+    return _log_once(
+        dedup_key=f"{event.object_id}:{event.event_type}:{event.updated_on}",
+        event_type=event.event_type,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        reference=event.reference[:128],
+        updated_on=event.updated_on,
+        body=body.decode(),
+        verified_with=verified_with,
+        source_ip=source_ip,
+        received_at=now,
+    )
+
+
+def eft_callback_receive(
+    *, body: bytes, source_ip: str | None, headers: Mapping[str, str], now: datetime
+) -> Received:
+    """Log one EFT payment callback once and enqueue its processing after commit.
+
+    EFT callbacks carry no signature (revio-api.md §3 B), so a callback is only a trigger: processing
+    re-reads the payment from the EFT API with our own token and uses nothing from the body but the
+    payment id. A forged callback can at most cause that read. The dedup key is (payment id, claimed
+    status): Revio's redeliveries of one state change are one event; the body's other fields are ignored.
+
+    :raises MalformedEventError: not a JSON object naming a payment id (recorded, never the body).
+    """
+    try:
+        callback = _parse_eft_callback(body)
+    except WebhookRejectedError as exc:
+        _record_rejection(
+            reason=exc.code, detail=exc.message, body=body, source_ip=source_ip, headers=headers
+        )
+        raise
+    return _log_once(
+        dedup_key=f"eft:{callback.object_id}:{callback.event_type}",
+        event_type=callback.event_type,
+        object_type=EFT_OBJECT_TYPE,
+        object_id=callback.object_id,
+        reference=callback.reference[:128],
+        updated_on=callback.updated_on or int(now.timestamp()),
+        body=body.decode(),
+        verified_with="unsigned",
+        source_ip=source_ip,
+        received_at=now,
+    )
+
+
+def _log_once(*, dedup_key: str, **fields: Any) -> Received:
+    """Store an event under its dedup key and enqueue it after commit; a repeat is only counted."""
     try:
         with transaction.atomic():
-            log = WebhookLog.objects.create(
-                dedup_key=dedup_key,
-                event_type=event.event_type,
-                object_type=event.object_type,
-                object_id=event.object_id,
-                reference=event.reference[:128],
-                updated_on=event.updated_on,
-                body=body.decode(),
-                verified_with=verified_with,
-                source_ip=source_ip,
-                received_at=now,
-            )
+            log = WebhookLog.objects.create(dedup_key=dedup_key, **fields)
             transaction.on_commit(lambda: _enqueue(log.id))
     except IntegrityError:
         WebhookLog.objects.filter(dedup_key=dedup_key).update(duplicates=F("duplicates") + 1)
@@ -140,6 +181,38 @@ def _parse(body: bytes) -> _Event:
         object_type=object_type[:32],
         event_type=event_type,
         updated_on=updated_on,
+        reference=reference if isinstance(reference, str) else "",
+    )
+
+
+def _parse_eft_callback(body: bytes) -> _Event:
+    """The payment id (and, for logging and dedup only, the claimed status, reference and time).
+
+    Callback body INFERRED: `{id | paymentId, contractReference, status, updatedAt, callbackType, ...}`.
+    """
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedEventError("The body is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise MalformedEventError("The body is not an EFT payment callback.")
+    payment_id = data.get("id", data.get("paymentId"))
+    if not isinstance(payment_id, str) or not _EFT_PAYMENT_ID.match(payment_id):
+        raise MalformedEventError("The body names no EFT payment (id or paymentId).")
+    status = data.get("status")
+    claimed = status if isinstance(status, str) and _EFT_STATUS.match(status) else "UNKNOWN"
+    reference = data.get("contractReference")
+    updated_on = 0
+    if isinstance(data.get("updatedAt"), str):
+        try:
+            updated_on = int(datetime.fromisoformat(data["updatedAt"].replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            updated_on = 0
+    return _Event(
+        object_id=payment_id,
+        object_type=EFT_OBJECT_TYPE,
+        event_type=f"EFT_PAYMENT.{claimed}",
+        updated_on=max(updated_on, 0),
         reference=reference if isinstance(reference, str) else "",
     )
 
@@ -262,6 +335,8 @@ def _dispatch(log: WebhookLog) -> tuple[str, str, bool]:
     """Apply the event; returns (status, what happened, flagged for review)."""
     if log.object_type == "purchase":
         return _apply_purchase(log)
+    if log.object_type == EFT_OBJECT_TYPE:
+        return _apply_eft_payment(log)
     if log.object_type == "payout":
         return _apply_payout(log)
     if log.event_type in _REFUND_EVENTS:
@@ -323,7 +398,63 @@ def _apply_payout(log: WebhookLog) -> tuple[str, str, bool]:
             source=transactions.TransactionEvent.Source.WEBHOOK,
         )
 
-    return _apply_revio_object(log, transactions.TransactionType.WITHDRAWAL, get_payout_route().get, apply)
+    # payout.* events come from the gateway: its payout is read there, whichever route is configured. A
+    # gateway payout naming a withdrawal sent by EFT disagrees with it and is flagged for review.
+    read = get_payout_route("gateway").get
+    return _apply_revio_object(log, transactions.TransactionType.WITHDRAWAL, read, apply)
+
+
+def _apply_eft_payment(log: WebhookLog) -> tuple[str, str, bool]:
+    """Re-read the EFT payment the callback names with our own token, and apply what the EFT API says.
+
+    Nothing from the unsigned body is trusted: not the status, not the reference, not the amount. An id
+    the EFT API does not know is ignored; a payment is applied to the withdrawal its contractReference
+    names, and only if that withdrawal was sent by EFT.
+    """
+    source = transactions.TransactionEvent.Source.WEBHOOK
+    try:
+        payout = get_payout_route("eft").get(log.object_id)
+    except RevioRejectedError as exc:
+        if exc.status == 404:
+            return WebhookStatus.IGNORED, "no such EFT payment at Revio: nothing to apply", False
+        raise RetryLaterError(f"could not read EFT payment {log.object_id}: {exc}") from exc
+    except RevioError as exc:
+        raise RetryLaterError(f"could not read EFT payment {log.object_id}: {exc}") from exc
+    try:
+        withdrawal_id = uuid.UUID(payout.reference)
+    except ValueError:
+        return WebhookStatus.IGNORED, "the payment's contractReference is not one of our withdrawals", False
+    withdrawal = transactions.transaction_find(transaction_id=withdrawal_id)
+    if withdrawal is None:
+        # Revio can be faster than our own commit; or it is not ours. Retrying tells them apart.
+        raise RetryLaterError(f"no withdrawal {withdrawal_id} (yet)")
+    if withdrawal.type != transactions.TransactionType.WITHDRAWAL:
+        return WebhookStatus.IGNORED, "the payment's contractReference is not one of our withdrawals", False
+    if withdrawal.payout_route and withdrawal.payout_route != "eft":
+        transactions.transaction_flag_for_review(
+            transaction_id=withdrawal.id,
+            reason=f"EFT payment {payout.id} names a withdrawal paid out via {withdrawal.payout_route}",
+            source=source,
+        )
+        return WebhookStatus.PROCESSED, "flagged for review: an EFT payment for a gateway payout", True
+    if payout.outcome == PayoutOutcome.UNKNOWN:
+        # DISPUTED, INTERNAL_FAILURE or a state we do not know: whether money moved is unclear.
+        transactions.transaction_flag_for_review(
+            transaction_id=withdrawal.id,
+            reason=f"EFT payment {payout.id} is {payout.status}: an operator decides",
+            source=source,
+        )
+        return WebhookStatus.PROCESSED, f"flagged for review: the EFT payment is {payout.status}", True
+    applied = transactions.withdrawal_apply_provider_state(
+        withdrawal_id=withdrawal.id,
+        outcome=payout.outcome,
+        payout_id=payout.id,
+        amount=payout.amount,
+        currency=payout.currency,
+        provider_status=payout.status,
+        source=source,
+    )
+    return _outcome(applied, event_status=_event_status(log), provider_status=payout.status)
 
 
 def _apply_revio_object(

@@ -32,6 +32,7 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, Any]]] = [
     ("api/v1/auth/password-reset", "post", {"email": "nobody@example.com"}, PUBLIC),
     ("api/v1/auth/password-reset/confirm", "post", {"token": "x", "new_password": "x"}, PUBLIC),
     ("api/v1/webhooks/revio", "post", {}, PUBLIC),
+    ("api/v1/webhooks/revio/eft", "post", {}, PUBLIC),
     ("api/v1/schema/", "get", None, PUBLIC),
     ("api/v1/docs/", "get", None, PUBLIC),
     ("api/v1/me", "get", None, SIGNED_IN),

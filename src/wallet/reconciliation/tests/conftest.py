@@ -13,7 +13,11 @@ from wallet.revio import breaker
 from wallet.revio.contracts import BankAccount
 from wallet.transactions import services
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import BANK, fund  # noqa: F401 - fund is a fixture, used by name
+from wallet.transactions.tests.conftest import (  # noqa: F401 - fund and payout_route are fixtures
+    BANK,
+    fund,
+    payout_route,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ from wallet.reconciliation.services import provider_reconciliation_daily
 from wallet.reconciliation.tests.conftest import later
 from wallet.transactions import services
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import BANK
+from wallet.transactions.tests.conftest import BANK, PayoutDriver
 from wallet.webhooks.models import WebhookLog
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +53,9 @@ def create_at_revio(revio: SandboxProcess, path: str, body: dict[str, Any]) -> d
 
 
 @pytest.fixture
-def planted(user: User, fund: Fund, revio: SandboxProcess) -> dict[str, Transaction]:
+def planted(
+    user: User, fund: Fund, revio: SandboxProcess, payout_route: PayoutDriver
+) -> dict[str, Transaction]:
     fund(user, 20_000)  # a clean, completed deposit: no discrepancy
     create = services.deposit_create
     paid_not_applied = create(user_id=user.id, email=user.email, amount=3_000, currency="ZAR")
@@ -70,16 +72,7 @@ def planted(user: User, fund: Fund, revio: SandboxProcess) -> dict[str, Transact
         bank_account=services.BankAccount(**BANK),
     )
     # A second payout with the same reference (someone re-sent it by hand): a possible double payout.
-    create_at_revio(
-        revio,
-        "payouts/",
-        {
-            "reference": str(withdrawal.id),
-            "client": {"email": user.email, "full_name": "T N", "bank_account": "62001234567"}
-            | {"bank_code": "250655"},
-            "payout": {"amount": 6_000, "currency": "ZAR", "description": "by hand"},
-        },
-    )
+    payout_route.create_by_hand(reference=str(withdrawal.id), amount=6_000, account_number="62001234567")
     # A second purchase naming a deposit that already has one; and a purchase that is not ours at all.
     second = create_at_revio(
         revio,

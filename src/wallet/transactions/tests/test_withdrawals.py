@@ -16,9 +16,10 @@ from wallet.ledger.models import Journal, JournalKind
 from wallet.ledger.selectors import balance_get
 from wallet.revio.client import get_client
 from wallet.revio.contracts import PayoutOutcome
+from wallet.revio.eft import get_eft_client
 from wallet.transactions import services
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import BANK, apply_payout
+from wallet.transactions.tests.conftest import BANK, PayoutDriver, apply_payout
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +39,7 @@ def withdraw(api: APIClient, amount: int, **bank: str) -> Any:
 
 class TestCreate:
     def test_reserves_at_once_and_pays_out_with_our_id_as_reference(
-        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess
+        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
     ) -> None:
         fund(user, 20_000)
         response = withdraw(user_api, 7_500)
@@ -57,10 +58,11 @@ class TestCreate:
         assert "62001234567" not in response.content.decode()
         assert figures(user) == (12_500, 7_500)
         withdrawal = Transaction.objects.get(id=body["id"])
-        payout = revio.control.payout(withdrawal.provider_object_id or "")
+        assert withdrawal.payout_route == payout_route.name
+        payout = payout_route.raw(withdrawal.provider_object_id or "")
         assert payout["reference"] == body["id"]
-        assert payout["payment"]["amount"] == 7_500
-        assert payout["client"]["bank_account"] == "62001234567"
+        assert payout["amount"] == 7_500
+        assert payout["account_number"] == "62001234567"
 
     def test_bank_details_are_encrypted_at_rest(self, user_api: APIClient, user: User, fund: Fund) -> None:
         fund(user, 20_000)
@@ -103,7 +105,7 @@ class TestCreate:
         assert figures(user) == (5_000, 0)
 
     def test_a_refused_account_fails_and_returns_the_reservation(
-        self, user_api: APIClient, user: User, fund: Fund
+        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
     ) -> None:
         fund(user, 9_000)
         body = withdraw(user_api, 4_000, account_number="62000000001").json()  # the sandbox refuses ...0001
@@ -114,37 +116,37 @@ class TestCreate:
         assert kinds == {JournalKind.WITHDRAWAL_RESERVE, JournalKind.WITHDRAWAL_RELEASE}
 
     def test_revio_unavailable_fails_and_returns_the_reservation(
-        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess
+        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
     ) -> None:
         fund(user, 9_000)
-        revio.control.fail_next("payouts.create", status=503, count=3)
+        payout_route.fail_next_create(status=503, count=3)
         body = withdraw(user_api, 4_000).json()
         assert body["status"] == "failed"
         assert figures(user) == (9_000, 0)
 
     @pytest.mark.parametrize("fault", ["server_error", "timeout_after_processing"])
     def test_unknown_outcome_stays_pending_reserved_and_is_not_resent(
-        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess, fault: str
+        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver, fault: str
     ) -> None:
         fund(user, 9_000)
         if fault == "server_error":
-            revio.control.fail_next("payouts.create", status=500)
+            payout_route.fail_next_create(status=500)
         else:
-            revio.control.payout_create_times_out(seconds=5)
+            payout_route.create_times_out(seconds=5)
         body = withdraw(user_api, 4_000).json()
         assert body["status"] == "pending"
         assert figures(user) == (5_000, 4_000)  # still reserved: neither refunded nor sent twice
-        created_at_revio = get_client().payouts_find_by_reference(body["id"])
+        created_at_revio = payout_route.find(body["id"])
         assert len(created_at_revio) == (1 if fault == "timeout_after_processing" else 0)
 
 
 class TestLaterOutcomes:
     def test_success_completes_and_the_money_leaves(
-        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess
+        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
     ) -> None:
         fund(user, 10_000)
         withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
-        revio.control.payout_succeed(withdrawal.provider_object_id or "")
+        payout_route.succeed(withdrawal.provider_object_id or "")
         assert apply_payout(withdrawal) == services.Applied.CHANGED
         assert apply_payout(withdrawal) == services.Applied.UNCHANGED
         withdrawal.refresh_from_db()
@@ -152,11 +154,11 @@ class TestLaterOutcomes:
         assert figures(user) == (4_000, 0)
 
     def test_failure_after_acceptance_refunds_exactly_once(
-        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess
+        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
     ) -> None:
         fund(user, 10_000)
         withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
-        revio.control.payout_fail(withdrawal.provider_object_id or "")
+        payout_route.fail(withdrawal.provider_object_id or "")
         assert apply_payout(withdrawal) == services.Applied.CHANGED
         for _ in range(3):
             assert apply_payout(withdrawal) == services.Applied.UNCHANGED
@@ -170,14 +172,14 @@ class TestLaterOutcomes:
         )
 
     def test_a_bank_return_after_success_recredits_once(
-        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess
+        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
     ) -> None:
         fund(user, 10_000)
         withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
-        revio.control.payout_succeed(withdrawal.provider_object_id or "")
+        payout_route.succeed(withdrawal.provider_object_id or "")
         apply_payout(withdrawal)
         assert figures(user) == (4_000, 0)
-        revio.control.payout_return(withdrawal.provider_object_id or "")
+        payout_route.bank_return(withdrawal.provider_object_id or "")
         assert apply_payout(withdrawal) == services.Applied.CHANGED
         assert apply_payout(withdrawal) == services.Applied.UNCHANGED
         withdrawal.refresh_from_db()
@@ -187,10 +189,10 @@ class TestLaterOutcomes:
         assert history == ["pending", "processing", "completed", "returned"]
 
     def test_success_straight_from_pending_passes_through_processing(
-        self, user: User, fund: Fund, revio: SandboxProcess
+        self, user: User, fund: Fund, payout_route: PayoutDriver
     ) -> None:
         fund(user, 10_000)
-        revio.control.payout_create_times_out(seconds=5)
+        payout_route.create_times_out(seconds=5)
         withdrawal = services.withdrawal_create(
             user_id=user.id,
             email=user.email,
@@ -199,9 +201,9 @@ class TestLaterOutcomes:
             bank_account=services.BankAccount(**BANK),
         )
         assert withdrawal.status == "pending"
-        [payout] = get_client().payouts_find_by_reference(str(withdrawal.id))
-        revio.control.payout_succeed(payout.id)
-        payout = get_client().payout_get(payout.id)
+        [payout] = payout_route.find(str(withdrawal.id))
+        payout_route.succeed(payout.id)
+        payout = payout_route.get(payout.id)
         result = services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
             outcome=payout.outcome,
@@ -223,11 +225,11 @@ class TestLaterOutcomes:
 
     @pytest.mark.parametrize("stale", [PayoutOutcome.ACCEPTED, PayoutOutcome.PENDING])
     def test_out_of_order_states_are_stale_and_change_nothing(
-        self, user_api: APIClient, user: User, fund: Fund, revio: SandboxProcess, stale: PayoutOutcome
+        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver, stale: PayoutOutcome
     ) -> None:
         fund(user, 10_000)
         withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
-        revio.control.payout_succeed(withdrawal.provider_object_id or "")
+        payout_route.succeed(withdrawal.provider_object_id or "")
         apply_payout(withdrawal)
         result = services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
@@ -307,12 +309,20 @@ class TestLimits:
 
 @pytest.mark.django_db(transaction=True)
 def test_fifty_concurrent_withdrawals_never_overdraw(
-    make_user: Callable[..., User], fund: Fund, settings: Any, report_figure: Callable[[str], None]
+    make_user: Callable[..., User],
+    fund: Fund,
+    settings: Any,
+    report_figure: Callable[[str], None],
+    payout_route: PayoutDriver,
 ) -> None:
-    """50 clients withdraw 1,000 each at once from a balance of 12,000 over HTTP: exactly 12 are accepted."""
+    """50 clients withdraw 1,000 each at once from a balance of 12,000 over HTTP: exactly 12 are accepted.
+
+    On the EFT route the 12 payouts also start without a cached OAuth2 token: one of them fetches it."""
     settings.WITHDRAWAL_MAX_OPEN = 100
     user = make_user()
     fund(user, 12_000)
+    get_eft_client().forget_token()
+    token_requests = payout_route.sandbox.control.eft_state()["token_requests"]
     token = login(APIClient(), user.email)["access"]
     statuses: list[int] = []
     barrier = threading.Barrier(50)
@@ -332,10 +342,13 @@ def test_fifty_concurrent_withdrawals_never_overdraw(
     for thread in threads:
         thread.join()
     available, reserved = figures(user)
+    fetched = payout_route.sandbox.control.eft_state()["token_requests"] - token_requests
     report_figure(
-        f"concurrent withdrawals over HTTP: 50 tried, {statuses.count(201)} accepted, "
+        f"concurrent withdrawals over HTTP ({payout_route.name}): 50 tried, {statuses.count(201)} accepted, "
         f"{statuses.count(409)} refused, overdrafts {int(available < 0)}, reserved {reserved} of 12,000"
+        + (f", EFT tokens fetched {fetched}" if payout_route.is_eft else "")
     )
+    assert fetched == (1 if payout_route.is_eft else 0)
     assert statuses.count(201) == 12
     assert statuses.count(409) == 38
     assert figures(user) == (0, 12_000)

@@ -1,4 +1,5 @@
-"""The endpoint Revio posts to. The signature is the authentication."""
+"""The endpoints Revio posts to: signed webhooks (the signature is the authentication) and unsigned EFT
+payment callbacks (only a trigger to re-read the payment)."""
 
 from typing import Any
 
@@ -19,6 +20,11 @@ from wallet.webhooks.errors import (
     SignatureMissingError,
 )
 from wallet.webhooks.keys import KeysUnavailableError
+
+# The answer to a delivery: one component shared by both endpoints (so one status enum in the schema).
+_ACCEPTED = inline_serializer(
+    "WebhookAccepted", {"status": serializers.ChoiceField(["accepted", "duplicate"])}
+)
 
 
 class RevioWebhookApi(APIView):
@@ -48,9 +54,7 @@ class RevioWebhookApi(APIView):
         ],
         responses={
             200: OpenApiResponse(
-                inline_serializer(
-                    "WebhookAccepted", {"status": serializers.ChoiceField(["accepted", "duplicate"])}
-                ),
+                _ACCEPTED,
                 description="Stored (or already stored); processed asynchronously.",
             )
         },
@@ -65,6 +69,43 @@ class RevioWebhookApi(APIView):
         received = services.webhook_receive(
             body=request.body,
             signature=request.headers.get("X-Signature"),
+            source_ip=client_ip(request),
+            headers={key.lower(): value for key, value in request.headers.items()},
+            now=timezone.now(),
+        )
+        body: dict[str, Any] = {"status": "duplicate" if received.duplicate else "accepted"}
+        return Response(body)
+
+
+class RevioEftCallbackApi(APIView):
+    """Revio's EFT_PAYMENT callbacks. Unsigned (none is documented): a callback only triggers a re-read."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    parser_classes = ()
+    throttle_classes = limits(("webhook_source", PerClientIp))
+    documented_errors = (MalformedEventError,)
+
+    @extend_schema(
+        tags=["webhooks"],
+        request={"application/json": {"type": "object", "description": "An EFT payment callback."}},
+        responses={
+            200: OpenApiResponse(
+                _ACCEPTED,
+                description="Stored (or already stored); the payment is re-read from Revio asynchronously.",
+            )
+        },
+        auth=[],
+        description=(
+            "Revio's EFT payments API callbacks (callbackType EFT_PAYMENT). They carry no signature, so "
+            "nothing in them is trusted: each is stored once per (payment id, status) and triggers a "
+            "re-read of the payment from the EFT API with the wallet's own token; only what the API says "
+            "is applied."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        received = services.eft_callback_receive(
+            body=request.body,
             source_ip=client_ip(request),
             headers={key.lower(): value for key, value in request.headers.items()},
             now=timezone.now(),

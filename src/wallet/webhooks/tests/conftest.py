@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.core.cache import cache
 
 from revio_sandbox.testing import SandboxProcess
-from wallet.transactions.tests.conftest import fund  # noqa: F401 - a fixture, used by name
+from wallet.transactions.tests.conftest import fund, payout_route  # noqa: F401 - fixtures, used by name
 
 
 def jsonb(value: Any) -> bytes:
@@ -85,7 +85,8 @@ class RevioWebhook:
 
 @pytest.fixture
 def revio_webhook(revio: SandboxProcess, live_server: Any, settings: Any) -> Iterator[RevioWebhook]:
-    """A Revio Webhook object (all events) pointing at this test's live server; keys fetched from Revio."""
+    """A Revio Webhook object (all events) pointing at this test's live server; keys fetched from Revio.
+    EFT_PAYMENT callbacks of the EFT payments API are registered for the live server too."""
     url = f"{live_server.url}/api/v1/webhooks/revio"
     with revio.api_client() as client:
         created = client.post(
@@ -93,6 +94,7 @@ def revio_webhook(revio: SandboxProcess, live_server: Any, settings: Any) -> Ite
         )
         created.raise_for_status()
         webhook_id = created.json()["id"]
+    revio.eft_register_callback(f"{url}/eft")
     settings.PUBLIC_BASE_URL = live_server.url  # success_callback deliveries come here too
     settings.REVIO_WEBHOOK_ID = webhook_id
     settings.REVIO_PUBLIC_KEY = ""
@@ -101,6 +103,7 @@ def revio_webhook(revio: SandboxProcess, live_server: Any, settings: Any) -> Ite
     yield RevioWebhook(sandbox=revio, webhook_id=webhook_id, url=url)
     with revio.api_client() as client:
         client.delete(f"webhooks/{webhook_id}/")
+    revio.control.eft_delete_callbacks(url_prefix=live_server.url)
     # success_callback deliveries still in flight would reach the live server while the test database is
     # being emptied (a deadlock with the TRUNCATE): wait until none is pending for this server.
     deadline = time.monotonic() + 15

@@ -13,7 +13,7 @@ from wallet.ledger.models import Journal
 from wallet.ledger.selectors import balance_get
 from wallet.transactions import services as wallet
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import BANK
+from wallet.transactions.tests.conftest import BANK, PayoutDriver
 from wallet.webhooks.models import WebhookLog, WebhookRejection
 from wallet.webhooks.tests.conftest import RevioWebhook, wait_for
 
@@ -135,28 +135,32 @@ class TestDeposits:
 
 
 class TestWithdrawals:
-    def test_accepted_then_paid_out(self, make_user: Any, revio_webhook: RevioWebhook) -> None:
+    """Each runs on both payout routes: signed payout.* webhooks, or unsigned EFT callbacks that only
+    trigger a re-read of the payment."""
+
+    def test_accepted_then_paid_out(
+        self, make_user: Any, revio_webhook: RevioWebhook, payout_route: PayoutDriver
+    ) -> None:
         user = make_user()
         withdrawal = funded_withdrawal(user, revio_webhook, 5_000)
         assert withdrawal.status == "processing"
-        revio_webhook.sandbox.control.payout_succeed(withdrawal.provider_object_id or "")
+        payout_route.succeed(withdrawal.provider_object_id or "")
         wait_for(lambda: settled(withdrawal, "completed"), what="the payout to complete")
         assert balance_get(user_id=user.id, currency="ZAR").reserved == 0
         assert available(user) == 15_000
 
     def test_success_delivered_before_pending_ends_completed_with_the_stale_event_ignored(
-        self, make_user: Any, revio_webhook: RevioWebhook
+        self, make_user: Any, revio_webhook: RevioWebhook, payout_route: PayoutDriver
     ) -> None:
         user = make_user()
         withdrawal = funded_withdrawal(user, revio_webhook, 5_000)
         control = revio_webhook.sandbox.control
-        control.reorder_next_event(event_type="payout.pending", target="webhook")
-        control.payout_succeed(withdrawal.provider_object_id or "")
+        pending_event = payout_route.in_progress_event
+        control.reorder_next_event(event_type=pending_event, target=payout_route.delivery_target)
+        payout_route.succeed(withdrawal.provider_object_id or "")
         wait_for(
             lambda: (
-                WebhookLog.objects.filter(
-                    object_id=withdrawal.provider_object_id, event_type="payout.pending"
-                )
+                WebhookLog.objects.filter(object_id=withdrawal.provider_object_id, event_type=pending_event)
                 .exclude(status="received")
                 .exclude(status="processing")
                 .exists()
@@ -165,38 +169,40 @@ class TestWithdrawals:
         )
         wait_for(lambda: settled(withdrawal, "completed"), what="the payout to complete")
         # Whichever arrives first triggers a re-read of Revio's truth (success); the money moves once.
-        pending = WebhookLog.objects.get(object_id=withdrawal.provider_object_id, event_type="payout.pending")
+        pending = WebhookLog.objects.get(object_id=withdrawal.provider_object_id, event_type=pending_event)
         assert pending.status in {"ignored", "processed"}
         settle = Journal.objects.filter(transaction_id=withdrawal.id, kind="withdrawal_settle")
         assert settle.count() == 1
         assert available(user) == 15_000
 
-    def test_failed_after_acceptance_refunds_once(self, make_user: Any, revio_webhook: RevioWebhook) -> None:
+    def test_failed_after_acceptance_refunds_once(
+        self, make_user: Any, revio_webhook: RevioWebhook, payout_route: PayoutDriver
+    ) -> None:
         user = make_user()
         withdrawal = funded_withdrawal(user, revio_webhook, 5_000)
-        revio_webhook.sandbox.control.payout_fail(withdrawal.provider_object_id or "")
+        payout_route.fail(withdrawal.provider_object_id or "")
         wait_for(lambda: settled(withdrawal, "failed"), what="the payout to fail")
         assert (available(user), balance_get(user_id=user.id, currency="ZAR").reserved) == (20_000, 0)
 
     def test_returned_by_the_bank_hours_later_is_recredited(
-        self, make_user: Any, revio_webhook: RevioWebhook
+        self, make_user: Any, revio_webhook: RevioWebhook, payout_route: PayoutDriver
     ) -> None:
         user = make_user()
         withdrawal = funded_withdrawal(user, revio_webhook, 5_000)
-        control = revio_webhook.sandbox.control
-        control.payout_succeed(withdrawal.provider_object_id or "")
+        payout_route.succeed(withdrawal.provider_object_id or "")
         wait_for(lambda: settled(withdrawal, "completed"), what="the payout to complete")
-        control.payout_return(withdrawal.provider_object_id or "")
+        payout_route.bank_return(withdrawal.provider_object_id or "")
         wait_for(lambda: settled(withdrawal, "returned"), what="the bank return")
         assert available(user) == 20_000
 
     def test_an_unknown_outcome_is_resolved_by_the_created_event_carrying_our_reference(
-        self, make_user: Any, revio_webhook: RevioWebhook
+        self, make_user: Any, revio_webhook: RevioWebhook, payout_route: PayoutDriver
     ) -> None:
         user = make_user()
-        revio_webhook.sandbox.control.payout_create_times_out(seconds=5)
+        payout_route.create_times_out(seconds=5)
         withdrawal = funded_withdrawal(user, revio_webhook, 5_000)
-        # Our request timed out, but Revio created the payout and tells us so with our reference on it.
+        # Our request timed out, but Revio created the payout and tells us so with our reference on it
+        # (EFT: the callback names the payment, whose re-read carries our contractReference).
         wait_for(
             lambda: settled(withdrawal, "processing"), what="payout.created to resolve the unknown outcome"
         )
