@@ -6,6 +6,7 @@ task pool, a test's threads) leaves its sockets to the garbage collector. redis-
 thread-safe and reset themselves after a fork, so all threads of a process can share one.
 """
 
+import atexit
 import threading
 from functools import cached_property
 from typing import Any
@@ -31,3 +32,12 @@ class SharedPoolRedisCache(RedisCache):
             if client is None:
                 client = _clients[key] = client_class(servers, **options)
             return client
+
+
+@atexit.register
+def _disconnect_all() -> None:
+    """Close the pools' sockets at exit rather than leaving them to the garbage collector."""
+    with _clients_lock:
+        for client in _clients.values():
+            for pool in getattr(client, "_pools", {}).values():
+                pool.disconnect()
