@@ -7,11 +7,12 @@ and proposes what to do; it moves no money and changes no transaction (recovery 
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.utils import timezone
 
 from wallet.reconciliation.models import (
@@ -53,7 +54,9 @@ _WITHDRAWAL_EXPECTED: dict[PayoutOutcome, set[str]] = {
 @dataclass
 class _Context:
     run: ReconciliationRun
-    lookup_available: bool | None = None  # the payout lookup by reference (a sandbox extension)
+    # Per payout route: does its lookup by reference work (a sandbox extension on the gateway)? One
+    # route answering 404/405 says nothing about the other's.
+    lookup_available: dict[str, bool] = field(default_factory=dict)
 
 
 def provider_reconciliation_run(
@@ -81,11 +84,12 @@ def provider_reconciliation_run(
                 run.withdrawals_checked += 1
                 _compare_withdrawal(ctx, txn)
         _compare_webhook_objects(ctx, start=start, end=end)
-        if ctx.lookup_available is False:
-            run.notes += (
-                "Revio offers no payout lookup by reference (404/405): a second payout for one withdrawal "
-                "and payouts we never recorded are found only through webhook events.\n"
-            )
+        for route, available in sorted(ctx.lookup_available.items()):
+            if not available:
+                run.notes += (
+                    f"The {route} payout route offers no lookup by reference (404/405): a second payout for "
+                    "one withdrawal and payouts we never recorded are found only through webhook events.\n"
+                )
         run.status = RunStatus.COMPLETED
     except Exception as exc:
         logger.exception("reconciliation run %s failed", run.id)
@@ -269,10 +273,11 @@ def _compare_object(
 
 
 def _lookup(ctx: _Context, reference: str, route: str = "") -> list[Payout] | None:
-    if ctx.lookup_available is False:
+    route = route or settings.REVIO_PAYOUT_ROUTE
+    if ctx.lookup_available.get(route) is False:
         return None
     found = payouts_by_reference(reference, route)
-    ctx.lookup_available = found is not None
+    ctx.lookup_available[route] = found is not None
     return found
 
 

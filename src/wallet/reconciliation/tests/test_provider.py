@@ -164,3 +164,41 @@ def test_the_command_and_the_admin_csv_export(planted: dict[str, Any], admin_use
         "admin:reconciliation_reconciliationrun_change", args=[ReconciliationRun.objects.get().id]
     )
     assert client.get(run_page).status_code == 200
+
+
+def test_one_route_without_a_lookup_does_not_switch_off_the_others(
+    user: User, fund: Fund, revio: SandboxProcess, settings: Any
+) -> None:
+    """Withdrawals on both routes in one period; the gateway's lookup by reference answers 404."""
+    from wallet.transactions.tests.conftest import use_payout_route
+
+    fund(user, 20_000)
+    use_payout_route("gateway", revio, settings)
+    on_gateway = services.withdrawal_create(
+        user_id=user.id,
+        email=user.email,
+        amount=1_000,
+        currency="ZAR",
+        bank_account=services.BankAccount(**BANK),
+    )
+    eft = use_payout_route("eft", revio, settings)
+    on_eft = services.withdrawal_create(
+        user_id=user.id,
+        email=user.email,
+        amount=2_000,
+        currency="ZAR",
+        bank_account=services.BankAccount(**BANK),
+    )
+    # A second EFT payment for the EFT withdrawal: only the EFT lookup can find it.
+    eft.create_by_hand(reference=str(on_eft.id), amount=2_000, account_number="62001234567")
+    revio.control.fail_next("payouts.list", status=404, count=10)
+
+    today = timezone.now().date()
+    run = provider_reconciliation_run(date_from=today, date_to=today, triggered_by="test")
+
+    assert run.status == "completed"
+    assert "gateway payout route offers no lookup" in run.notes
+    assert "eft payout route" not in run.notes
+    kinds_by_txn = {(d.transaction_id, d.kind) for d in run.discrepancies.all()}
+    assert any(txn_id == on_eft.id for txn_id, _ in kinds_by_txn), kinds_by_txn
+    assert not any(txn_id == on_gateway.id for txn_id, _ in kinds_by_txn), kinds_by_txn
