@@ -1,0 +1,765 @@
+"""The crash harness: the wallet as real processes (gunicorn, a Celery worker, a Redis of its own, the session
+sandbox, the test's PostgreSQL) that a test can kill with SIGKILL at named crash points and restart.
+
+Crash points (wallet.core.faults) are armed in every process for the whole module, and disarmed by their
+marker files: a point whose `<name>.fired` file exists never fires. Arming a point at one step of a workload
+is deleting its marker; the first process that reaches it then kills itself and writes its pid back into the
+marker, which tells the harness which process died (web or worker). No process has to be restarted to arm a
+different point, so one set of processes serves a whole module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from django.db import connection
+from django.utils import timezone
+
+from revio_sandbox.testing import Delivery, SandboxProcess
+from scripts.testenv import _as_postgres_user, _postgres_bindir
+from wallet.core.faults import CRASH_POINTS
+from wallet.core.testing import unused_port
+from wallet.ledger.models import Journal
+from wallet.ledger.selectors import balance_get, ledger_problems
+from wallet.reconciliation.invariants import reserved_problems
+from wallet.reconciliation.models import StuckStatus, StuckTransaction
+from wallet.reconciliation.recovery import recovery_run
+from wallet.transactions.models import Transaction
+from wallet.transactions.services import withdrawals_send_queued
+from wallet.webhooks.models import WebhookLog
+from wallet.webhooks.services import webhook_process, webhooks_sweep
+from wallet.webhooks.tests.test_worker import RedisServer
+
+ROOT = Path(__file__).resolve().parents[4]
+BIN = Path(sys.executable).parent
+LEASE_SECONDS = 3
+# The web process's wait for Revio: long enough for a late answer we provoke, short enough for a test.
+REVIO_READ_TIMEOUT = 6
+# A webhook sent while a server is down arrives this much later: inside the outage.
+OUTAGE_WEBHOOK_DELAY_MS = 3000
+
+
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+class Managed:
+    """One child process with its own session (so its whole group can be killed) and a log file."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
+        self.name, self.command, self.env, self.log = name, command, env, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def reap(self) -> int | None:
+        """Wait for a process that is dying (it killed itself) and forget it; its return code."""
+        if self.process is None:
+            return None
+        code = self.process.wait(timeout=30)
+        self.process = None
+        return code
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=15)
+        self.process = None
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+class PostgresControl:
+    """Kill the test's PostgreSQL the hard way (immediate shutdown: no checkpoint, crash recovery at start)
+    and start it again with the options it was started with."""
+
+    def __init__(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW data_directory")
+            self.data = Path(cursor.fetchone()[0])
+        self.prefix, _, _ = _as_postgres_user()
+        self.pg_ctl = str(_postgres_bindir() / "pg_ctl")
+        # testenv.py logs next to the data folder; a server of someone else's gets a log of our own.
+        self.log = self.data.parent / "postgres.log"
+        self.options = self._options()
+
+    def _options(self) -> str:
+        # postmaster.opts holds the command line the server runs with: binary, then its arguments.
+        words = shlex.split((self.data / "postmaster.opts").read_text())[1:]
+        kept: list[str] = []
+        skip = False
+        for word in words:
+            if skip:
+                skip = False
+                continue
+            if word == "-D":
+                skip = True
+                continue
+            kept.append(word)
+        return " ".join(shlex.quote(word) for word in kept)
+
+    def kill(self) -> None:
+        connection.close()  # this process's connection dies with the server; drop it first
+        subprocess.run(
+            [*self.prefix, self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+
+    def start(self) -> None:
+        subprocess.run(
+            [
+                *self.prefix,
+                self.pg_ctl,
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                self.options,
+                "start",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        connection.close()
+
+
+class System:
+    """gunicorn + Celery worker + Redis, against the test database and the session sandbox."""
+
+    def __init__(self, *, sandbox: SandboxProcess, workdir: Path) -> None:
+        self.sandbox = sandbox
+        self.workdir = workdir
+        self.markers = workdir / "crash-markers"
+        self.markers.mkdir(exist_ok=True)
+        self.disarm_all()
+        self.redis = RedisServer(workdir)
+        self.port = unused_port()
+        self.webhook_id = ""
+        self._postgres: PostgresControl | None = None
+        db = connection.settings_dict
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "REDIS_URL": self.redis.url,
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            "CELERY_VISIBILITY_TIMEOUT": "5",
+            "WEBHOOK_PROCESSING_LEASE_SECONDS": str(LEASE_SECONDS),
+            "IDEMPOTENCY_LEASE_SECONDS": "3",
+            "REVIO_BASE_URL": sandbox.api_url,
+            "REVIO_API_KEY": sandbox.api_key,
+            "REVIO_BRAND_ID": sandbox.brand_id,
+            "REVIO_READ_TIMEOUT": str(REVIO_READ_TIMEOUT),
+            "PUBLIC_BASE_URL": self.url,
+            "WALLET_CRASH_POINTS": ",".join(sorted(CRASH_POINTS)),
+            "WALLET_CRASH_MARKER_DIR": str(self.markers),
+            "LOG_LEVEL": "WARNING",
+        }
+        self.web: Managed | None = None
+        self.worker: Managed | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def postgres(self) -> PostgresControl:
+        # Looked up when first needed: only the database seeds need the server's data folder.
+        if self._postgres is None:
+            self._postgres = PostgresControl()
+        return self._postgres
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.url}/api/v1/webhooks/revio"
+
+    # -- crash points ---------------------------------------------------------------------------------
+
+    def disarm_all(self) -> None:
+        for name in CRASH_POINTS:
+            (self.markers / f"{name}.fired").write_text("disarmed")
+
+    def arm(self, point: str) -> None:
+        assert point in CRASH_POINTS, point
+        self.disarm_all()
+        (self.markers / f"{point}.fired").unlink()
+
+    def fired_pid(self, point: str) -> int | None:
+        """The pid that fired the point since it was armed, or None."""
+        marker = self.markers / f"{point}.fired"
+        if not marker.exists():
+            return None
+        text = marker.read_text()
+        return int(text) if text.isdigit() else None
+
+    # -- processes ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._durable_commits(True)
+        self.redis.start()
+        with self.sandbox.api_client() as client:
+            created = client.post(
+                "webhooks/", json={"title": "crash harness", "all_events": True, "callback": self.webhook_url}
+            )
+            created.raise_for_status()
+            self.webhook_id = created.json()["id"]
+        self.env["REVIO_WEBHOOK_ID"] = self.webhook_id
+        self.start_web()
+        self.start_worker()
+
+    def stop(self) -> None:
+        for managed in (self.worker, self.web):
+            if managed is not None:
+                managed.kill(signal.SIGTERM)
+        self.redis.stop()
+        self._durable_commits(False)
+        if self.webhook_id:
+            with self.sandbox.api_client() as client:
+                client.delete(f"webhooks/{self.webhook_id}/")
+
+    def _durable_commits(self, on: bool) -> None:
+        """The test server runs with synchronous_commit=off (testenv.py, for speed): a crash of PostgreSQL
+        then loses the last acknowledged commits, which no production database would do and which breaks
+        every promise built on a commit (a reservation that was answered, a claimed payout request).
+        The processes connect to this database only, so it gets production's durable commits here."""
+        name = connection.ops.quote_name(connection.settings_dict["NAME"])
+        with connection.cursor() as cursor:
+            if on:
+                cursor.execute(f"ALTER DATABASE {name} SET synchronous_commit = on")
+            else:
+                cursor.execute(f"ALTER DATABASE {name} RESET synchronous_commit")
+
+    def start_web(self) -> None:
+        # Two workers: when one dies at a crash point, the master starts another (as in production).
+        command = [
+            str(BIN / "gunicorn"), "config.wsgi:application",
+            "--bind", f"127.0.0.1:{self.port}",
+            "--workers", "2", "--threads", "4", "--worker-class", "gthread",
+            "--timeout", "60", "--graceful-timeout", "2", "--log-level", "warning",
+        ]  # fmt: skip
+        self.web = Managed("web", command, self.env, self.workdir / "web.log")
+        self.web.start()
+        self.wait_web_ready()
+
+    def web_worker_pids(self) -> set[int]:
+        assert self.web is not None
+        try:
+            return {child.pid for child in psutil.Process(self.web.pid).children()}
+        except psutil.NoSuchProcess:
+            return set()
+
+    def wait_web_ready(self) -> None:
+        def ready() -> bool:
+            assert self.web is not None
+            if not self.web.alive():
+                raise AssertionError(f"gunicorn exited:\n{self.web.tail()}")
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=2).status_code < 500 and (
+                    len(self.web_worker_pids()) == 2
+                )
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout=60, what="gunicorn to serve")
+
+    def start_worker(self) -> None:
+        command = [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "-Q", "default,webhooks,payouts,reconciliation",
+            "--pool", "solo", "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "--loglevel", "INFO",
+        ]  # fmt: skip
+        log = self.workdir / "worker.log"
+        offset = log.stat().st_size if log.exists() else 0
+        self.worker = Managed("worker", command, self.env, log)
+        self.worker.start()
+
+        def ready() -> bool:
+            assert self.worker is not None
+            if not self.worker.alive():
+                raise AssertionError(f"the Celery worker exited:\n{self.worker.tail()}")
+            with log.open("rb") as handle:
+                handle.seek(offset)
+                return b"ready" in handle.read()
+
+        wait_until(ready, timeout=60, what="the Celery worker to start")
+
+    def role_of(self, pid: int, web_pids: set[int]) -> str:
+        if self.worker is not None and pid == self.worker.pid:
+            return "worker"
+        if pid in web_pids:
+            return "web"
+        return f"unknown pid {pid}"
+
+    def restart_after_crash(self, role: str) -> None:
+        """Bring back what a crash point killed: a new Celery worker, or wait for gunicorn's new worker."""
+        if role == "worker":
+            assert self.worker is not None
+            code = self.worker.reap()
+            assert code == -signal.SIGKILL, code
+            self.start_worker()
+        elif role == "web":
+            self.wait_web_ready()
+
+    def restart_redis(self, *, down_for: Callable[[], None]) -> None:
+        """Stop Redis (its data is lost: queued task messages, cache, rate-limit counters), run `down_for`
+        while it is down, and start it again on the same port."""
+        self.redis.stop()
+        down_for()
+        self.redis.start()
+
+
+# -- seeded scenarios ---------------------------------------------------------------------------------------
+
+BANK = {
+    "account_holder": "Thandi Nkosi",
+    "account_number": "62001234567",
+    "bank_code": "250655",
+    "account_type": "current",
+}
+WITHDRAWAL_POINTS = ("withdrawal.reserved", "withdrawal.payout_claimed", "withdrawal.payout_accepted")
+WEBHOOK_POINTS = ("webhook.claimed", "webhook.applied", "ledger.journal_written")
+DATABASE_KILLED = "database killed mid-withdrawal"
+REDIS_RESTARTED = "redis restarted + revio timing out"
+# seed % len(SCENARIOS) picks the scenario, so a run of consecutive seeds covers every one of them.
+SCENARIOS = (*WITHDRAWAL_POINTS, *WEBHOOK_POINTS, DATABASE_KILLED, REDIS_RESTARTED)
+# Who is expected to die where: the web process serves withdrawals, the worker processes webhooks (the
+# journal of ledger.journal_written is the deposit credit that a purchase.paid webhook applies).
+VICTIM = {
+    **dict.fromkeys(WITHDRAWAL_POINTS, "web"),
+    **dict.fromkeys(WEBHOOK_POINTS, "worker"),
+    DATABASE_KILLED: "database",
+    REDIS_RESTARTED: "redis",
+}
+# What the customer's first request sees: the proof that the failure hit the window it was aimed at (the
+# web process dies mid-request; it has Revio's answer but no database; Revio did not answer in time).
+CLIENT_SAW = {
+    **dict.fromkeys(WITHDRAWAL_POINTS, "connection lost"),
+    **dict.fromkeys(WEBHOOK_POINTS, "payment made at Revio"),
+    DATABASE_KILLED: "500",
+    REDIS_RESTARTED: "201 pending",
+}
+# ADR 0006: a payout request claimed but never sent leaves no evidence at Revio; with a lookup that is not
+# authoritative it is never refunded blindly nor sent again, it becomes an operator task.
+OPERATOR_TASKS = {"withdrawal.payout_claimed": 1}
+
+
+@dataclass(frozen=True)
+class Plan:
+    seed: int
+    scenario: str
+    deposits: tuple[int, ...]
+    withdrawals: tuple[int, ...]
+    payout_outcomes: tuple[str, ...]  # "succeed" or "fail" for each withdrawal's payout
+
+    @property
+    def victim(self) -> str:
+        return VICTIM[self.scenario]
+
+
+def plan(seed: int) -> Plan:
+    rng = random.Random(seed)
+    deposits = tuple(rng.randrange(5_000, 30_000, 100) for _ in range(rng.randint(1, 2)))
+    count = rng.randint(1, 2)
+    share = sum(deposits) // (count + 1)
+    withdrawals = tuple(rng.randrange(1_000, max(share, 1_100), 100) for _ in range(count))
+    return Plan(
+        seed=seed,
+        scenario=SCENARIOS[seed % len(SCENARIOS)],
+        deposits=deposits,
+        withdrawals=withdrawals,
+        payout_outcomes=tuple(rng.choice(("succeed", "fail")) for _ in withdrawals),
+    )
+
+
+@dataclass
+class Failure:
+    """What happened, as recorded: which point fired, in which process, and what the client saw."""
+
+    point: str
+    victim: str
+    client_saw: str
+
+
+@dataclass
+class Figures:
+    crashed: bool = False
+    double_payouts: int = 0
+    double_credits: int = 0
+    lost_webhooks: int = 0
+    non_final: int = 0
+    operator_tasks: int = 0
+    refused_deliveries: int = 0  # webhook attempts we did not accept (a server down), delivered again later
+    problems: list[str] = field(default_factory=list)
+
+
+class Api:
+    """The customer's HTTP client against gunicorn, with JWT auth and idempotency keys."""
+
+    def __init__(self, base_url: str, email: str, password: str) -> None:
+        self.http = httpx.Client(base_url=f"{base_url}/api/v1/", timeout=30)
+        token = self.http.post("auth/token", json={"email": email, "password": password})
+        assert token.status_code == 200, token.text
+        self.http.headers["Authorization"] = f"Bearer {token.json()['access']}"
+
+    def close(self) -> None:
+        self.http.close()
+
+    def post_once(self, path: str, body: dict[str, Any], key: str) -> tuple[str, dict[str, Any]]:
+        """One attempt: ("201", body) or ("500", ...), or ("connection lost", {}) when the server died."""
+        try:
+            response = self.http.post(path, json=body, headers={"Idempotency-Key": key})
+        except httpx.TransportError:
+            return "connection lost", {}
+        return str(response.status_code), response.json() if response.content else {}
+
+    def post(self, path: str, body: dict[str, Any], key: str) -> tuple[str, dict[str, Any]]:
+        """Retry with the same key, as a client whose request failed should, until it gets an answer."""
+        deadline = time.monotonic() + 30
+        while True:
+            status, answer = self.post_once(path, body, key)
+            retryable = status in {"connection lost", "409"} or status.startswith("5")
+            if not retryable or time.monotonic() > deadline:
+                return status, answer
+            time.sleep(0.3)
+
+
+class Scenario:
+    """Run one plan's workload against the system, fire its failure, recover, and measure the result."""
+
+    def __init__(self, system: System, the_plan: Plan, user: Any, password: str) -> None:
+        self.system, self.plan, self.user = system, the_plan, user
+        self.control = system.sandbox.control
+        self.api = Api(system.url, user.email, password)
+        self.failure: Failure | None = None
+        self.payouts_before = {payout["id"] for payout in self.recent_payouts()}
+
+    # -- the workload ---------------------------------------------------------------------------------
+
+    def run(self) -> Failure:
+        try:
+            for index, amount in enumerate(self.plan.deposits):
+                self._deposit(amount, arm=index == 0 and self.plan.scenario in WEBHOOK_POINTS)
+            for index, amount in enumerate(self.plan.withdrawals):
+                self._withdraw(amount, first=index == 0)
+        finally:
+            self.api.close()
+        assert self.failure is not None, f"seed {self.plan.seed}: no failure happened"
+        return self.failure
+
+    def _deposit(self, amount: int, *, arm: bool) -> None:
+        status, answer = self.api.post("deposits", {"amount": amount}, key=str(uuid.uuid4()))
+        assert status == "201", (status, answer)
+        deposit = Transaction.objects.get(id=answer["id"])
+        assert deposit.provider_object_id
+        self.settle()  # nothing else in flight: the armed point must be reached by this payment's events
+        web_pids = self.system.web_worker_pids()
+        if arm:
+            self.system.arm(self.plan.scenario)
+        self.control.purchase_pay(deposit.provider_object_id)
+        if arm:
+            self._crashed(self.plan.scenario, web_pids, client_saw="payment made at Revio")
+            self.recover()
+        else:
+            self.settle()
+        deposit.refresh_from_db()
+        assert deposit.status == "completed", (
+            f"seed {self.plan.seed}: deposit {deposit.status} after recovery"
+        )
+
+    def _withdraw(self, amount: int, *, first: bool) -> None:
+        body = {"amount": amount, "bank_account": BANK}
+        key = str(uuid.uuid4())
+        scenario = self.plan.scenario
+        if first and scenario in WITHDRAWAL_POINTS:
+            web_pids = self.system.web_worker_pids()
+            self.system.arm(scenario)
+            status, _ = self.api.post_once("withdrawals", body, key)
+            self._crashed(scenario, web_pids, client_saw=status)
+        elif first and scenario == DATABASE_KILLED:
+            self._withdraw_while(self._kill_database, body, key, late_answer=True)
+        elif first and scenario == REDIS_RESTARTED:
+            self._withdraw_while(self._restart_redis, body, key, late_answer=False)
+        # The client retries its request (the same key): never a second withdrawal for one request.
+        status, answer = self.api.post("withdrawals", body, key)
+        assert status == "201", (status, answer)
+
+    def _withdraw_while(
+        self, hit: Callable[[Callable[[], None]], None], body: dict[str, Any], key: str, *, late_answer: bool
+    ) -> None:
+        """Send a withdrawal whose payout Revio creates but answers late (or never); once the payout exists
+        at Revio, while the web process still waits for the answer, `hit` takes a server down until the
+        customer has had an answer (the callable it is given waits for that)."""
+        if late_answer:  # answered before the web process gives up: it has something to record
+            self.control.timeout_after_processing(
+                "payouts.create", seconds=REVIO_READ_TIMEOUT - 1.5, then="answer"
+            )
+        else:  # never answered in time: the outcome is unknown
+            self.control.payout_create_times_out(seconds=REVIO_READ_TIMEOUT + 1, then="drop")
+        # Revio's payout.created webhook is held back into the outage: otherwise it could settle the state
+        # before the failure lands, and it should meet the broken server instead.
+        self.control.delay_next_event(
+            OUTAGE_WEBHOOK_DELAY_MS, event_type="payout.*", target=self.system.webhook_id
+        )
+        answers: list[str] = []
+        sender = threading.Thread(
+            target=lambda: answers.append(" ".join(map(str, self._answer(body, key))).strip())
+        )
+        sender.start()
+        withdrawal = wait_until(
+            lambda: Transaction.objects.filter(
+                user_id=self.user.id, type="withdrawal", payout_requested_at__isnull=False
+            ).first(),
+            what="the payout request to be claimed",
+        )
+        wait_until(lambda: self.payouts_at_revio(withdrawal.id), what="Revio to create the payout")
+        hit(lambda: sender.join(timeout=60))
+        assert not sender.is_alive()
+        self.failure = Failure(
+            self.plan.scenario, self.plan.victim, client_saw=answers[0] if answers else "none"
+        )
+
+    def _answer(self, body: dict[str, Any], key: str) -> tuple[str, str]:
+        status, answer = self.api.post_once("withdrawals", body, key)
+        return status, str(answer.get("status", ""))
+
+    def _kill_database(self, answered: Callable[[], None]) -> None:
+        self.system.postgres.kill()
+        answered()  # Revio's late answer reached a web process without a database
+        self.system.postgres.start()
+
+    def _restart_redis(self, answered: Callable[[], None]) -> None:
+        self.system.restart_redis(down_for=answered)  # Revio timed out while Redis was down
+
+    def _crashed(self, point: str, web_pids: set[int], *, client_saw: str) -> None:
+        pid = wait_until(lambda: self.system.fired_pid(point), what=f"crash point {point} to fire")
+        victim = self.system.role_of(pid, web_pids)
+        self.system.restart_after_crash(victim)
+        self.failure = Failure(point, victim, client_saw)
+
+    # -- recovery -------------------------------------------------------------------------------------
+
+    def deliveries(self) -> list[Delivery]:
+        """The sandbox's deliveries about this scenario's purchases and payouts (the sandbox is shared)."""
+        mine = Transaction.objects.filter(user_id=self.user.id)
+        objects = {str(oid) for oid in mine.values_list("provider_object_id", flat=True) if oid}
+        for withdrawal_id in mine.filter(type="withdrawal").values_list("id", flat=True):
+            objects.update(payout["id"] for payout in self.payouts_at_revio(withdrawal_id))
+        return [
+            d
+            for d in self.control.deliveries()
+            if d["url"].startswith(self.system.url) and d["object_id"] in objects
+        ]
+
+    def payouts_at_revio(self, withdrawal_id: Any) -> list[dict[str, Any]]:
+        with self.system.sandbox.api_client() as client:
+            found = client.get("payouts/", params={"reference": str(withdrawal_id)})
+            found.raise_for_status()
+            return list(found.json()["results"])
+
+    def recent_payouts(self) -> list[dict[str, Any]]:
+        """The sandbox's latest payouts, whoever made them (a sandbox extension without a reference)."""
+        with self.system.sandbox.api_client() as client:
+            found = client.get("payouts/")
+            found.raise_for_status()
+            return list(found.json()["results"])
+
+    def quiet(self) -> bool:
+        ours = (d for d in self.control.deliveries() if d["url"].startswith(self.system.url))
+        if any(d["status"] in {"pending", "held"} for d in ours):
+            return False
+        return not WebhookLog.objects.filter(status__in=["received", "processing", "failed"]).exists()
+
+    def settle(self, timeout: float = 30) -> None:
+        """Wait until the sandbox has delivered everything and the worker processed it."""
+        wait_until(self.quiet, timeout=timeout, what="deliveries and webhook processing to settle")
+
+    def recover(self, passes: int = 3) -> None:
+        """What the beat schedule would do, with a clock far enough ahead that everything is due: make
+        Revio retry now, sweep the webhook log, send queued payouts, check stuck transactions."""
+        for step in range(passes):
+            later = timezone.now() + timedelta(hours=25) + timedelta(days=2 * step)
+            self.control.retry_deliveries_now()
+            webhooks_sweep(now=later)
+            for log in WebhookLog.objects.filter(status__in=["received", "failed"]):
+                webhook_process(log_id=log.id, now=later)
+            withdrawals_send_queued(now=later)
+            recovery_run(now=later)
+            try:
+                self.settle(timeout=LEASE_SECONDS * 3)
+            except AssertionError:
+                continue
+            return
+
+    def settle_payouts(self) -> None:
+        """Revio decides each sent payout the way the plan says; its webhooks finish the withdrawals."""
+        withdrawals = Transaction.objects.filter(user_id=self.user.id, type="withdrawal").order_by(
+            "created_at"
+        )
+        for withdrawal, outcome in zip(withdrawals, self.plan.payout_outcomes, strict=True):
+            if withdrawal.status == "processing" and withdrawal.provider_object_id:
+                if outcome == "succeed":
+                    self.control.payout_succeed(withdrawal.provider_object_id)
+                else:
+                    self.control.payout_fail(withdrawal.provider_object_id)
+
+    def recover_and_measure(self) -> Figures:
+        self.recover()
+        self.settle_payouts()
+        self.recover()
+        return self.measure()
+
+    # -- the invariants -------------------------------------------------------------------------------
+
+    def measure(self) -> Figures:
+        figures = Figures(crashed=self.failure is not None)
+        figures.problems += ledger_problems() + reserved_problems()
+        mine = Transaction.objects.filter(user_id=self.user.id)
+        if mine.filter(type="deposit").count() != len(self.plan.deposits):
+            figures.problems.append(
+                f"{mine.filter(type='deposit').count()} deposits for {self.plan.deposits}"
+            )
+        if mine.filter(type="withdrawal").count() != len(self.plan.withdrawals):
+            figures.problems.append(
+                f"{mine.filter(type='withdrawal').count()} withdrawals for {self.plan.withdrawals}"
+            )
+        for deposit in mine.filter(type="deposit"):
+            credits = Journal.objects.filter(transaction_id=deposit.id, kind="deposit_credit").count()
+            figures.double_credits += max(credits - 1, 0)
+            if deposit.status != "completed" or credits != 1:
+                figures.problems.append(f"deposit {deposit.id} {deposit.status} with {credits} credits")
+        operator = set(
+            StuckTransaction.objects.filter(status=StuckStatus.OPERATOR).values_list(
+                "transaction_id", flat=True
+            )
+        )
+        figures.operator_tasks = len(operator)
+        for withdrawal in mine.filter(type="withdrawal"):
+            payouts = self.payouts_at_revio(withdrawal.id)
+            figures.double_payouts += max(len(payouts) - 1, 0)
+            sent = withdrawal.status in {"processing", "completed", "returned"} or bool(
+                withdrawal.provider_object_id
+            )
+            if sent and len(payouts) != 1:
+                figures.problems.append(
+                    f"withdrawal {withdrawal.id} {withdrawal.status}: {len(payouts)} payouts"
+                )
+        # A payout made during this scenario for no withdrawal of ours: money sent that the books do not know.
+        references = {
+            str(withdrawal_id)
+            for withdrawal_id in mine.filter(type="withdrawal").values_list("id", flat=True)
+        }
+        for payout in self.recent_payouts():
+            if payout["id"] not in self.payouts_before and payout["reference"] not in references:
+                figures.double_payouts += 1
+                figures.problems.append(f"payout {payout['id']} for unknown withdrawal {payout['reference']}")
+        for txn in mine.filter(status__in=["pending", "processing"]):
+            if txn.id not in operator:
+                figures.non_final += 1
+                figures.problems.append(f"{txn.type} {txn.id} still {txn.status}")
+        balance = balance_get(user_id=self.user.id, currency="ZAR")
+        if balance.available < 0 or balance.reserved < 0:
+            figures.problems.append(f"negative balance: {balance}")
+        credited = sum(mine.filter(type="deposit", status="completed").values_list("amount", flat=True))
+        kept = sum(mine.filter(type="withdrawal").exclude(status="failed").values_list("amount", flat=True))
+        held = sum(mine.filter(type="withdrawal", status="pending").values_list("amount", flat=True))
+        held += sum(mine.filter(type="withdrawal", status="processing").values_list("amount", flat=True))
+        if (balance.available, balance.reserved) != (credited - kept, held):
+            figures.problems.append(f"balance {balance} but transactions say {credited - kept} / {held}")
+        figures.lost_webhooks = self._lost_webhooks(figures)
+        return figures
+
+    def _lost_webhooks(self, figures: Figures) -> int:
+        """Events Revio delivered (a 2xx from us) that were not processed; and any delivery given up."""
+        lost = 0
+        for delivery in self.deliveries():
+            if delivery["target"] != "webhook":
+                continue
+            figures.refused_deliveries += sum(
+                1
+                for attempt in delivery["attempts"]
+                if attempt["status_code"] is None or not 200 <= attempt["status_code"] < 300
+            )
+            if delivery["status"] != "delivered":
+                figures.problems.append(
+                    f"delivery {delivery['id']} {delivery['event_type']}: {delivery['status']}"
+                )
+                lost += 1
+                continue
+            event = json.loads(delivery["body"])
+            logged = WebhookLog.objects.filter(
+                object_id=event["id"], event_type=event["event_type"], status__in=["processed", "ignored"]
+            )
+            if not logged.exists():
+                figures.problems.append(f"delivery {delivery['id']} {delivery['event_type']} never processed")
+                lost += 1
+        stuck = list(
+            WebhookLog.objects.exclude(status__in=["processed", "ignored"]).values_list(
+                "id", "event_type", "status", "attempts", "next_attempt_at", "lease_expires_at", "last_error"
+            )
+        )
+        for row in stuck:
+            figures.problems.append(f"webhook log row not processed: {row[:6]} {row[6][-300:]!r}")
+        return lost + len(stuck)
+
+    def outcome(self) -> list[str]:
+        """How each of the user's deposits and withdrawals ended, in the order they were made."""
+        return [
+            f"{txn.type} {txn.amount} {txn.status}"
+            for txn in Transaction.objects.filter(user_id=self.user.id).order_by("created_at")
+        ]
