@@ -1,13 +1,18 @@
 """Fixtures shared by every app's tests."""
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import sentry_sdk
+import sentry_sdk.transport
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from revio_sandbox.testing import SandboxProcess
 from wallet.accounts.models import User
+from wallet.core.tests.leak_scan import LeakScanner
 from wallet.revio.breaker import breaker_reset
 
 PASSWORD = "correct horse battery staple"
@@ -23,10 +28,108 @@ def report_figure() -> Callable[[str], None]:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _LEAKS:
+        terminalreporter.section("SECRETS LEAKED INTO LOGS", red=True)
+        for leak in _LEAKS:
+            terminalreporter.write_line(leak.describe(), red=True)
     if _FIGURES:
         terminalreporter.section("figures from the reliability tests")
         for line in _FIGURES:
             terminalreporter.write_line(line)
+
+
+# -- the planted-secrets scan of every log record of the session (wallet/core/tests/leak_scan.py) -----------
+
+LEAK_SCANNER = LeakScanner()
+_SENTRY_SOURCE = "sentry events"
+_LEAKS: list[Any] = []
+_SCAN_BLIND: list[str] = []  # tests during which logging was reconfigured, so part of their logs went unseen
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Django has configured logging by now (its dictConfig would have dropped a handler added earlier).
+    logging.getLogger().addHandler(LEAK_SCANNER)
+    LEAK_SCANNER.plant("SECRET_KEY", settings.SECRET_KEY)
+    LEAK_SCANNER.plant("JWT_SIGNING_KEY", settings.SIMPLE_JWT["SIGNING_KEY"])
+    for key in settings.FIELD_ENCRYPTION_KEYS:
+        LEAK_SCANNER.plant("FIELD_ENCRYPTION_KEYS", key)
+    LEAK_SCANNER.plant("the test users' password", PASSWORD)
+    _capture_sentry_events()
+
+
+class _SentryEventsToTheScan(sentry_sdk.transport.Transport):
+    """Sentry's transport for the suite: what the product reports (after its before_send) goes to the scan."""
+
+    def capture_envelope(self, envelope: Any) -> None:
+        LEAK_SCANNER.add_text(_SENTRY_SOURCE, envelope.serialize().decode(errors="replace"))
+
+
+def _capture_sentry_events() -> None:
+    from wallet.observability.sentry import before_breadcrumb, before_send
+
+    # No integrations: only the product's explicit capture_exception/capture_message calls produce events.
+    sentry_sdk.init(
+        dsn="https://public@sentry.invalid/1",
+        transport=_SentryEventsToTheScan,
+        default_integrations=False,
+        auto_enabling_integrations=False,
+        before_send=before_send,
+        before_breadcrumb=before_breadcrumb,
+    )
+
+
+# The sandbox plays Revio: the API key and EFT secret it issued, and the accounts it pays, are its to know.
+_SANDBOX_KNOWS = frozenset(
+    {"REVIO_API_KEY", "REVIO_EFT_CLIENT_SECRET", "a full account number", "an account number"}
+    | {"the test bank account number"}
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scan_subprocess_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Processes the suite starts (gunicorn, Celery, PostgreSQL in the crash, concurrency and scaling tests)
+    write their logs under the session's temporary folder: those are scanned too, once they are done."""
+    yield
+    basetemp = tmp_path_factory.getbasetemp()
+    for path in sorted(basetemp.rglob("*.log")):
+        exempt = _SANDBOX_KNOWS if path.name == "sandbox.log" else frozenset()
+        text = path.read_text(errors="replace")
+        LEAK_SCANNER.add_text(str(path.relative_to(basetemp)), text, exempt=exempt)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A test that reconfigures logging must not take the scanner off for the rest of the session.
+    if LEAK_SCANNER not in logging.getLogger().handlers:
+        logging.getLogger().addHandler(LEAK_SCANNER)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    # Logging reconfigured during a test (django.setup(), dictConfig) dropped the scanner: say so.
+    if LEAK_SCANNER not in logging.getLogger().handlers:
+        _SCAN_BLIND.append(item.nodeid)
+        logging.getLogger().addHandler(LEAK_SCANNER)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from wallet.transactions.tests.conftest import BANK
+
+    LEAK_SCANNER.plant("the test bank account number", BANK["account_number"])
+    sentry_sdk.flush()
+    _LEAKS.extend(LEAK_SCANNER.leaks())
+    subprocess_logs = len(set(LEAK_SCANNER.exempt) - {_SENTRY_SOURCE})
+    _FIGURES.append(
+        f"secrets scan: {len(LEAK_SCANNER.records)} log records scanned (this process, Sentry events and "
+        f"{subprocess_logs} subprocess log files), {len(LEAK_SCANNER.secrets)} planted secrets "
+        f"(+ any JWT or full account number), leaks {len(_LEAKS)}"
+        + (
+            f"; not seen: part of the logs of {len(_SCAN_BLIND)} tests that reset logging"
+            if _SCAN_BLIND
+            else ""
+        )
+    )
+    _FIGURES.extend(f"  logging reset during {nodeid}" for nodeid in _SCAN_BLIND[:10])
+    if _LEAKS:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
@@ -68,7 +171,11 @@ def admin_user(make_user: Callable[..., User]) -> User:
 def login(api: APIClient, email: str, password: str = PASSWORD) -> dict[str, str]:
     response = api.post("/api/v1/auth/token", {"email": email, "password": password}, format="json")
     assert response.status_code == 200, response.content
-    return dict(response.json())
+    tokens = dict(response.json())
+    LEAK_SCANNER.plant("an access token", tokens["access"])
+    LEAK_SCANNER.plant("a refresh token", tokens["refresh"])
+    LEAK_SCANNER.plant("a test user's password", password)
+    return tokens
 
 
 @pytest.fixture
@@ -91,7 +198,10 @@ def admin_api(admin_user: User) -> APIClient:
 @pytest.fixture(scope="session")
 def revio_sandbox() -> Iterator[SandboxProcess]:
     with SandboxProcess(time_scale=0.0001, payout_delay=3600) as sandbox:
+        LEAK_SCANNER.plant("REVIO_API_KEY", sandbox.api_key)
+        LEAK_SCANNER.plant("REVIO_EFT_CLIENT_SECRET", sandbox.eft_credentials()[1])
         yield sandbox
+        LEAK_SCANNER.add_text("revio_sandbox process log", sandbox.read_log(), exempt=_SANDBOX_KNOWS)
 
 
 @pytest.fixture

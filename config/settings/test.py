@@ -1,9 +1,12 @@
 """Settings for the test suite: real PostgreSQL and Redis (make test starts them), fast hashing."""
 
+from typing import Any, cast
+
 from config.env import env
 
-env.ENVIRON.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-that-is-long-enough-for-django-checks")
-env.ENVIRON.setdefault("JWT_SIGNING_KEY", "test-only-jwt-signing-key-of-at-least-32-bytes")
+# Distinctive planted values: the suite-wide log scan (root conftest.py) fails the run if one is ever logged.
+env.ENVIRON.setdefault("DJANGO_SECRET_KEY", "planted-django-secret-key-4f9c2e7a1b8d6035-never-log-me")
+env.ENVIRON.setdefault("JWT_SIGNING_KEY", "planted-jwt-signing-key-7c1e9a3f5b2d8046-never-log-me")
 env.ENVIRON.setdefault("LOG_FORMAT", "text")
 env.ENVIRON.setdefault("FIELD_ENCRYPTION_KEYS", "dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5LTM=")
 env.ENVIRON.setdefault("LOG_LEVEL", "WARNING")
@@ -31,6 +34,11 @@ WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 # Live-server request threads must not keep connections open, or the test database cannot be dropped.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Every INFO record reaches the root logger, so the log scan sees them all; the console still prints only
+# LOG_LEVEL and above.
+_logging = cast(dict[str, Any], LOGGING)
+_logging["root"]["level"] = "INFO"
+_logging["handlers"]["console"]["level"] = LOG_LEVEL
 # Load shedding is tested on its own (wallet/core/tests/test_load_shedding.py); elsewhere the concurrency
 # tests aim dozens of simultaneous requests at one process to test the money logic, not the limiter.
 API_MAX_ACTIVE_REQUESTS = env.int("API_MAX_ACTIVE_REQUESTS", default=0)

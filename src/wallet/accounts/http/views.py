@@ -204,10 +204,11 @@ class MeNotificationsApi(APIView):
 
 class AdminUserListApi(APIView):
     permission_classes = (IsAdminRole,)
+    pagination_class = NewestFirstCursorPagination  # also tells the schema the list is paginated
 
     @extend_schema(tags=["admin"], responses={200: s.AdminUserOutputSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        paginator = NewestFirstCursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.user_list(), request, view=self)
         rows = s.AdminUserOutputSerializer(page, many=True).data  # type: ignore[arg-type]
         return paginator.get_paginated_response(rows)

@@ -148,6 +148,8 @@ class EntryPagination(NewestFirstCursorPagination):
 
 
 class BalanceEntryListApi(APIView):
+    pagination_class = EntryPagination  # also tells the schema the list is paginated
+
     @extend_schema(
         tags=["balance"],
         responses={200: s.EntryOutputSerializer(many=True)},
@@ -155,12 +157,14 @@ class BalanceEntryListApi(APIView):
     )
     def get(self, request: Request) -> Response:
         entries = ledger.entry_list_for_user(user_id=_user(request).id)
-        paginator = EntryPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(entries, request, view=self)
         return paginator.get_paginated_response(s.EntryOutputSerializer(page, many=True).data)
 
 
 class TransactionListApi(APIView):
+    pagination_class = NewestFirstCursorPagination  # also tells the schema the list is paginated
+
     @extend_schema(
         tags=["transactions"],
         parameters=[s.TransactionFilterSerializer],
@@ -169,7 +173,7 @@ class TransactionListApi(APIView):
     def get(self, request: Request) -> Response:
         filters = _validated(s.TransactionFilterSerializer, request.query_params)
         rows = selectors.transaction_list(user_id=_user(request).id, **filters)
-        paginator = NewestFirstCursorPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(rows, request, view=self)
         return paginator.get_paginated_response(
             s.TransactionOutputSerializer(page, many=True).data  # type: ignore[arg-type]
