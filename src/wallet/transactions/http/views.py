@@ -74,9 +74,10 @@ class DepositCreateApi(APIView):
     )
     def post(self, request: Request) -> Any:
         user = _user(request)
-        data = _validated(s.DepositCreateInputSerializer, request.data)
 
         def execute(claim: Any) -> Outcome:
+            # Validated here, after the key's lookup: a replay answers without parsing the body again.
+            data = _validated(s.DepositCreateInputSerializer, request.data)
             deposit = services.deposit_create(
                 user_id=user.id,
                 email=user.email,
@@ -115,9 +116,11 @@ class WithdrawalCreateApi(APIView):
     )
     def post(self, request: Request) -> Any:
         user = _user(request)
-        data = _validated(s.WithdrawalCreateInputSerializer, request.data)
 
         def execute(claim: Any) -> Outcome:
+            # Validated here, after the key's lookup: a replay answers without parsing the body again
+            # (a key gets a record only with a valid request, so a replayed body was valid).
+            data = _validated(s.WithdrawalCreateInputSerializer, request.data)
             withdrawal = services.withdrawal_create(
                 user_id=user.id,
                 email=user.email,
