@@ -36,10 +36,10 @@ def post_worker_init(worker: Any) -> None:
         _local.locked_at = time.perf_counter()
         return balance
 
-    def run_with_retries(fn: Any, *, attempts: int) -> Any:
+    def run_with_retries(fn: Any, **kwargs: Any) -> Any:
         _local.locked_at = None
         try:
-            return original_run(fn, attempts=attempts)
+            return original_run(fn, **kwargs)
         finally:
             locked_at = getattr(_local, "locked_at", None)
             if locked_at is not None:

@@ -20,8 +20,8 @@ if _dsn:
         or None,
         integrations=[DjangoIntegration(), CeleryIntegration()],
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
-        # Emails and bank details are personal data; Sentry gets ids, not them.
-        send_default_pii=False,
+        # Emails and bank details are personal data; Sentry gets ids, not them. Leaving both send_default_pii
+        # (deprecated, it warns) and data_collection unset is the SDK's "send no personal data" default.
         # Bank account numbers and credentials are scrubbed from every event (wallet.observability.sentry).
         before_send=before_send,
         before_send_transaction=before_send,
