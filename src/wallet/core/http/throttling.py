@@ -10,16 +10,20 @@ concurrent requests overwrite each other's updates (32 threads got twice the lim
 """
 
 import hashlib
+import logging
 import threading
 import uuid
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from wallet.core import metrics
+
+logger = logging.getLogger(__name__)
 
 # KEYS[1]: the window's sorted set. ARGV: window (ms), limit, a unique member. Times come from Redis's
 # clock, so every web process and machine counts on the same one. Returns {allowed, ms until a slot frees}.
@@ -68,10 +72,16 @@ class _Limit(SimpleRateThrottle):
         num_requests, duration = self.parse_rate(self.rate)
         if num_requests is None or duration is None:
             return True
-        allowed, wait_ms = _sliding_window_script(client)(
-            keys=[cache.make_and_validate_key(self.key)],
-            args=[int(duration * 1000), num_requests, uuid.uuid4().hex],
-        )
+        try:
+            allowed, wait_ms = _sliding_window_script(client)(
+                keys=[cache.make_and_validate_key(self.key)],
+                args=[int(duration * 1000), num_requests, uuid.uuid4().hex],
+            )
+        except RedisError:
+            # Fail open: a limit protects capacity, it guards no money, and refusing every request (Revio's
+            # webhooks among them) while Redis restarts would be the bigger harm. Login lockout is separate.
+            logger.warning("rate limit %s not applied: Redis unavailable", self.scope, exc_info=True)
+            return True
         self._wait_seconds = int(wait_ms) / 1000
         return bool(allowed)
 

@@ -74,3 +74,19 @@ def test_other_clients_have_their_own_window(settings: Any) -> None:
     assert throttle_class().allow_request(first, None)
     assert not throttle_class().allow_request(first, None)
     assert throttle_class().allow_request(second, None)
+
+
+def test_with_redis_unreachable_the_limit_fails_open(settings: Any) -> None:
+    from wallet.core.testing import unused_port
+
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "outage_test": "1/min"}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "wallet.core.cache.SharedPoolRedisCache",
+            "LOCATION": f"redis://127.0.0.1:{unused_port()}/0",
+        }
+    }
+    throttle_class = _throttle("outage_test")
+    request = Request(APIRequestFactory().get("/", REMOTE_ADDR="203.0.113.11"))
+    assert throttle_class().allow_request(request, None)
+    assert throttle_class().allow_request(request, None)  # over the limit, but nothing can count it
