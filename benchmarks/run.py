@@ -251,6 +251,7 @@ class Bench:
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")]),
             "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),  # as the Dockerfile sets it
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "JWT_SIGNING_KEY": secrets.token_urlsafe(50),
             "JWT_ACCESS_TOKEN_MINUTES": "600",

@@ -81,6 +81,7 @@ def main() -> int:
     for key, value in load_or_create_secrets().items():
         env.setdefault(key, value)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    env.setdefault("MALLOC_ARENA_MAX", "2")  # per-thread malloc arenas bloat threaded workers (Dockerfile)
     env.setdefault("WALLET_RUN_DIR", str(RUN_DIR))
     env.setdefault("LOG_FORMAT", "text")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "src"), env.get("PYTHONPATH")]))
