@@ -663,11 +663,37 @@ class Sandbox:
             object_id=obj["id"],
             targets=[(key, webhook_id) for key, webhook_id, _ in targets],
         )
+        self._enqueue_deliveries(
+            object_id=obj["id"],
+            object_type=obj["type"],
+            event_type=event_type,
+            targets=targets,
+            body=body,
+            faults=faults,
+            reserialized=lambda: _compact_json(body_obj),
+        )
+
+    def _enqueue_deliveries(
+        self,
+        *,
+        object_id: str,
+        object_type: str,
+        event_type: str,
+        targets: list[tuple[str, str | None, str]],
+        body: bytes,
+        faults: list[tuple[dict[str, Any], set[str]]],
+        reserialized: Callable[[], bytes] | None,
+    ) -> None:
+        """Insert one delivery per (key, webhook id, url) target with the webhook faults applied.
+
+        ``reserialized`` gives the other bytes of a signed body; None means an unsigned delivery (an EFT
+        callback), for which bad_signature and reserialize mean nothing.
+        """
         now = time.time()
         for key, webhook_id, url in targets:
             row_fields: dict[str, Any] = {
-                "object_id": obj["id"],
-                "object_type": obj["type"],
+                "object_id": object_id,
+                "object_type": object_type,
                 "event_type": event_type,
                 "target": key,
                 "webhook_id": webhook_id,
@@ -696,11 +722,11 @@ class Sandbox:
                     row_fields["next_attempt_at"] = now + spec["delay_ms"] / 1000
                 elif action == "drop":
                     row_fields["status"] = "dropped"
-                elif action == "bad_signature":
+                elif action == "bad_signature" and reserialized is not None:
                     row_fields["bad_signature"] = 1
-                elif action == "reserialize":
+                elif action == "reserialize" and reserialized is not None:
                     # Same object, different bytes (compact json.dumps, insertion order).
-                    row_fields["body"] = _compact_json(body_obj)
+                    row_fields["body"] = reserialized()
                     if spec["signed_over"] == "original":
                         row_fields["signed_body"] = body
             row_fields["faults"] = dump_json(applied)

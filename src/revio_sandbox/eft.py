@@ -12,7 +12,6 @@ error body of a 400, the callback body and the timing of the state progression.
 from __future__ import annotations
 
 import base64
-import copy
 import hmac
 import re
 import secrets
@@ -391,43 +390,15 @@ class EftApi:
             object_id=payment["id"],
             targets=[(key, None) for key, _ in targets],
         )
-        now = time.time()
-        for key, url in targets:
-            fields: dict[str, Any] = {
-                "object_id": payment["id"],
-                "object_type": "eft_payment",
-                "event_type": event_type,
-                "target": key,
-                "webhook_id": None,
-                "url": url,
-                "body": body,
-                "signed_body": None,
-                "bad_signature": 0,
-                "status": "pending",
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            applied: list[str] = []
-            copies = 1
-            for spec, covered in faults:
-                if key not in covered:
-                    continue
-                action = spec["action"]
-                applied.append(action)
-                if action == "duplicate":
-                    copies = max(copies, spec["copies"])
-                elif action == "reorder":
-                    fields["status"] = "held"
-                    fields["next_attempt_at"] = now + spec["hold_seconds"]
-                elif action == "delay":
-                    fields["next_attempt_at"] = now + spec["delay_ms"] / 1000
-                elif action == "drop":
-                    fields["status"] = "dropped"
-                # bad_signature and reserialize mean nothing for an unsigned callback.
-            fields["faults"] = dump_json(applied)
-            for _ in range(copies):
-                self.sandbox._delivery_insert(copy.copy(fields))
-        self.sandbox.on_change()
+        self.sandbox._enqueue_deliveries(
+            object_id=payment["id"],
+            object_type="eft_payment",
+            event_type=event_type,
+            targets=[(key, None, url) for key, url in targets],
+            body=body,
+            faults=faults,
+            reserialized=None,  # unsigned: bad_signature and reserialize mean nothing here
+        )
 
     def registration_exists(self, target: str) -> bool:
         registration_id = target.removeprefix("eft:")

@@ -11,6 +11,7 @@ import threading
 from functools import cached_property
 from typing import Any
 
+from django.core.cache import cache as default_cache
 from django.core.cache.backends.redis import RedisCache
 
 _clients: dict[tuple[str, ...], Any] = {}
@@ -32,6 +33,29 @@ class SharedPoolRedisCache(RedisCache):
             if client is None:
                 client = _clients[key] = client_class(servers, **options)
             return client
+
+
+def redis_client() -> Any:
+    """The Redis client behind the default Django cache, or None if that cache is not Redis."""
+    get_client = getattr(getattr(default_cache, "_cache", None), "get_client", None)
+    return get_client(write=True) if get_client is not None else None
+
+
+def incr(key: str, by: int = 1) -> None:
+    """Add to an integer in the default cache, creating it (without expiry) if missing: one round trip on
+    Redis (INCRBY), the generic get-or-add on other backends (make run's embedded mode).
+
+    :raises Exception: whatever the cache raises; callers decide whether an outage matters.
+    """
+    client = redis_client()
+    if client is not None:
+        client.incrby(default_cache.make_and_validate_key(key), by)
+        return
+    try:
+        default_cache.incr(key, by)
+    except ValueError:  # the key does not exist yet
+        if not default_cache.add(key, by, timeout=None):
+            default_cache.incr(key, by)
 
 
 @atexit.register

@@ -11,7 +11,7 @@ from uuid import UUID
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from wallet.core import metrics
+from wallet.core import cache as shared_cache
 from wallet.core.faults import crash_point
 from wallet.ledger.errors import InsufficientFundsError, UnbalancedJournalError
 from wallet.ledger.models import AccountKind, Balance, Entry, Journal, JournalKind, LedgerAccount
@@ -102,7 +102,7 @@ def balance_cache_invalidate(*, user_id: UUID, currency: str) -> None:
     """Move the balance's cache generation on, so no cached figure from before is served again."""
     key = balance_cache_generation_key(user_id=user_id, currency=currency)
     try:
-        metrics.incr_cache_key(key)
+        shared_cache.incr(key)
     except Exception:  # a cache outage must not fail a committed movement; the TTL bounds staleness
         logger.warning("balance cache not invalidated for %s %s", user_id, currency, exc_info=True)
 

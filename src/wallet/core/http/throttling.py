@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
-from wallet.core import metrics
+from wallet.core import cache as shared_cache
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class _Limit(SimpleRateThrottle):
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        client = metrics.redis_client()
+        client = shared_cache.redis_client()
         if client is None:  # not Redis (make run's embedded mode): DRF's non-atomic history is enough there
             return super().allow_request(request, view)
         num_requests, duration = self.parse_rate(self.rate)
