@@ -109,10 +109,7 @@ class Bodies:
             "new_password": lambda: f"another long passphrase {n}",
             "current_password": lambda: PASSWORD,
             "refresh": lambda: login(APIClient(), self.user.email)["refresh"],
-            "token": lambda: (
-                f"{urlsafe_base64_encode(force_bytes(self.user.pk))}."
-                f"{default_token_generator.make_token(self.user)}"
-            ),
+            "token": lambda: self._reset_token(),
             "amount": lambda: 1_000 + n,
             "bank_account": lambda: dict(BANK),
             "role": lambda: User.Role.USER,
@@ -120,6 +117,15 @@ class Bodies:
         }
         assert name in values, f"no value for the request field {name!r}: add one to Bodies.value"
         return values[name]()
+
+    def _reset_token(self) -> str:
+        # The token signs the last login and the password hash: read them as the database has them now
+        # (a login a moment ago moved last_login; the in-memory user may be behind).
+        self.user.refresh_from_db()
+        return (
+            f"{urlsafe_base64_encode(force_bytes(self.user.pk))}."
+            f"{default_token_generator.make_token(self.user)}"
+        )
 
     def build(self, component: dict[str, Any], path: str) -> dict[str, Any]:
         properties = component.get("properties", {})
