@@ -26,25 +26,31 @@ def balance_cache_generation_key(*, user_id: UUID, currency: str) -> str:
     return f"balance-gen:{user_id}:{currency}"
 
 
-def _balance_cache_key(*, user_id: UUID, currency: str, generation: int) -> str:
-    return f"balance:{user_id}:{currency}:{generation}"
+def _balance_cache_key(*, user_id: UUID, currency: str) -> str:
+    return f"balance:{user_id}:{currency}"
 
 
 def _balance_get_cached(*, user_id: UUID, currency: str) -> BalanceFigures:
-    # The generation is read before the database: a fill that raced a commit is stored under the old
-    # generation, which the commit's invalidation already moved past, so it is never served.
+    # One round trip (MGET) reads the generation and the cached figures, which carry the generation they
+    # were filled under; they are served only if it is still current. The fill reads the generation before
+    # the database, so a fill that raced a commit carries the old generation, which the commit's
+    # invalidation already moved past: it is never served.
+    generation_key = balance_cache_generation_key(user_id=user_id, currency=currency)
+    key = _balance_cache_key(user_id=user_id, currency=currency)
     try:
-        generation = int(cache.get(balance_cache_generation_key(user_id=user_id, currency=currency)) or 0)
-        key = _balance_cache_key(user_id=user_id, currency=currency, generation=generation)
-        cached = cache.get(key)
+        found = cache.get_many([generation_key, key])
     except Exception:  # the cache is an optimisation: without Redis, read the database
         logger.warning("balance cache unavailable", exc_info=True)
         return balance_get(user_id=user_id, currency=currency)
-    if cached is not None:
-        return BalanceFigures(currency=currency, available=cached[0], reserved=cached[1])
+    generation = int(found.get(generation_key) or 0)
+    cached = found.get(key)
+    if cached is not None and cached[0] == generation:
+        return BalanceFigures(currency=currency, available=cached[1], reserved=cached[2])
     figures = balance_get(user_id=user_id, currency=currency)
     try:
-        cache.set(key, (figures.available, figures.reserved), timeout=settings.BALANCE_CACHE_SECONDS)
+        cache.set(
+            key, (generation, figures.available, figures.reserved), timeout=settings.BALANCE_CACHE_SECONDS
+        )
     except Exception:
         logger.warning("balance cache not filled", exc_info=True)
     return figures

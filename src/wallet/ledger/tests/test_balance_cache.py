@@ -73,6 +73,6 @@ class TestBalanceCache:
         credit(user, 5_000)
         stale_generation = int(cache.get(balance_cache_generation_key(user_id=user.id, currency="ZAR")) or 0)
         # A reader that read the generation before a commit stores its (old) figure under that generation...
-        cache.set(f"balance:{user.id}:ZAR:{stale_generation}", (123, 0), timeout=60)
+        cache.set(f"balance:{user.id}:ZAR", (stale_generation, 123, 0), timeout=60)
         credit(user, 1_000)  # ...and the commit moves the generation on.
         assert balance_get(user_id=user.id, currency="ZAR", cached=True).available == 6_000
