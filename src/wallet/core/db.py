@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, connections, router, transaction
+from django.db.models import Model
 
 from wallet.core import metrics
 from wallet.core.errors import ApplicationError
@@ -124,3 +125,39 @@ def _run_with_retries(fn: Callable[[], T], *, attempts: int, isolation: str = SE
             # Jittered exponential backoff so the conflicting transactions do not collide again in step.
             time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not security
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def insert_if_absent(instance: Model) -> bool:
+    """INSERT the instance unless a unique constraint already holds such a row; True if it was inserted.
+
+    One statement (INSERT ... ON CONFLICT DO NOTHING RETURNING the key), where `save()` inside a savepoint
+    costs three and raises on a conflict, and `bulk_create(ignore_conflicts=True)` cannot say whether the
+    row went in. A conflict leaves the caller's transaction usable. Field defaults and `pre_save` (auto_now)
+    apply as for `save()`; the instance gets its primary key and counts as saved.
+    """
+    meta = instance._meta
+    alias = router.db_for_write(type(instance))
+    target = connections[alias]
+    # A serial primary key left unset is the database's to fill.
+    fields = [
+        field
+        for field in meta.concrete_fields
+        if not (field.primary_key and getattr(instance, field.attname) is None)
+    ]
+    values = [field.get_db_prep_save(field.pre_save(instance, add=True), target) for field in fields]
+    quote = target.ops.quote_name
+    sql = "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING RETURNING {}".format(  # noqa: S608
+        quote(meta.db_table),
+        ", ".join(quote(str(field.column)) for field in fields),
+        ", ".join(["%s"] * len(fields)),
+        quote(str(meta.pk.column)),
+    )
+    with target.cursor() as cursor:
+        cursor.execute(sql, values)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    setattr(instance, meta.pk.attname, row[0])
+    instance._state.adding = False
+    instance._state.db = alias
+    return True

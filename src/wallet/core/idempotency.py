@@ -20,9 +20,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from wallet.core.db import insert_if_absent
 from wallet.core.errors import ApplicationError
 from wallet.core.models import IdempotencyRecord
 
@@ -120,20 +121,17 @@ def record_claim(claim: IdempotencyClaim | None, *, resource_id: uuid.UUID) -> N
     """
     if claim is None:
         return
-    try:
-        with (
-            transaction.atomic()
-        ):  # a savepoint: the unique violation must not poison the caller's transaction
-            IdempotencyRecord.objects.create(
-                user_id=claim.user_id,
-                key=claim.key,
-                scope=claim.scope,
-                fingerprint=claim.fingerprint,
-                resource_id=resource_id,
-                locked_until=timezone.now() + timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS),
-            )
-    except IntegrityError as exc:
-        raise RequestInProgressError() from exc
+    record = IdempotencyRecord(
+        user_id=claim.user_id,
+        key=claim.key,
+        scope=claim.scope,
+        fingerprint=claim.fingerprint,
+        resource_id=resource_id,
+        locked_until=timezone.now() + timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS),
+    )
+    # One statement; a conflict (the unique key) must not poison the caller's transaction.
+    if not insert_if_absent(record):
+        raise RequestInProgressError()
 
 
 def complete(claim: IdempotencyClaim | None, *, status: int, body: str) -> None:

@@ -29,6 +29,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from wallet.accounts import public as accounts
+from wallet.core.db import insert_if_absent
 from wallet.notifications import rendering
 from wallet.notifications.events import EVENTS, PASSWORD_RESET, TRANSACTION_EVENTS
 from wallet.notifications.models import Notification, NotificationPreference, NotificationStatus
@@ -88,8 +89,7 @@ def _record(
     )
     # ON CONFLICT DO NOTHING: a repeat must not raise, since an IntegrityError would abort the caller's
     # (money-moving) transaction.
-    Notification.objects.bulk_create([row], ignore_conflicts=True)
-    if transaction_id is not None and not Notification.objects.filter(id=row.id).exists():
+    if not insert_if_absent(row):
         return  # already recorded for this transaction and event
     _enqueue_send_on_commit(row.id)
 

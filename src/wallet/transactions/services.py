@@ -13,6 +13,7 @@ applying the same state twice changes nothing the second time, and a state older
 import enum
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -181,7 +182,13 @@ def deposit_apply_provider_state(
             return Applied.UNCHANGED
         if locked.status == S.COMPLETED:
             return Applied.STALE  # paid is final for a deposit; a later "cancelled" is out of date
-        _transition(locked, target, source=source, detail=f"Revio purchase {provider_status}")
+        _transition(
+            locked,
+            target,
+            source=source,
+            detail=f"Revio purchase {provider_status}",
+            also_save=["provider_object_id", "provider_status"],
+        )
         if target == S.COMPLETED:
             if locked.failure_reason:
                 logger.warning("deposit %s paid after it was %s: crediting", locked.id, locked.failure_reason)
@@ -220,7 +227,6 @@ def withdrawal_create(
         low=settings.WITHDRAWAL_MIN_AMOUNT,
         high=settings.WITHDRAWAL_MAX_AMOUNT,
     )
-    ledger.balance_ensure(user_id=user_id, currency=currency)
     withdrawal_id = uuid.uuid4()
     now = timezone.now()
     encrypted = crypto.encrypt_json(
@@ -233,7 +239,12 @@ def withdrawal_create(
     )
 
     def reserve() -> Transaction:
-        balance = ledger.balance_lock(user_id=user_id, currency=currency)
+        try:
+            balance = ledger.balance_lock(user_id=user_id, currency=currency)
+        except ledger.Balance.DoesNotExist:  # never funded: nothing is available
+            raise ledger.InsufficientFundsError(
+                details={"available": 0, "requested": amount, "currency": currency}
+            ) from None
         _check_withdrawal_limits(user_id=user_id, currency=currency, amount=amount, now=now)
         ledger.withdrawal_reserve(balance=balance, amount=amount, transaction_id=withdrawal_id)
         withdrawal = Transaction.objects.create(
@@ -261,11 +272,18 @@ def withdrawal_create(
     )
     crash_point("withdrawal.reserved")
 
-    withdrawal_payout_send(
-        withdrawal_id=withdrawal.id, email=email, bank_account=bank_account, source=Source.API
+    _result, current = _payout_send(
+        withdrawal_id=withdrawal.id,
+        amount=amount,
+        currency=currency,
+        email=email,
+        bank_account=bank_account,
+        source=Source.API,
     )
-    withdrawal.refresh_from_db()
-    return withdrawal
+    if current is None:
+        withdrawal.refresh_from_db()  # refused, queued or unknown: read what the sender left
+        return withdrawal
+    return current
 
 
 def withdrawal_payout_send(
@@ -278,6 +296,30 @@ def withdrawal_payout_send(
     circuit breaker is open nothing is sent: the claim is undone and the withdrawal stays pending, queued
     for the payouts sweep (withdrawals_send_queued). Returns "sent", "queued", "failed" or "skipped".
     """
+    amount, currency = Transaction.objects.values_list("amount", "currency").get(id=withdrawal_id)
+    result, _current = _payout_send(
+        withdrawal_id=withdrawal_id,
+        amount=amount,
+        currency=currency,
+        email=email,
+        bank_account=bank_account,
+        source=source,
+    )
+    return result
+
+
+def _payout_send(
+    *,
+    withdrawal_id: uuid.UUID,
+    amount: int,
+    currency: str,
+    email: str,
+    bank_account: BankAccount,
+    source: str,
+) -> tuple[str, Transaction | None]:
+    """withdrawal_payout_send, for a caller that already holds the withdrawal's amount and currency (as
+    reserved; they never change). Also returns the withdrawal as Revio's acceptance left it, when that
+    locked and updated it (the common case), so the caller need not read it again."""
     now = timezone.now()
     route = get_payout_route()  # the configured route; recorded so the payout is read back from it
     claimed = Transaction.objects.filter(
@@ -288,8 +330,7 @@ def withdrawal_payout_send(
         provider_object_id__isnull=True,
     ).update(payout_requested_at=now, payout_attempts=F("payout_attempts") + 1, payout_route=route.name)
     if not claimed:
-        return "skipped"  # sent already (or being sent), or no longer pending
-    amount, currency = Transaction.objects.values_list("amount", "currency").get(id=withdrawal_id)
+        return "skipped", None  # sent already (or being sent), or no longer pending
     crash_point("withdrawal.payout_claimed")
     try:
         payout = route.create(
@@ -305,16 +346,26 @@ def withdrawal_payout_send(
             payout_requested_at=None, payout_attempts=F("payout_attempts") - 1
         )
         logger.warning("withdrawal %s: Revio unavailable (breaker open); payout queued", withdrawal_id)
-        return "queued"
+        return "queued", None
     except RevioNotCreatedError as exc:
         logger.warning("withdrawal %s: payout not created: %s", withdrawal_id, exc)
         withdrawal_fail_unsent(withdrawal_id=withdrawal_id, reason=_refusal_reason(exc), source=source)
-        return "failed"
+        return "failed", None
     except RevioOutcomeUnknownError as exc:
         # It may have been created. Sending it again could pay twice; refunding could give money away twice.
         logger.warning("withdrawal %s: payout outcome unknown, left pending: %s", withdrawal_id, exc)
-        return "sent"
+        return "sent", None
     crash_point("withdrawal.payout_accepted")
+    state = _PayoutState(
+        outcome=payout.outcome,
+        payout_id=payout.id,
+        amount=payout.amount,
+        currency=payout.currency,
+        provider_status=payout.status,
+        reason="",
+    )
+    if state.outcome in _ACCEPTANCE:
+        return "sent", _withdrawal_accept(withdrawal_id, state, source=source)[1]
     withdrawal_apply_provider_state(
         withdrawal_id=withdrawal_id,
         outcome=payout.outcome,
@@ -324,7 +375,7 @@ def withdrawal_payout_send(
         provider_status=payout.status,
         source=source,
     )
-    return "sent"
+    return "sent", None
 
 
 def withdrawals_send_queued(*, now: datetime, limit: int = 100) -> dict[str, int]:
@@ -416,14 +467,8 @@ def withdrawal_apply_provider_state(
         provider_status=provider_status,
         reason=reason,
     )
-    if outcome in {PayoutOutcome.ACCEPTED, PayoutOutcome.PENDING}:
-        # Acceptance moves no money (pending → processing), so only the withdrawal's row is locked: the
-        # balance row, its advisory lock and a second money transaction per withdrawal are not needed.
-        with transaction.atomic():
-            locked = Transaction.objects.select_for_update().get(
-                id=withdrawal_id, type=TransactionType.WITHDRAWAL
-            )
-            return _withdrawal_apply(locked, state, balance=None, source=source)
+    if outcome in _ACCEPTANCE:
+        return _withdrawal_accept(withdrawal_id, state, source=source)[0]
 
     withdrawal = Transaction.objects.get(id=withdrawal_id, type=TransactionType.WITHDRAWAL)
 
@@ -435,6 +480,22 @@ def withdrawal_apply_provider_state(
     return run_in_serializable_transaction(
         apply, lock_keys=[_balance_key(withdrawal)], isolation=READ_COMMITTED
     )
+
+
+_ACCEPTANCE = frozenset({PayoutOutcome.ACCEPTED, PayoutOutcome.PENDING})
+
+
+def _withdrawal_accept(
+    withdrawal_id: uuid.UUID, state: "_PayoutState", *, source: str
+) -> tuple[Applied, Transaction]:
+    """Apply an acceptance (pending → processing). It moves no money, so only the withdrawal's row is
+    locked: the balance row, its advisory lock and a second money transaction are not needed. Returns the
+    withdrawal as it committed."""
+    with transaction.atomic():
+        locked = Transaction.objects.select_for_update().get(
+            id=withdrawal_id, type=TransactionType.WITHDRAWAL
+        )
+        return _withdrawal_apply(locked, state, balance=None, source=source), locked
 
 
 @dataclass(frozen=True)
@@ -457,10 +518,12 @@ def _withdrawal_apply(
     )
     if mismatch:
         return _flag_for_review(locked, mismatch, source=source)
+    # Revio's id and status are written with the status change (one UPDATE), or alone if there is none.
+    unsaved: list[str] = []
     if locked.provider_object_id != state.payout_id or locked.provider_status != state.provider_status:
         locked.provider_object_id = state.payout_id
         locked.provider_status = state.provider_status
-        locked.save(update_fields=["provider_object_id", "provider_status"])
+        unsaved = ["provider_object_id", "provider_status"]
 
     target: str | None
     if state.outcome == PayoutOutcome.FAILED and locked.status in {S.COMPLETED, S.RETURNED}:
@@ -473,13 +536,27 @@ def _withdrawal_apply(
             PayoutOutcome.FAILED: S.FAILED,
         }.get(state.outcome)
     if target is None or locked.status == target:
+        _save_fields(locked, unsaved)
         return Applied.UNCHANGED
     if states.WITHDRAWAL_PROGRESS[target] <= states.WITHDRAWAL_PROGRESS[locked.status]:
+        _save_fields(locked, unsaved)
         return Applied.STALE
     detail = f"Revio payout {state.provider_status}" + (f": {state.reason}" if state.reason else "")
     if locked.status == S.PENDING and target not in {S.PROCESSING, S.FAILED}:
-        _transition(locked, S.PROCESSING, source=source, detail=detail)  # accepted, implied by the outcome
-    _transition(locked, target, source=source, detail=detail)
+        # Accepted, implied by the outcome.
+        _transition(locked, S.PROCESSING, source=source, detail=detail, also_save=unsaved)
+        unsaved = []
+    if target == S.FAILED:
+        locked.failure_reason = (
+            state.reason or "The bank did not accept the payout; the amount is back in your balance."
+        )[:255]
+        unsaved.append("failure_reason")
+    elif target == S.RETURNED:
+        locked.failure_reason = (
+            state.reason or "The bank returned the payout; the amount is back in your balance."
+        )[:255]
+        unsaved.append("failure_reason")
+    _transition(locked, target, source=source, detail=detail, also_save=unsaved)
     if target == S.PROCESSING:
         return Applied.CHANGED
     if balance is None:
@@ -487,16 +564,8 @@ def _withdrawal_apply(
     if target == S.COMPLETED:
         ledger.withdrawal_settle(balance=balance, amount=locked.amount, transaction_id=locked.id)
     elif target == S.FAILED:
-        locked.failure_reason = (
-            state.reason or "The bank did not accept the payout; the amount is back in your balance."
-        )[:255]
-        locked.save(update_fields=["failure_reason"])
         ledger.withdrawal_release(balance=balance, amount=locked.amount, transaction_id=locked.id)
     elif target == S.RETURNED:
-        locked.failure_reason = (
-            state.reason or "The bank returned the payout; the amount is back in your balance."
-        )[:255]
-        locked.save(update_fields=["failure_reason"])
         ledger.withdrawal_return(
             balance=balance, amount=locked.amount, transaction_id=locked.id, reason=locked.failure_reason
         )
@@ -532,8 +601,16 @@ def transaction_transition(
         return Applied.CHANGED
 
 
-def _transition(txn: Transaction, to_status: str, *, source: str, detail: str) -> None:
-    """The one guarded state change. The caller holds the row lock and owns the transaction."""
+def _save_fields(txn: Transaction, fields: list[str]) -> None:
+    if fields:
+        txn.save(update_fields=fields)
+
+
+def _transition(
+    txn: Transaction, to_status: str, *, source: str, detail: str, also_save: Sequence[str] = ()
+) -> None:
+    """The one guarded state change. The caller holds the row lock and owns the transaction. `also_save`
+    names fields the caller changed on `txn`, written by the same UPDATE."""
     if not states.is_allowed(txn.type, txn.status, to_status):
         logger.warning(
             "refused illegal transition of %s %s: %s → %s (%s)",
@@ -550,7 +627,7 @@ def _transition(txn: Transaction, to_status: str, *, source: str, detail: str) -
     from_status = txn.status
     txn.status = to_status
     txn.updated_at = timezone.now()
-    fields = ["status", "updated_at"]
+    fields = ["status", "updated_at", *also_save]
     if to_status in {S.COMPLETED, S.RETURNED} or to_status in states.TERMINAL[txn.type]:
         txn.completed_at = txn.updated_at
         fields.append("completed_at")

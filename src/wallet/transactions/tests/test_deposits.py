@@ -112,6 +112,8 @@ class TestApplyingRevioStates:
     def test_paid_credits_once_however_often_it_is_applied(self, user: User, revio: SandboxProcess) -> None:
         deposit = services.deposit_create(user_id=user.id, email=user.email, amount=12_345, currency="ZAR")
         assert pay_deposit(revio, deposit) == services.Applied.CHANGED
+        deposit.refresh_from_db()
+        assert (deposit.status, deposit.provider_status) == ("completed", "paid")  # one write, both fields
         assert apply_deposit(deposit) == services.Applied.UNCHANGED
         deposit.refresh_from_db()
         assert deposit.status == "completed"

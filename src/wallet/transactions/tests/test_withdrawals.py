@@ -3,17 +3,20 @@
 import threading
 from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from conftest import login
 from revio_sandbox.testing import SandboxProcess
 from wallet.accounts.models import User
 from wallet.core import crypto
-from wallet.ledger.models import Journal, JournalKind
+from wallet.ledger.models import Balance, Journal, JournalKind
 from wallet.ledger.selectors import balance_get
+from wallet.notifications.tasks import notification_send_task
 from wallet.revio.client import get_client
 from wallet.revio.contracts import PayoutOutcome
 from wallet.revio.eft import get_eft_client
@@ -81,6 +84,52 @@ class TestCreate:
         assert response.json()["error"]["details"]["available"] == 5_000
         assert figures(user) == (5_000, 0)
         assert not Transaction.objects.filter(type="withdrawal").exists()
+
+    def test_a_wallet_never_funded_is_insufficient_funds_and_changes_nothing(
+        self, user_api: APIClient, user: User
+    ) -> None:
+        response = withdraw(user_api, 1_000)
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "insufficient_funds"
+        assert response.json()["error"]["details"] == {"available": 0, "requested": 1_000, "currency": "ZAR"}
+        assert not Balance.objects.filter(user_id=user.id).exists()
+        assert not Transaction.objects.exists()
+        assert not Journal.objects.exists()
+
+    def test_the_answer_is_the_withdrawal_as_stored(
+        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
+    ) -> None:
+        fund(user, 20_000)
+        created = withdraw(user_api, 2_500)
+        assert created.status_code == 201
+        read = user_api.get(f"/api/v1/transactions/{created.json()['id']}")
+        assert read.status_code == 200
+        assert created.json() == read.json()
+        assert created.json()["status"] == "processing"
+
+    @pytest.mark.django_db(transaction=True)  # the real sequence: BEGIN, COMMIT and the advisory lock
+    def test_statements_per_withdrawal_stay_within_budget(
+        self, user_api: APIClient, user: User, fund: Fund, report_figure: Callable[[str], None]
+    ) -> None:
+        # A regression guard for the hot path (docs/benchmarks.md): each statement costs ~0.5-1 ms of CPU.
+        # The email is sent by a worker in production; here Celery runs eagerly, so its send is held back
+        # (and checked to be enqueued once) to count only what the request itself runs.
+        fund(user, 20_000)
+        headers = {"HTTP_IDEMPOTENCY_KEY": "budget-warm-up"}
+        body = {"amount": 1_000, "bank_account": BANK}
+        user_api.post("/api/v1/withdrawals", body, format="json", **headers)  # warm: first request loads more
+        with (
+            mock.patch.object(notification_send_task, "delay") as enqueued,
+            CaptureQueriesContext(connection) as captured,
+        ):
+            response = user_api.post(
+                "/api/v1/withdrawals", body, format="json", HTTP_IDEMPOTENCY_KEY="budget-measured"
+            )
+        assert response.status_code == 201
+        assert enqueued.call_count == 1
+        statements = [q["sql"] for q in captured.captured_queries]
+        report_figure(f"POST /withdrawals (Idempotency-Key): {len(statements)} SQL statements (budget 22)")
+        assert len(statements) <= 22, "\n".join(s[:120] for s in statements)
 
     @pytest.mark.parametrize(
         ("bank", "field"),
