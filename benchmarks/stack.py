@@ -112,11 +112,16 @@ def wait_http(url: str, managed: Managed, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{managed.name} did not answer {url} within {timeout:.0f} s:\n{managed.tail()}")
 
 
+# The worker the product runs (scripts/container/entrypoint.sh): gthread that tells the app how long each
+# request queued for a thread, so the load-shedding middleware can shed what waited too long.
+WORKER_CLASS = "wallet.core.http.gunicorn_worker.QueueTimedThreadWorker"
+
+
 def gunicorn_command(app: str, port: int, workers: int, threads: int, config: bool) -> list[str]:
     command = [
         str(BIN / "gunicorn"), app,
         "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+        "--workers", str(workers), "--threads", str(threads), "--worker-class", WORKER_CLASS,
         "--backlog", "2048", "--timeout", "60", "--graceful-timeout", "5", "--log-level", "warning",
     ]  # fmt: skip
     if config:

@@ -143,6 +143,7 @@ def main() -> int:
     )
     procs = {
         "web": f"{BIN / 'gunicorn'} config.wsgi --bind 127.0.0.1:{web_port} --workers 2 --threads 12 "
+        "--worker-class wallet.core.http.gunicorn_worker.QueueTimedThreadWorker "
         "--access-logfile - --graceful-timeout 10",
     }
     if not os.environ.get("REVIO_BASE_URL"):

@@ -59,6 +59,7 @@ case "$command" in
       --bind "${WEB_BIND:-0.0.0.0:${PORT:-8000}}" \
       --workers "${WEB_CONCURRENCY:-2}" \
       --threads "${GUNICORN_THREADS:-12}" \
+      --worker-class wallet.core.http.gunicorn_worker.QueueTimedThreadWorker \
       --timeout "${GUNICORN_TIMEOUT:-30}" \
       --graceful-timeout 20 \
       --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-*}" \

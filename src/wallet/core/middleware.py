@@ -9,7 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from wallet.core import metrics
-from wallet.core.context import request_id_var
+from wallet.core.context import request_id_var, server_queue_wait
 from wallet.core.http.responses import error_response
 
 # A caller's id is kept only if it is short and plain, so it cannot inject into logs or headers.
@@ -88,9 +88,10 @@ class LoadSheddingMiddleware:
     Why: past capacity, a server that accepts everything only grows its queue, every request waits longer
     than the client will, and goodput falls to zero (clients time out on work that was done anyway). A
     fast 503 costs almost nothing, tells the client when to come back, and keeps the admitted requests
-    at full speed. The web server therefore runs more threads than the active limit, so requests reach
-    this queue, which is visible and bounded, instead of waiting unseen in the server's own.
-    Health probes and /metrics are never shed.
+    at full speed. Requests that wait in the web server's own queue (all its threads busy) are seen too,
+    when the server says how long they waited (wallet.core.http.gunicorn_worker): one that waited longer
+    than API_QUEUE_TIMEOUT_SECONDS is shed as soon as a thread takes it, so that queue drains at the
+    cost of a 503 each. Health probes and /metrics are never shed.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -105,19 +106,27 @@ class LoadSheddingMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if self.max_active <= 0 or not request.path.startswith("/api/"):
             return self.get_response(request)
+        waited = server_queue_wait()
+        if waited is not None and waited > self.queue_timeout:
+            # It already waited its turn in the server's queue (wallet.core.http.gunicorn_worker).
+            return self._shed("server_queue")
         if not self._slots.acquire(blocking=False) and not self._wait_for_slot():
-            metrics.increment("api_requests_shed")
-            response = error_response(
-                503,
-                "overloaded",
-                "The service is at capacity; nothing was done. Retry after the time in Retry-After.",
-            )
-            response["Retry-After"] = "1"
-            return response
+            return self._shed("admission")
         try:
             return self.get_response(request)
         finally:
             self._slots.release()
+
+    @staticmethod
+    def _shed(where: str) -> HttpResponse:
+        metrics.increment_many({"api_requests_shed": 1, f"api_requests_shed_{where}": 1})
+        response = error_response(
+            503,
+            "overloaded",
+            "The service is at capacity; nothing was done. Retry after the time in Retry-After.",
+        )
+        response["Retry-After"] = "1"
+        return response
 
     def _wait_for_slot(self) -> bool:
         with self._queued_lock:

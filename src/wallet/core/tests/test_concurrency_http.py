@@ -134,7 +134,8 @@ def server(
     command = [
         str(Path(sys.executable).parent / "gunicorn"), "config.wsgi",
         "--bind", f"127.0.0.1:{port}",
-        "--workers", str(WORKERS), "--threads", str(THREADS), "--worker-class", "gthread",
+        "--workers", str(WORKERS), "--threads", str(THREADS),
+        "--worker-class", "wallet.core.http.gunicorn_worker.QueueTimedThreadWorker",
         "--backlog", "2048", "--timeout", "120", "--graceful-timeout", "5", "--log-level", "warning",
     ]  # fmt: skip
     log = folder / "gunicorn.log"

@@ -1,4 +1,6 @@
-"""Extra routes used only by the core tests: a view that crashes and one that is throttled."""
+"""Extra routes used only by the core tests: a view that crashes, one that is throttled, one that is slow."""
+
+import time
 
 from django.urls import include, path
 from rest_framework.permissions import AllowAny
@@ -28,8 +30,19 @@ class ThrottledApi(APIView):
         return Response({"ok": True})
 
 
+class SlowApi(APIView):
+    """Holds its thread for ?ms= milliseconds (at most 2 s), like a request waiting on the database."""
+
+    permission_classes = (AllowAny,)
+
+    def get(self, request: Request) -> Response:
+        time.sleep(min(int(request.query_params.get("ms", "100")), 2000) / 1000)
+        return Response({"ok": True})
+
+
 urlpatterns = [
     path("api/v1/_test/crash", CrashApi.as_view()),
+    path("api/v1/_test/slow", SlowApi.as_view()),
     path("api/v1/_test/throttled", ThrottledApi.as_view()),
     path("", include("config.urls")),
 ]
