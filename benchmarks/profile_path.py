@@ -79,6 +79,22 @@ def main() -> int:
         ),
     )
 
+    # CPU per request of each path, in this process (no profiler attached): what a web worker's thread
+    # spends in Python, the drivers and the kernel for one request, without the load generator, queueing
+    # or the other processes' work.
+    cpu_ms: dict[str, float] = {}
+    for name, call in (
+        ("withdrawal_create", withdraw),
+        ("withdrawal_replay", lambda: withdraw(replay_key)),
+        ("balance_read", lambda: client.get("/api/v1/balance")),
+        ("transaction_list", lambda: client.get("/api/v1/transactions")),
+    ):
+        rounds = max(5, args.requests // 2)
+        cpu_started = time.process_time()
+        for _ in range(rounds):
+            call()
+        cpu_ms[name] = round((time.process_time() - cpu_started) * 1000 / rounds, 2)
+
     profiler = Profiler(interval=0.0005)
     started = time.perf_counter()
     profiler.start()
@@ -90,11 +106,20 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     text = profiler.output_text(unicode=False, color=False, show_all=False)
     (out / "profile_withdrawal.txt").write_text(text)
+    # The cheapest authenticated path, where the fixed cost per request (middleware, JWT, DRF) shows.
+    reads = Profiler(interval=0.0002)
+    reads.start()
+    for _ in range(args.requests * 5):
+        client.get("/api/v1/balance")
+    reads.stop()
+    (out / "profile_balance_read.txt").write_text(reads.output_text(unicode=False, color=False))
     summary = {
         "requests": args.requests,
         "ms_per_request_in_process": round(elapsed * 1000 / args.requests, 2),
+        "cpu_ms_per_request_in_process": cpu_ms,
         "queries": queries,
         "profile_file": "profile_withdrawal.txt",
+        "profile_read_file": "profile_balance_read.txt",
     }
     (out / "profile_summary.json").write_text(json.dumps(summary, indent=2))
     return 0

@@ -66,6 +66,7 @@ BANK = {
     "bank_code": "250655",
     "account_type": "current",
 }
+PHASES = ("baselines", "bare", "withdrawals", "hot", "deposits", "webhooks", "reads", "overload", "profile")
 WITHDRAWAL_BODY = json.dumps({"amount": 1000, "currency": "ZAR", "bank_account": BANK})
 
 
@@ -99,7 +100,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-doc", action="store_true", help="do not touch docs/benchmarks.md")
     parser.add_argument("--db-prefix", default="bench")
     parser.add_argument("--smoke", action="store_true", help="tiny loads: exercise every phase quickly")
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated subset to run while working on one path (default all: {','.join(PHASES)})",
+    )
     args = parser.parse_args(argv)
+    args.phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+    unknown = set(args.phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     if args.smoke:
         args.duration = min(args.duration, 1.0)
         args.pg_duration = min(args.pg_duration, 1)
@@ -307,17 +317,18 @@ class Bench:
         }
 
         self.monitor.start()
-        say("baselines: pg_test_fsync and pgbench")
         self.results["baselines"] = base = {}
-        base["pg_test_fsync"] = baselines.pg_test_fsync(seconds=1)
-        baselines.pgbench_init(pgbench_db, args.pgbench_scale)
-        with phase_cpu(self.monitor, base):
-            base.update(baselines.all_pgbench(pgbench_db, seconds=args.pg_duration))
-        base["pgbench_scale"] = args.pgbench_scale
-        say(
-            "pgbench: "
-            + ", ".join(f"{k} {v['tps']}" for k, v in base.items() if isinstance(v, dict) and "tps" in v)
-        )
+        if "baselines" in args.phases:
+            say("baselines: pg_test_fsync and pgbench")
+            base["pg_test_fsync"] = baselines.pg_test_fsync(seconds=1)
+            baselines.pgbench_init(pgbench_db, args.pgbench_scale)
+            with phase_cpu(self.monitor, base):
+                base.update(baselines.all_pgbench(pgbench_db, seconds=args.pg_duration))
+            base["pgbench_scale"] = args.pgbench_scale
+            say(
+                "pgbench: "
+                + ", ".join(f"{k} {v['tps']}" for k, v in base.items() if isinstance(v, dict) and "tps" in v)
+            )
 
         say(f"starting gunicorn ({args.workers} workers x {args.threads} threads, gthread) and Celery")
         web = start(
@@ -346,17 +357,25 @@ class Bench:
         self.monitor.add("celery", worker.process.pid)
         self.warm_up()
 
-        self.phase_bare()
-        capacity = self.phase_withdrawals()
-        self.phase_hot()
-        self.phase_deposits()
-        self.phase_webhooks()
-        self.phase_reads_and_replays()
-        self.phase_overload(capacity)
+        phases = args.phases
+        if "bare" in phases:
+            self.phase_bare()
+        capacity = self.phase_withdrawals() if "withdrawals" in phases or "overload" in phases else 0.0
+        if "hot" in phases:
+            self.phase_hot()
+        if "deposits" in phases or "webhooks" in phases:
+            self.phase_deposits()
+        if "webhooks" in phases:
+            self.phase_webhooks()
+        if "reads" in phases:
+            self.phase_reads_and_replays()
+        if "overload" in phases:
+            self.phase_overload(capacity)
         self.monitor.stop()
         self.check()
         self.memory_and_cpu()
-        self.profile()
+        if "profile" in phases:
+            self.profile()
 
     def warm_up(self) -> None:
         """A few requests per endpoint so every worker has imported its code and opened connections."""
@@ -673,6 +692,12 @@ def machine(versions: dict[str, str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    partial = set(args.phases) != set(PHASES)
+    if partial and args.out == parse_args([]).out:
+        # A run of some phases is for working on one path: it never replaces the full run's results.
+        args.out = str(Path(args.out).with_name("partial.json"))
+        args.chart = args.chart or str(Path(args.out).with_name("partial.png"))
+        args.no_doc = True
     started = time.monotonic()
     results = Bench(args).run()
     out = Path(args.out)
