@@ -20,7 +20,7 @@ def user_get(*, user_id: uuid.UUID | str) -> User | None:
 # The ORM spent more CPU building that SELECT than PostgreSQL spent answering it, so the statement is
 # written once here. Accounts are read from the primary only (wallet.core.db_router.PRIMARY_ONLY_APPS).
 _USER_FIELDS = tuple(field.attname for field in User._meta.concrete_fields)
-_USER_BY_ID_SQL = "SELECT {} FROM users WHERE id = %s".format(  # noqa: S608  # fixed column names
+_USER_BY_ID_SQL = "SELECT {} FROM users WHERE id = %s".format(  # noqa: S608  # nosec B608  # fixed column names
     ", ".join(f'"{field.column}"' for field in User._meta.concrete_fields)
 )
 

@@ -146,7 +146,7 @@ def insert_if_absent(instance: Model) -> bool:
     ]
     values = [field.get_db_prep_save(field.pre_save(instance, add=True), target) for field in fields]
     quote = target.ops.quote_name
-    sql = "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING RETURNING {}".format(  # noqa: S608
+    sql = "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT DO NOTHING RETURNING {}".format(  # noqa: S608  # nosec B608
         quote(meta.db_table),
         ", ".join(quote(str(field.column)) for field in fields),
         ", ".join(["%s"] * len(fields)),
