@@ -30,7 +30,7 @@ FROM ${PYTHON_IMAGE} AS runtime
 ARG GIT_SHA=unknown
 LABEL org.opencontainers.image.title="wallet" \
       org.opencontainers.image.revision="${GIT_SHA}"
-# MALLOC_ARENA_MAX: glibc gives each thread its own malloc arena; with a dozen gunicorn threads the
+# MALLOC_ARENA_MAX: glibc gives each thread its own malloc arena; with many gunicorn threads the
 # fragmented arenas grow a worker's RSS by ~100 MiB (docs/benchmarks.md). Two arenas cost no measurable speed.
 ENV PATH=/app/.venv/bin:$PATH \
     MALLOC_ARENA_MAX=2 \

@@ -87,7 +87,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replay-rate", type=float, default=500.0)
     parser.add_argument("--capacity-clients", type=int, default=16, help="closed-loop clients for capacity")
     parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) + 1, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=12, help="gunicorn threads per worker")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     parser.add_argument("--celery-concurrency", type=int, default=2)
     parser.add_argument("--pgbench-scale", type=int, default=10)
     parser.add_argument("--overload-factor", type=float, default=2.0)

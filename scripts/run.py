@@ -142,7 +142,7 @@ def main() -> int:
         "-Q default,webhooks,notifications,reconciliation,payouts"
     )
     procs = {
-        "web": f"{BIN / 'gunicorn'} config.wsgi --bind 127.0.0.1:{web_port} --workers 2 --threads 12 "
+        "web": f"{BIN / 'gunicorn'} config.wsgi --bind 127.0.0.1:{web_port} --workers 2 --threads 4 "
         "--worker-class wallet.core.http.gunicorn_worker.QueueTimedThreadWorker "
         "--access-logfile - --graceful-timeout 10",
     }

@@ -265,8 +265,10 @@ X_FRAME_OPTIONS = "DENY"
 # Bodies larger than this are refused with 400 before any parser reads them.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=64 * 1024)
 # Load shedding (wallet.core.middleware.LoadSheddingMiddleware), per web process: requests doing work at
-# once, requests allowed to wait for a slot, and how long one may wait before a 503. Run the web server
-# with more threads than API_MAX_ACTIVE_REQUESTS (threads = active + queued is a good fit). 0 disables.
+# once, requests allowed to wait for a slot, and how long one may wait (in that queue, or in gunicorn's
+# when it runs wallet.core.http.gunicorn_worker.QueueTimedThreadWorker, as the image does) before a 503.
+# With that worker, threads = API_MAX_ACTIVE_REQUESTS (4) measured best here: more threads per process
+# only contend for the GIL (docs/benchmarks.md). 0 disables.
 API_MAX_ACTIVE_REQUESTS = env.int("API_MAX_ACTIVE_REQUESTS", default=4)
 API_MAX_QUEUED_REQUESTS = env.int("API_MAX_QUEUED_REQUESTS", default=8)
 API_QUEUE_TIMEOUT_SECONDS = env.float("API_QUEUE_TIMEOUT_SECONDS", default=1.0)

@@ -58,7 +58,7 @@ case "$command" in
     exec gunicorn config.wsgi \
       --bind "${WEB_BIND:-0.0.0.0:${PORT:-8000}}" \
       --workers "${WEB_CONCURRENCY:-2}" \
-      --threads "${GUNICORN_THREADS:-12}" \
+      --threads "${GUNICORN_THREADS:-4}" \
       --worker-class wallet.core.http.gunicorn_worker.QueueTimedThreadWorker \
       --timeout "${GUNICORN_TIMEOUT:-30}" \
       --graceful-timeout 20 \
