@@ -1,5 +1,5 @@
-"""wallet.core.db.insert_if_absent: one INSERT ... ON CONFLICT DO NOTHING RETURNING, whose conflict neither
-raises nor spoils the caller's transaction."""
+"""wallet.core.db's fixed statements: insert_if_absent (one INSERT ... ON CONFLICT DO NOTHING RETURNING, whose
+conflict neither raises nor spoils the caller's transaction) and select_one."""
 
 import uuid
 from datetime import timedelta
@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from wallet.accounts.models import User
-from wallet.core.db import insert_if_absent
+from wallet.core.db import insert_if_absent, select_one
 from wallet.core.models import IdempotencyRecord
 from wallet.notifications.models import Notification
 
@@ -65,3 +65,19 @@ def test_json_and_uuid_fields_and_a_partial_unique_index(user: User) -> None:
     # Same (transaction, event): the partial unique index refuses it, quietly.
     assert insert_if_absent(notification({})) is False
     assert Notification.objects.filter(transaction_id=transaction_id).count() == 1
+
+
+def test_select_one_reads_the_row_as_the_orm_does_in_one_statement(user: User) -> None:
+    row = record(user, key="k-select")
+    row.response_body = '{"id": "x"}'
+    row.locked_until = timezone.now()
+    assert insert_if_absent(row)
+    expected = IdempotencyRecord.objects.get(pk=row.pk)
+    with CaptureQueriesContext(connection) as captured:
+        found = select_one(IdempotencyRecord, where="user_id = %s AND key = %s", params=[user.id, "k-select"])
+    assert len(captured.captured_queries) == 1
+    assert found is not None
+    assert not found._state.adding
+    fields = [field.attname for field in IdempotencyRecord._meta.concrete_fields]
+    assert {f: getattr(found, f) for f in fields} == {f: getattr(expected, f) for f in fields}
+    assert select_one(IdempotencyRecord, where="user_id = %s AND key = %s", params=[user.id, "nope"]) is None
