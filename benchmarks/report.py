@@ -148,7 +148,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{_get(results, 'args', 'duration')} s per load phase, {_get(results, 'args', 'pg_duration')} s per "
         f"pgbench run; gunicorn {_get(results, 'args', 'workers')} workers x "
         f"{_get(results, 'args', 'threads')} "
-        f"threads (gthread), Celery concurrency {_get(results, 'args', 'celery_concurrency')}.",
+        f"threads (gthread, queue-timed), Celery concurrency {_get(results, 'args', 'celery_concurrency')}.",
         "",
         "### Baselines (same run)",
         "",
@@ -233,6 +233,13 @@ def markdown(results: dict[str, Any]) -> str:
         + "; Celery "
         + ", ".join(f"{w['role']} {w['peak_rss_mib']}" for w in memory.get("celery", []))
         + f"; load generator {memory.get('loadgen_peak_rss_mib')}.",
+        "- Largest web worker RSS (MiB) at the end of each phase: "
+        + ", ".join(
+            f"{name} {phase['web_worker_peak_rss_mib_so_far']}"
+            for name, phase in results.get("phases", {}).items()
+            if phase.get("web_worker_peak_rss_mib_so_far") is not None
+        )
+        + ".",
         "- CPU seconds over the whole run: "
         + ", ".join(f"{k} {v}" for k, v in sorted(results.get("cpu_s_total", {}).items()))
         + ".",

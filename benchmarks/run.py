@@ -178,7 +178,8 @@ class Bench:
         lat = entry["latency_ms_ok"]
         say(
             f"{name}: {entry['ok_per_s']}/s ok of {entry['sent']} sent, status {entry['status']}, "
-            f"p50 {lat['p50']} p99 {lat['p99']} ms"
+            f"p50 {lat['p50']} p99 {lat['p99']} ms, web worker RSS so far "
+            f"{entry.get('web_worker_peak_rss_mib_so_far')} MiB"
         )
         return entry
 
@@ -330,7 +331,7 @@ class Bench:
                 + ", ".join(f"{k} {v['tps']}" for k, v in base.items() if isinstance(v, dict) and "tps" in v)
             )
 
-        say(f"starting gunicorn ({args.workers} workers x {args.threads} threads, gthread) and Celery")
+        say(f"starting gunicorn ({args.workers} x {args.threads} threads, gthread queue-timed) and Celery")
         web = start(
             "web",
             gunicorn_command("config.wsgi", web_port, args.workers, args.threads, True),

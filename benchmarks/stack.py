@@ -233,6 +233,11 @@ def phase_cpu(monitor: Monitor, into: dict[str, Any]) -> Iterator[None]:
     monitor.sample()
     after = monitor.cpu_by_group()
     into["cpu_s"] = {g: round(after.get(g, 0.0) - before.get(g, 0.0), 2) for g in after}
+    # Peak RSS of a web worker so far: shows in which phase a worker's memory grew.
+    masters = set(monitor.roots.get("web", []))
+    web = [s.peak_rss for s in monitor.processes("web") if s.pid not in masters]
+    if web:
+        into["web_worker_peak_rss_mib_so_far"] = round(max(web) / (1024 * 1024), 1)
 
 
 def load_average() -> list[float]:
