@@ -40,15 +40,18 @@ end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, math.max(tonumber(oldest[2]) + window - now, 0)}
 """
+# One registered script per connection pool (not per client object: a client made per call would leave one
+# Script, holding its client, per request).
 _scripts: dict[int, Any] = {}
 _scripts_lock = threading.Lock()
 
 
 def _sliding_window_script(client: Any) -> Any:
+    key = id(client.connection_pool)
     with _scripts_lock:
-        script = _scripts.get(id(client))
+        script = _scripts.get(key)
         if script is None:
-            script = _scripts[id(client)] = client.register_script(_SLIDING_WINDOW)
+            script = _scripts[key] = client.register_script(_SLIDING_WINDOW)
         return script
 
 
