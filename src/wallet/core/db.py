@@ -173,7 +173,7 @@ def select_one(model: type[M], *, where: str, params: Sequence[Any]) -> M | None
     """
     meta = model._meta
     columns = ", ".join(f'"{field.column}"' for field in meta.concrete_fields)
-    sql = f"SELECT {columns} FROM {connection.ops.quote_name(meta.db_table)} WHERE {where}"  # noqa: S608
+    sql = f"SELECT {columns} FROM {connection.ops.quote_name(meta.db_table)} WHERE {where}"  # noqa: S608  # nosec B608
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
