@@ -84,6 +84,13 @@ class Transaction(models.Model):
         indexes = [
             models.Index(fields=["user", "-created_at"], name="transaction_user_created_idx"),
             models.Index(fields=["status", "type", "updated_at"], name="transaction_status_idx"),
+            # The risk limits count a user's open withdrawals under the balance lock: with this and the
+            # (user, created_at) index they read only open and recent rows, however long the history.
+            models.Index(
+                fields=["user"],
+                name="transaction_user_open_wd_idx",
+                condition=models.Q(type="withdrawal", status__in=["pending", "processing"]),
+            ),
         ]
 
     def __str__(self) -> str:

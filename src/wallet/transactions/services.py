@@ -683,10 +683,15 @@ def _check_withdrawal_limits(*, user_id: uuid.UUID, currency: str, amount: int, 
     """Risk limits, read under the balance lock (and its advisory lock, which every writer of this user's
     withdrawals holds), so concurrent requests cannot slip past them together. One statement."""
     since = now - timedelta(hours=24)
+    open_statuses = [S.PENDING, S.PROCESSING]
     usage = Transaction.objects.filter(
-        user_id=user_id, type=TransactionType.WITHDRAWAL, currency=currency
+        # Only rows that can count: open ones, or from the last 24 hours (both indexed), not the history.
+        Q(status__in=open_statuses) | Q(created_at__gte=since),
+        user_id=user_id,
+        type=TransactionType.WITHDRAWAL,
+        currency=currency,
     ).aggregate(
-        open_count=Count("id", filter=Q(status__in=[S.PENDING, S.PROCESSING])),
+        open_count=Count("id", filter=Q(status__in=open_statuses)),
         used=Sum("amount", filter=Q(created_at__gte=since) & ~Q(status=S.FAILED)),
     )
     if usage["open_count"] >= settings.WITHDRAWAL_MAX_OPEN:

@@ -5,13 +5,16 @@ every writer of a user's withdrawals holds the balance's advisory lock. These te
 wrote withdrawals without it, or if the limit were read before the lock.
 """
 
+import json
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from wallet.accounts.models import User
 from wallet.ledger.selectors import balance_get
@@ -133,3 +136,50 @@ def test_acceptance_without_the_balance_lock_still_applies_once(
     withdrawal.refresh_from_db()
     assert withdrawal.status == "processing"
     assert withdrawal.events.filter(to_status="processing").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_limits_read_only_open_and_recent_withdrawals_however_long_the_history(user: User) -> None:
+    # Under the balance lock, the risk limits must not scan a user's whole history: with 3,000 settled
+    # withdrawals older than a day and two open ones, the statement reads a handful of rows.
+    old = timezone.now() - timedelta(days=30)
+    Transaction.objects.bulk_create(
+        Transaction(
+            user_id=user.id,
+            type="withdrawal",
+            status="completed",
+            amount=100,
+            currency="ZAR",
+            created_at=old,
+            updated_at=old,
+        )
+        for _ in range(3_000)
+    )
+    Transaction.objects.bulk_create(
+        Transaction(user_id=user.id, type="withdrawal", status=status, amount=700, currency="ZAR")
+        for status in ("pending", "processing")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE transactions")
+    captured: list[tuple[str, Any]] = []
+
+    def capture(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        captured.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(capture):
+        services._check_withdrawal_limits(user_id=user.id, currency="ZAR", amount=100, now=timezone.now())
+    ((sql, params),) = [c for c in captured if "COUNT" in c[0]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        plan = cursor.fetchone()[0][0]["Plan"]
+
+    def rows_read(node: dict[str, Any]) -> int:
+        own = (
+            node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)
+            if "Relation Name" in node
+            else 0
+        )
+        return own + sum(rows_read(child) for child in node.get("Plans", []))
+
+    assert rows_read(plan) <= 10, json.dumps(plan)[:2000]
