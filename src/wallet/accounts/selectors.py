@@ -2,7 +2,6 @@
 
 import uuid
 
-from django.db import connection
 from django.db.models import QuerySet
 
 from wallet.accounts.models import User
@@ -14,12 +13,5 @@ def user_list() -> QuerySet[User]:
 
 
 def user_get(*, user_id: uuid.UUID | str) -> User | None:
-    return User.objects.filter(pk=user_id).first()
-
-
-def user_get_for_request(*, user_id: uuid.UUID) -> User | None:
-    """The user a request's token names (the same row as user_get), read with a fixed statement: every
-    authenticated request makes this read. Accounts are read from the primary only (PRIMARY_ONLY_APPS)."""
-    if connection.vendor != "postgresql":  # make run's SQLite
-        return user_get(user_id=user_id)
-    return select_one(User, where="id = %s", params=[user_id])
+    # select_one: every authenticated request reads its user (wallet.accounts.http.authentication).
+    return select_one(User, id=user_id)

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from wallet.core.db import insert_if_absent, select_one
@@ -94,7 +94,7 @@ def lookup(claim: IdempotencyClaim, *, now: Any = None) -> Replay | Resume | Non
     # Fast path, one statement and no transaction: a new key (the common case) or a completed one (a
     # replay, which is final) needs no lock. A new key's race is settled by the unique constraint when the
     # record is written in the money transaction (record_claim).
-    record = _record_get(user_id=claim.user_id, key=claim.key)
+    record = select_one(IdempotencyRecord, user_id=claim.user_id, key=claim.key)
     if record is None:
         return None
     if record.fingerprint != claim.fingerprint or record.scope != claim.scope:
@@ -112,13 +112,6 @@ def lookup(claim: IdempotencyClaim, *, now: Any = None) -> Replay | Resume | Non
         record.save(update_fields=["locked_until"])
         assert record.resource_id is not None  # noqa: S101 - written in the same transaction as the record
         return Resume(resource_id=record.resource_id)
-
-
-def _record_get(*, user_id: uuid.UUID, key: str) -> IdempotencyRecord | None:
-    if connection.vendor != "postgresql":  # make run's SQLite
-        return IdempotencyRecord.objects.filter(user_id=user_id, key=key).first()
-    # A fixed statement: every write with a key makes this read, and a replay is little more than it.
-    return select_one(IdempotencyRecord, where="user_id = %s AND key = %s", params=[user_id, key])
 
 
 def record_claim(claim: IdempotencyClaim | None, *, resource_id: uuid.UUID) -> None:

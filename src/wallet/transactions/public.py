@@ -14,7 +14,6 @@ from wallet.transactions.services import (
     withdrawal_apply_provider_state,
     withdrawal_bank_account,
     withdrawal_fail_unsent,
-    withdrawal_payout_send,
     withdrawals_send_queued,
 )
 
@@ -35,6 +34,5 @@ __all__ = [
     "withdrawal_apply_provider_state",
     "withdrawal_bank_account",
     "withdrawal_fail_unsent",
-    "withdrawal_payout_send",
     "withdrawals_send_queued",
 ]

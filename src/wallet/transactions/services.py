@@ -272,7 +272,7 @@ def withdrawal_create(
     )
     crash_point("withdrawal.reserved")
 
-    _result, current = _payout_send(
+    _result, current = withdrawal_payout_send(
         withdrawal_id=withdrawal.id,
         amount=amount,
         currency=currency,
@@ -287,28 +287,6 @@ def withdrawal_create(
 
 
 def withdrawal_payout_send(
-    *, withdrawal_id: uuid.UUID, email: str, bank_account: BankAccount, source: str
-) -> str:
-    """Send the payout request of a pending withdrawal whose request was never sent, at most once.
-
-    The request is claimed first (payout_requested_at set in its own commit, only if still unset), so two
-    senders cannot both send it and a request whose outcome is unknown is never sent again. While Revio's
-    circuit breaker is open nothing is sent: the claim is undone and the withdrawal stays pending, queued
-    for the payouts sweep (withdrawals_send_queued). Returns "sent", "queued", "failed" or "skipped".
-    """
-    amount, currency = Transaction.objects.values_list("amount", "currency").get(id=withdrawal_id)
-    result, _current = _payout_send(
-        withdrawal_id=withdrawal_id,
-        amount=amount,
-        currency=currency,
-        email=email,
-        bank_account=bank_account,
-        source=source,
-    )
-    return result
-
-
-def _payout_send(
     *,
     withdrawal_id: uuid.UUID,
     amount: int,
@@ -317,9 +295,16 @@ def _payout_send(
     bank_account: BankAccount,
     source: str,
 ) -> tuple[str, Transaction | None]:
-    """withdrawal_payout_send, for a caller that already holds the withdrawal's amount and currency (as
-    reserved; they never change). Also returns the withdrawal as Revio's acceptance left it, when that
-    locked and updated it (the common case), so the caller need not read it again."""
+    """Send the payout request of a pending withdrawal whose request was never sent, at most once.
+
+    The request is claimed first (payout_requested_at set in its own commit, only if still unset), so two
+    senders cannot both send it and a request whose outcome is unknown is never sent again. While Revio's
+    circuit breaker is open nothing is sent: the claim is undone and the withdrawal stays pending, queued
+    for the payouts sweep (withdrawals_send_queued). `amount` and `currency` are the withdrawal's own (as
+    reserved; they never change). Returns "sent", "queued", "failed" or "skipped", and the withdrawal as
+    Revio's answer left it when that answer was applied (the common case; None otherwise), so a caller
+    that shows it need not read it again.
+    """
     now = timezone.now()
     route = get_payout_route()  # the configured route; recorded so the payout is read back from it
     claimed = Transaction.objects.filter(
@@ -364,18 +349,7 @@ def _payout_send(
         provider_status=payout.status,
         reason="",
     )
-    if state.outcome in _ACCEPTANCE:
-        return "sent", _withdrawal_accept(withdrawal_id, state, source=source)[1]
-    withdrawal_apply_provider_state(
-        withdrawal_id=withdrawal_id,
-        outcome=payout.outcome,
-        payout_id=payout.id,
-        amount=payout.amount,
-        currency=payout.currency,
-        provider_status=payout.status,
-        source=source,
-    )
-    return "sent", None
+    return "sent", _apply_payout_state(withdrawal_id, state, source=source)[1]
 
 
 def withdrawals_send_queued(*, now: datetime, limit: int = 100) -> dict[str, int]:
@@ -393,15 +367,14 @@ def withdrawals_send_queued(*, now: datetime, limit: int = 100) -> dict[str, int
             payout_requested_at__isnull=True,
             provider_object_id__isnull=True,
             created_at__lte=cutoff,
-        )
-        .order_by("created_at")
-        .values_list("id", "user_id")[:limit]
+        ).order_by("created_at")[:limit]
     )
-    for withdrawal_id, user_id in queued:
-        user = accounts.user_get(user_id=user_id)
-        withdrawal = Transaction.objects.get(id=withdrawal_id)
-        result = withdrawal_payout_send(
-            withdrawal_id=withdrawal_id,
+    for withdrawal in queued:
+        user = accounts.user_get(user_id=withdrawal.user_id)
+        result, _current = withdrawal_payout_send(
+            withdrawal_id=withdrawal.id,
+            amount=withdrawal.amount,
+            currency=withdrawal.currency,
             email=user.email if user else "",
             bank_account=withdrawal_bank_account(withdrawal=withdrawal),
             source=Source.RECONCILIATION,
@@ -467,35 +440,33 @@ def withdrawal_apply_provider_state(
         provider_status=provider_status,
         reason=reason,
     )
-    if outcome in _ACCEPTANCE:
-        return _withdrawal_accept(withdrawal_id, state, source=source)[0]
+    return _apply_payout_state(withdrawal_id, state, source=source)[0]
+
+
+def _apply_payout_state(
+    withdrawal_id: uuid.UUID, state: "_PayoutState", *, source: str
+) -> tuple[Applied, Transaction]:
+    """withdrawal_apply_provider_state; also returns the withdrawal as it committed, so a caller that
+    shows it (withdrawal_create) need not read it again."""
+    if state.outcome in {PayoutOutcome.ACCEPTED, PayoutOutcome.PENDING}:
+        # Acceptance moves no money (pending → processing), so only the withdrawal's row is locked: the
+        # balance row, its advisory lock and a second money transaction per withdrawal are not needed.
+        with transaction.atomic():
+            locked = Transaction.objects.select_for_update().get(
+                id=withdrawal_id, type=TransactionType.WITHDRAWAL
+            )
+            return _withdrawal_apply(locked, state, balance=None, source=source), locked
 
     withdrawal = Transaction.objects.get(id=withdrawal_id, type=TransactionType.WITHDRAWAL)
 
-    def apply() -> Applied:
+    def apply() -> tuple[Applied, Transaction]:
         balance = ledger.balance_lock(user_id=withdrawal.user_id, currency=withdrawal.currency)
         locked = Transaction.objects.select_for_update().get(id=withdrawal_id)
-        return _withdrawal_apply(locked, state, balance=balance, source=source)
+        return _withdrawal_apply(locked, state, balance=balance, source=source), locked
 
     return run_in_serializable_transaction(
         apply, lock_keys=[_balance_key(withdrawal)], isolation=READ_COMMITTED
     )
-
-
-_ACCEPTANCE = frozenset({PayoutOutcome.ACCEPTED, PayoutOutcome.PENDING})
-
-
-def _withdrawal_accept(
-    withdrawal_id: uuid.UUID, state: "_PayoutState", *, source: str
-) -> tuple[Applied, Transaction]:
-    """Apply an acceptance (pending → processing). It moves no money, so only the withdrawal's row is
-    locked: the balance row, its advisory lock and a second money transaction are not needed. Returns the
-    withdrawal as it committed."""
-    with transaction.atomic():
-        locked = Transaction.objects.select_for_update().get(
-            id=withdrawal_id, type=TransactionType.WITHDRAWAL
-        )
-        return _withdrawal_apply(locked, state, balance=None, source=source), locked
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from wallet.audit import public as audit
 from wallet.core import metrics
+from wallet.core.db import model_columns, model_from_row
 from wallet.core.faults import crash_point
 from wallet.revio.client import get_client
 from wallet.revio.contracts import Payout, PayoutOutcome, Purchase
@@ -142,43 +143,24 @@ def eft_callback_receive(
 
 # Every NOT NULL column the model's defaults would fill; the nullable ones (next_attempt_at,
 # lease_expires_at, processed_at, replayed_at) are left NULL.
-_INTAKE_SQL = """
+_INTAKE_FIELDS = (
+    "event_type", "object_type", "object_id", "reference", "updated_on", "body", "verified_with",
+    "source_ip", "received_at",
+)  # fmt: skip
+_INTAKE_SQL = f"""
     INSERT INTO webhook_logs (
-        dedup_key, event_type, object_type, object_id, reference, updated_on, body, verified_with,
-        source_ip, received_at, duplicates, status, attempts, result, last_error, replayed_by
-    ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, 0, '', '', '')
+        dedup_key, {", ".join(_INTAKE_FIELDS)}, duplicates, status, attempts, result, last_error, replayed_by
+    ) VALUES (%s, {", ".join(["%s"] * len(_INTAKE_FIELDS))}, 0, %s, 0, '', '', '')
     ON CONFLICT (dedup_key) DO UPDATE SET duplicates = webhook_logs.duplicates + 1
     RETURNING id, (xmax = 0) AS inserted
-"""
+"""  # noqa: S608  # nosec B608  # constant column names
 
 
-def _log_once(
-    *,
-    dedup_key: str,
-    event_type: str,
-    object_type: str,
-    object_id: str,
-    reference: str,
-    updated_on: int,
-    body: str,
-    verified_with: str,
-    source_ip: str | None,
-    received_at: datetime,
-) -> Received:
-    """Store an event under its dedup key and enqueue it after commit; a repeat is only counted."""
+def _log_once(*, dedup_key: str, **fields: Any) -> Received:
+    """Store an event under its dedup key and enqueue it after commit; a repeat is only counted. `fields`
+    are the _INTAKE_FIELDS."""
     if connection.vendor != "postgresql":  # make run's SQLite: no xmax, and not the hot path
-        return _log_once_portable(
-            dedup_key=dedup_key,
-            event_type=event_type,
-            object_type=object_type,
-            object_id=object_id,
-            reference=reference,
-            updated_on=updated_on,
-            body=body,
-            verified_with=verified_with,
-            source_ip=source_ip,
-            received_at=received_at,
-        )
+        return _log_once_portable(dedup_key=dedup_key, **fields)
     # Raw SQL: this is the hottest statement of intake, and one autocommit INSERT ... ON CONFLICT is one
     # round trip, where create() then catching the IntegrityError took BEGIN/INSERT/COMMIT plus an UPDATE
     # and a SELECT for a duplicate. xmax = 0 tells a fresh insert from a conflict: the row version the DO
@@ -186,19 +168,7 @@ def _log_once(
     with connection.cursor() as cursor:
         cursor.execute(
             _INTAKE_SQL,
-            [
-                dedup_key,
-                event_type,
-                object_type,
-                object_id,
-                reference,
-                updated_on,
-                body,
-                verified_with,
-                source_ip,
-                received_at,
-                WebhookStatus.RECEIVED.value,
-            ],
+            [dedup_key, *(fields[name] for name in _INTAKE_FIELDS), WebhookStatus.RECEIVED.value],
         )
         log_id, inserted = cursor.fetchone()
     if not inserted:
@@ -354,10 +324,7 @@ def webhook_process(*, log_id: int, now: datetime | None = None) -> str | None:
     return status
 
 
-# The claimed row comes back whole, in the model's field order, for WebhookLog.from_db.
-_WEBHOOK_LOG_ATTNAMES = tuple(field.attname for field in WebhookLog._meta.concrete_fields)
-# Built from the model's own column names, never from input (hence the noqa and nosec below).
-_WEBHOOK_LOG_COLUMNS = ", ".join(f'"{field.column}"' for field in WebhookLog._meta.concrete_fields)
+# The claimed row comes back whole (the model's own column names, never input: hence noqa and nosec).
 _CLAIM_SQL = f"""
     UPDATE webhook_logs
     SET status = %s, attempts = attempts + 1, lease_expires_at = %s
@@ -366,7 +333,7 @@ _CLAIM_SQL = f"""
         OR (status = %s AND next_attempt_at <= %s)
         OR (status = %s AND lease_expires_at < %s)
     )
-    RETURNING {_WEBHOOK_LOG_COLUMNS}
+    RETURNING {model_columns(WebhookLog)}
 """  # noqa: S608  # nosec B608
 
 
@@ -398,7 +365,7 @@ def _claim(*, log_id: int, now: datetime) -> WebhookLog | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    return WebhookLog.from_db(connection.alias, _WEBHOOK_LOG_ATTNAMES, row)
+    return model_from_row(WebhookLog, row, alias=connection.alias)
 
 
 def _claim_portable(*, log_id: int, now: datetime, lease_expires_at: datetime) -> WebhookLog | None:

@@ -10,7 +10,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
-from wallet.accounts.selectors import user_get_for_request
+from wallet.accounts.selectors import user_get
 
 
 # simplejwt's own AuthenticationFailed (not DRF's): its body carries the code the API reports, e.g.
@@ -28,7 +28,7 @@ class WalletJWTAuthentication(JWTAuthentication):
             user_id = uuid.UUID(str(validated_token[api_settings.USER_ID_CLAIM]))
         except (KeyError, ValueError) as exc:
             raise InvalidToken("Token contained no recognizable user identification") from exc
-        user = user_get_for_request(user_id=user_id)
+        user = user_get(user_id=user_id)
         if user is None:
             raise AuthenticationFailed("User not found", code="user_not_found")
         if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:

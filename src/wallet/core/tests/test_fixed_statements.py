@@ -74,10 +74,10 @@ def test_select_one_reads_the_row_as_the_orm_does_in_one_statement(user: User) -
     assert insert_if_absent(row)
     expected = IdempotencyRecord.objects.get(pk=row.pk)
     with CaptureQueriesContext(connection) as captured:
-        found = select_one(IdempotencyRecord, where="user_id = %s AND key = %s", params=[user.id, "k-select"])
+        found = select_one(IdempotencyRecord, user_id=user.id, key="k-select")
     assert len(captured.captured_queries) == 1
     assert found is not None
     assert not found._state.adding
     fields = [field.attname for field in IdempotencyRecord._meta.concrete_fields]
     assert {f: getattr(found, f) for f in fields} == {f: getattr(expected, f) for f in fields}
-    assert select_one(IdempotencyRecord, where="user_id = %s AND key = %s", params=[user.id, "nope"]) is None
+    assert select_one(IdempotencyRecord, user_id=user.id, key="nope") is None
