@@ -1,9 +1,11 @@
 """`make run`: prepare and start the whole system on this machine, then print where to find it.
 
-Without DATABASE_URL / REDIS_URL it runs on embedded defaults: SQLite (WAL, IMMEDIATE transactions), a
-Celery worker with its beat scheduler on a file-system broker, the web server and the Revio sandbox.
-With both set it takes the production path: PostgreSQL, Redis, and a separate Celery worker and beat.
-Secrets for this machine are generated once into .run/env and reused; nothing has a fixed default.
+It always runs the engines production runs: PostgreSQL and a Redis-protocol server, a Celery worker and
+Celery beat, the web server and the Revio sandbox. Without DATABASE_URL / REDIS_URL it starts PostgreSQL
+18 and Valkey 8 itself from the project's wheels (scripts/testenv.py; docs/adr/0013), on loopback, with
+their data kept in .run/postgres and .run/redis between runs, and stops them when it stops. Either URL
+set points it at that server instead. Secrets for this machine are generated once into .run/env and
+reused; nothing has a fixed default.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +23,9 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from scripts.testenv import ServerError, servers  # noqa: E402
+
 RUN_DIR = Path(os.environ.get("WALLET_RUN_DIR", ROOT / ".run"))
 BIN = Path(sys.executable).parent
 
@@ -65,11 +71,6 @@ def manage(*args: str, env: dict[str, str]) -> None:
 
 def main() -> int:
     RUN_DIR.mkdir(parents=True, exist_ok=True)
-    production_path = bool(os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
-    if bool(os.environ.get("DATABASE_URL")) != bool(os.environ.get("REDIS_URL")):
-        print("make run: set both DATABASE_URL and REDIS_URL for the production path, or neither.")
-        return 2
-
     web_port = int(os.environ.get("WALLET_PORT", "8000"))
     sandbox_port = int(os.environ.get("REVIO_SANDBOX_PORT", "8100"))
     for port, what in ((web_port, "WALLET_PORT"), (sandbox_port, "REVIO_SANDBOX_PORT")):
@@ -77,7 +78,26 @@ def main() -> int:
             print(f"make run: port {port} is taken; stop what uses it or set {what}=<another port>.")
             return 2
 
-    env = {**os.environ}
+    # Ctrl-C and SIGTERM stop honcho's processes (they share our process group), then the servers.
+    def _terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with servers(durable=True, data_root=RUN_DIR) as urls:
+            return start_system(urls, web_port=web_port, sandbox_port=sandbox_port)
+    except ServerError as exc:
+        print(f"make run: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+def start_system(urls: dict[str, str], *, web_port: int, sandbox_port: int) -> int:
+    """Migrate, make sure an admin exists, write the Procfile, print the URLs and run honcho until it
+    stops. `urls` holds DATABASE_URL and REDIS_URL: the embedded servers', or the ones given."""
+    embedded = [name for name in ("DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
+    env = {**os.environ, **urls}
     for key, value in load_or_create_secrets().items():
         env.setdefault(key, value)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -88,9 +108,6 @@ def main() -> int:
     base_url = f"http://127.0.0.1:{web_port}"
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     env.setdefault("PUBLIC_BASE_URL", base_url)
-    (RUN_DIR / "broker" / "queue").mkdir(parents=True, exist_ok=True)
-    (RUN_DIR / "broker" / "processed").mkdir(parents=True, exist_ok=True)
-    (RUN_DIR / "broker" / "control").mkdir(parents=True, exist_ok=True)
 
     sandbox_dir = RUN_DIR / "sandbox"
     if not os.environ.get("REVIO_BASE_URL"):
@@ -151,14 +168,8 @@ def main() -> int:
             f"{BIN / 'revio-sandbox'} serve --host 127.0.0.1 --port {sandbox_port} --data-dir {sandbox_dir} "
             f"--api-key {env['REVIO_API_KEY']} --brand-id {env['REVIO_BRAND_ID']}"
         )
-    if production_path:
-        procs["worker"] = worker
-        procs["beat"] = (
-            f"{BIN / 'celery'} -A config beat --loglevel INFO -s {RUN_DIR / 'celerybeat-schedule'}"
-        )
-    else:
-        # One machine, no servers: beat runs inside the worker.
-        procs["worker"] = f"{worker} --beat -s {RUN_DIR / 'celerybeat-schedule'}"
+    procs["worker"] = worker
+    procs["beat"] = f"{BIN / 'celery'} -A config beat --loglevel INFO -s {RUN_DIR / 'celerybeat-schedule'}"
     procfile = RUN_DIR / "Procfile"
     procfile.write_text("".join(f"{name}: {command}\n" for name, command in procs.items()))
 
@@ -169,8 +180,8 @@ def main() -> int:
         )
     else:
         revio_line = f"Revio         {env['REVIO_BASE_URL']}  (REVIO_BASE_URL; the sandbox is not started)"
-    mode = (
-        "production path: PostgreSQL + Redis" if production_path else "embedded: SQLite + file-system broker"
+    mode = "PostgreSQL + Redis" + (
+        f"; embedded servers for {' and '.join(embedded)} (data in {RUN_DIR})" if embedded else ", both given"
     )
     print(
         f"""
@@ -183,6 +194,8 @@ def main() -> int:
     {revio_line}
 
     Emails        {emails_dir}/  (one file per email; set SENDGRID_API_KEY to send)
+    Database      {_without_password(env["DATABASE_URL"])}
+    Redis         {_without_password(env["REDIS_URL"])}
     {admin_line}
 
   Processes: {", ".join(procs)} (Ctrl-C stops them all). Logs follow.
@@ -190,8 +203,25 @@ def main() -> int:
         flush=True,
     )
     honcho = shutil.which("honcho", path=str(BIN)) or "honcho"
-    os.execvpe(honcho, [honcho, "start", "-f", str(procfile), "-d", str(ROOT)], env)
-    return 0  # not reached: honcho replaced this process
+    # honcho runs as our child (not exec'd) so that the embedded servers are stopped after it.
+    process = subprocess.Popen([honcho, "start", "-f", str(procfile), "-d", str(ROOT)], env=env)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.send_signal(signal.SIGTERM)  # honcho stops the processes it started
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        raise
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
 
 
 if __name__ == "__main__":

