@@ -8,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import BASE_DIR, env
 
@@ -105,22 +106,19 @@ ADMIN_URL = env.str("DJANGO_ADMIN_URL", default="admin/")
 # ---------------------------------------------------------------------------------------------------------
 # Database
 # ---------------------------------------------------------------------------------------------------------
-# Without DATABASE_URL the system runs on an embedded SQLite file (make run's one-machine mode).
+# PostgreSQL in every mode: `make run` and `make test` start their own when DATABASE_URL is unset
+# (scripts/testenv.py, docs/adr/0013), so nothing here runs on another engine.
 RUN_DIR = Path(env.str("WALLET_RUN_DIR", default=str(BASE_DIR / ".run")))
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{RUN_DIR / 'wallet.sqlite3'}")}
+DATABASES = {"default": env.db("DATABASE_URL")}
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(
+        "DATABASE_URL must name a PostgreSQL database (postgres://...); `make run`, `make test` and "
+        "`make services` start one when it is unset."
+    )
 # Transactions are explicit: money-moving services own theirs (docs/adr/0001).
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["OPTIONS"] = {
-        # IMMEDIATE takes the write lock at BEGIN, so SQLite serialises every write transaction instead of
-        # failing one of two writers half-way through.
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-    }
-else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 # A read replica (docs/scaling.md): only the reads wallet.core.db_router sends there, never a money
 # decision. Unset, everything uses the primary.
@@ -140,20 +138,10 @@ DATABASE_REPLICA_PATHS: list[str] = env.list(
 )
 
 # ---------------------------------------------------------------------------------------------------------
-# Redis: cache, Celery broker. Without REDIS_URL, local mode uses a broker that needs no server.
+# Redis (Valkey in make run and make test; docs/adr/0013): cache, rate limits, Celery broker.
 # ---------------------------------------------------------------------------------------------------------
-REDIS_URL: str | None = env.str("REDIS_URL", default=None)
-
-if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "wallet.core.cache.SharedPoolRedisCache", "LOCATION": REDIS_URL}}
-else:
-    # A file cache is shared by the web server and the worker on one machine, unlike the in-memory one.
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(RUN_DIR / "cache"),
-        }
-    }
+REDIS_URL: str = env.str("REDIS_URL")
+CACHES = {"default": {"BACKEND": "wallet.core.cache.SharedPoolRedisCache", "LOCATION": REDIS_URL}}
 
 # Balance reads for GET /api/v1/balance are cached this long; a balance change deletes the entry on
 # commit, so the TTL only bounds how long a missed invalidation could show an old figure. 0 disables.
@@ -277,23 +265,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 # ---------------------------------------------------------------------------------------------------------
 # Celery
 # ---------------------------------------------------------------------------------------------------------
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # How long Redis waits before handing an unacknowledged task to another worker; longer than the
-        # longest task so a slow task is not run twice (acks_late tasks must still be idempotent).
-        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
-    }
-else:
-    # One-machine mode: a broker on the file system, so worker and beat need no server.
-    CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(RUN_DIR / "broker" / "queue"),
-        "data_folder_out": str(RUN_DIR / "broker" / "queue"),
-        "processed_folder": str(RUN_DIR / "broker" / "processed"),
-        "control_folder": str(RUN_DIR / "broker" / "control"),
-        "store_processed": False,
-    }
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # How long Redis waits before handing an unacknowledged task to another worker; longer than the
+    # longest task so a slow task is not run twice (acks_late tasks must still be idempotent).
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -1,4 +1,5 @@
-"""One-machine development settings used by `make run` without DATABASE_URL/REDIS_URL."""
+"""One-machine development settings used by `make run` (which starts PostgreSQL and Valkey itself and
+passes DATABASE_URL / REDIS_URL; by hand, `make services` prints them)."""
 
 from config.env import env
 
@@ -9,5 +10,9 @@ env.ENVIRON.setdefault("LOG_FORMAT", "text")
 env.ENVIRON.setdefault("FIELD_ENCRYPTION_KEYS", "bG9jYWwtZGV2ZWxvcG1lbnQtb25seS1rZXktMzJieXQ=")
 env.ENVIRON.setdefault("DJANGO_DEBUG", "true")
 env.ENVIRON.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+# make run always passes the URLs of the servers it started; by hand (and for mypy's django plugin, which
+# only loads settings) the conventional local ports are assumed.
+env.ENVIRON.setdefault("DATABASE_URL", "postgres://wallet@127.0.0.1:5432/wallet")
+env.ENVIRON.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 from config.settings.base import *  # noqa: E402

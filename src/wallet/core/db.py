@@ -57,7 +57,7 @@ def advisory_key(name: str) -> int:
 
 @contextmanager
 def _queued_on(lock_keys: Sequence[str]) -> Iterator[None]:
-    if not lock_keys or connection.vendor != "postgresql" or connection.in_atomic_block:
+    if not lock_keys or connection.in_atomic_block:
         yield
         return
     keys = sorted({advisory_key(name) for name in lock_keys})  # one fixed order: no deadlocks between them
@@ -109,7 +109,7 @@ def _run_with_retries(fn: Callable[[], T], *, attempts: int, isolation: str = SE
         outermost = not connection.in_atomic_block
         try:
             with transaction.atomic(durable=outermost):
-                if outermost and connection.vendor == "postgresql" and isolation != READ_COMMITTED:
+                if outermost and isolation != READ_COMMITTED:
                     # READ COMMITTED is the connection's default: no statement needed for it.
                     with connection.cursor() as cursor:
                         cursor.execute(f"SET TRANSACTION ISOLATION LEVEL {isolation}")
@@ -185,13 +185,11 @@ def select_one(model: type[M], **lookup: Any) -> M | None:
     """The row of `model` whose fields equal `lookup` (fields that name at most one row), or None.
 
     For the hottest reads (the user of every authenticated request, an Idempotency-Key's record): the ORM
-    spends more CPU building such a SELECT than PostgreSQL spends answering it, so on PostgreSQL this is one
-    fixed statement; elsewhere (make run's SQLite) it is the ORM's `filter(**lookup).first()`.
+    spends more CPU building such a SELECT than PostgreSQL spends answering it, so this is one fixed
+    statement (ADR 0008).
     """
     alias = router.db_for_read(model)
     target = connections[alias]
-    if target.vendor != "postgresql":
-        return model._default_manager.using(alias).filter(**lookup).first()
     meta = model._meta
     fields = [cast(Field[Any, Any], meta.get_field(name)) for name in lookup]
     where = " AND ".join(f"{target.ops.quote_name(str(field.column))} = %s" for field in fields)

@@ -1,7 +1,7 @@
 """Database-level guarantees for the ledger, whatever code (or person with a SQL prompt) writes to it.
 
 - Entries and journals are append-only: UPDATE and DELETE raise. Corrections are reversing journals.
-- On PostgreSQL, a deferred constraint trigger checks at commit that each journal's entries sum to zero.
+- A deferred constraint trigger checks at commit that each journal's entries sum to zero.
 """
 
 from django.db import migrations
@@ -43,35 +43,10 @@ DROP TRIGGER ledger_journals_append_only ON ledger_journals;
 DROP FUNCTION ledger_refuse_change();
 """
 
-SQLITE_UP = [
-    f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
-    f"BEGIN SELECT RAISE(ABORT, 'ledger rows are append-only: {op} on {table} refused'); END;"
-    for table in ("ledger_entries", "ledger_journals")
-    for op in ("UPDATE", "DELETE")
-]
-SQLITE_DOWN = [
-    f"DROP TRIGGER {table}_no_{op.lower()};"
-    for table in ("ledger_entries", "ledger_journals")
-    for op in ("UPDATE", "DELETE")
-]
-
-
-def _run(statements_by_vendor: dict[str, list[str]]):  # type: ignore[no-untyped-def]
-    def run(apps, schema_editor):  # type: ignore[no-untyped-def]
-        # A raw cursor without parameters, so PL/pgSQL's % placeholders are not taken for the driver's.
-        with schema_editor.connection.cursor() as cursor:
-            for statement in statements_by_vendor.get(schema_editor.connection.vendor, []):
-                cursor.execute(statement)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("ledger", "0001_initial")]
 
     operations = [
-        migrations.RunPython(
-            _run({"postgresql": [POSTGRES_UP], "sqlite": SQLITE_UP}),
-            _run({"postgresql": [POSTGRES_DOWN], "sqlite": SQLITE_DOWN}),
-        ),
+        # No parameters are passed, so PL/pgSQL's % placeholders reach PostgreSQL as written.
+        migrations.RunSQL(POSTGRES_UP, POSTGRES_DOWN),
     ]
