@@ -19,7 +19,8 @@ PAGE_POLICY = (
 
 @require_GET
 def wallet_page(request: HttpRequest, transaction_id: uuid.UUID | None = None) -> HttpResponse:
-    """The page at `/`, and at `/deposits/<id>` where Revio's checkout sends the customer back."""
+    """The page at `/`, at `/deposits/<id>` where Revio's checkout sends the customer back, and at the paths
+    the emails link to."""
     response = render(request, "webapp/index.html")
     response["Content-Security-Policy"] = PAGE_POLICY
     # The page's markup is the same for everyone, but a shared cache must not keep a stale copy past a

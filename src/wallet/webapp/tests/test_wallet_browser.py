@@ -350,3 +350,159 @@ def test_a_session_ends_cleanly_when_the_refresh_token_is_revoked(
     page.wait_for_selector("body[data-ready=true]", state="attached")
     expect(page.locator("#auth")).to_be_visible()
     assert page.evaluate("() => sessionStorage.length") == 0
+
+
+def log_in(page: Page, email: str, password: str = PASSWORD) -> None:
+    page.fill("#login-email", email)
+    page.fill("#login-password", password)
+    page.click("#login-form button[type=submit]")
+
+
+def test_the_links_in_emails_open_the_page_there(
+    browser: Browser,
+    live_server: Any,
+    make_user: Callable[..., User],
+    fund: Callable[[User, int], Transaction],
+) -> None:
+    page = browser.page
+    user = make_user()
+    deposit = fund(user, 12_345)
+    # A transaction link, opened signed out: log in, then its details show.
+    open_page(page, f"{live_server.url}/transactions/{deposit.id}")
+    expect(page.locator("#status")).to_have_text("Log in to continue.")
+    log_in(page, user.email)
+    expect(page.locator("#detail")).to_be_visible()
+    expect(page.locator('#detail-facts dd[data-term="Reference"]')).to_have_text(str(deposit.id))
+    expect(page.locator('#detail-facts dd[data-term="Amount"]')).to_have_text("123.45 ZAR")
+
+    # The email settings link: the checkbox reflects the API and saves through it.
+    open_page(page, f"{live_server.url}/settings/notifications")
+    expect(page.locator("#preferences-heading")).to_be_focused()
+    expect(page.locator("#pref-transaction-emails")).to_be_checked()
+    page.uncheck("#pref-transaction-emails")
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/me/notifications") and r.request.method == "PATCH"
+    ):
+        page.click("#preferences-form button[type=submit]")
+    expect(page.locator("#status")).to_have_text("Your email settings are saved.")
+    token = api_token(page, live_server.url, user.email)
+    preferences = page.request.get(
+        f"{live_server.url}/api/v1/me/notifications", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert preferences.json()["transaction_emails"] is False
+
+
+def test_a_forgotten_password_is_reset_from_the_emailed_link(
+    browser: Browser, live_server: Any, make_user: Callable[..., User], mailoutbox: list[Any], settings: Any
+) -> None:
+    settings.FRONTEND_URL = live_server.url
+    page = browser.page
+    user = make_user()
+    open_page(page, f"{live_server.url}/")
+    page.fill("#forgot-email", user.email)
+    answer = submit_and_capture(page, "#forgot-form button[type=submit]", r"/api/v1/auth/password-reset$")
+    assert answer.status == 202
+    expect(page.locator("#status")).to_have_text(answer.json()["message"])
+    link = wait_for(
+        lambda: next(
+            (m for m in re.findall(r"https?://\S+reset-password\?token=[\w.:-]+", _bodies(mailoutbox))), None
+        ),
+        what="the reset email",
+    )
+    assert link.startswith(f"{live_server.url}/reset-password?token=")
+
+    open_page(page, link)
+    assert page.url == f"{live_server.url}/reset-password"  # the token is out of the address bar and history
+    expect(page.locator("#reset-heading")).to_be_focused()
+    page.fill("#reset-password", "12345678901")
+    refused = submit_and_capture(page, "#reset-form button[type=submit]", r"/password-reset/confirm$")
+    assert refused.status == 400
+    expect(page.locator("#reset-new_password-error")).not_to_be_empty()
+    expect(page.locator("#reset-password")).to_have_attribute("aria-invalid", "true")
+
+    page.fill("#reset-password", "a brand new passphrase 42")
+    done = submit_and_capture(page, "#reset-form button[type=submit]", r"/password-reset/confirm$")
+    assert done.status == 204
+    expect(page.locator("#auth")).to_be_visible()
+    expect(page.locator("#status")).to_have_text("Your new password is set. Log in with it.")
+    log_in(page, user.email, "a brand new passphrase 42")
+    expect(page.locator("#wallet")).to_be_visible()
+
+
+def _bodies(mailoutbox: list[Any]) -> str:
+    return "\n".join(str(m.body) for m in mailoutbox)
+
+
+# WCAG 2 contrast of every visible element's own text against the background it is drawn on.
+LOW_CONTRAST_JS = """() => {
+  const parse = (c) => {
+    const p = c.match(/rgba?\\(([^)]+)\\)/)[1].split(/[ ,\\/]+/).filter(Boolean).map(Number);
+    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+  };
+  const channel = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  const luminance = (c) => 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b);
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = parse(getComputedStyle(el).backgroundColor);
+      if (c.a > 0) return c;
+    }
+    return { r: 255, g: 255, b: 255, a: 1 };
+  };
+  const low = [];
+  for (const el of document.querySelectorAll("body *")) {
+    if (!el.getClientRects().length || el.disabled) continue;
+    if (![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const fg = luminance(parse(getComputedStyle(el).color));
+    const bg = luminance(background(el));
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    if (ratio < 4.5) low.push(`${el.tagName.toLowerCase()}#${el.id} ${ratio.toFixed(2)}`);
+  }
+  return low;
+}"""
+
+FOCUS_JS = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;  // focus left the page (past the last control)
+  const s = getComputedStyle(el);
+  return { id: el.id || el.textContent.trim(), style: s.outlineStyle, width: parseFloat(s.outlineWidth) };
+}"""
+
+
+def tab_through(page: Page, presses: int) -> list[dict[str, Any]]:
+    seen = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUS_JS)
+        if focused:
+            seen.append(focused)
+    return seen
+
+
+def test_keyboard_focus_is_visible_and_text_has_enough_contrast(
+    browser: Browser,
+    live_server: Any,
+    make_user: Callable[..., User],
+    fund: Callable[[User, int], Transaction],
+) -> None:
+    page = browser.page
+    user = make_user()
+    fund(user, 5_000)
+    open_page(page, f"{live_server.url}/")
+    page.fill("#login-email", user.email)
+    page.fill("#login-password", "wrong password here")
+    page.click("#login-form button[type=submit]")
+    expect(page.locator("#login-error")).not_to_be_empty()  # error text is checked too
+    assert page.evaluate(LOW_CONTRAST_JS) == []
+    page.focus("#main")
+    focused = tab_through(page, 12)
+    assert {"login-email", "login-password", "register-email", "forgot-email"} <= {f["id"] for f in focused}
+    assert [f for f in focused if f["style"] == "none" or f["width"] < 2] == []
+
+    log_in(page, user.email)
+    expect(page.locator("#history-rows tr")).to_have_count(1)
+    assert page.evaluate(LOW_CONTRAST_JS) == []
+    page.focus("#main")
+    focused = tab_through(page, 25)
+    ids = {f["id"] for f in focused}
+    assert {"balance-refresh", "deposit-amount", "withdraw-amount", "withdraw-account-type"} <= ids
+    assert [f for f in focused if f["style"] == "none" or f["width"] < 2] == []

@@ -11,6 +11,10 @@
   const API = "/api/v1";
   const REFRESH_KEY = "wallet.refresh";
   const DEPOSIT_PATH = /^\/deposits\/([0-9a-f-]{36})\/?$/i;
+  // Where the emails link: a transaction, the email settings, the password-reset form.
+  const TRANSACTION_PATH = /^\/transactions\/([0-9a-f-]{36})\/?$/i;
+  const PREFERENCES_PATH = "/settings/notifications";
+  const RESET_PATH = "/reset-password";
   const DEPOSIT_DONE = ["completed", "failed", "cancelled", "expired"];
   const WITHDRAWAL_DONE = ["completed", "failed", "returned"];
   const POLL_FAST_MS = 1000;
@@ -248,6 +252,7 @@
 
   function showSignedOut(message) {
     stopAllPolls();
+    $("reset").hidden = true;
     $("wallet").hidden = true;
     $("session").hidden = true;
     $("auth").hidden = false;
@@ -256,6 +261,7 @@
   }
 
   async function showSignedIn() {
+    $("reset").hidden = true;
     $("auth").hidden = true;
     $("wallet").hidden = false;
     $("session").hidden = false;
@@ -267,12 +273,17 @@
       setStatus(err.message);
     }
     const depositId = (DEPOSIT_PATH.exec(location.pathname) || [])[1];
+    const transactionId = (TRANSACTION_PATH.exec(location.pathname) || [])[1];
     if (depositId) {
       showDepositReturn(depositId);
+    } else if (transactionId) {
+      showDetail(transactionId);
+    } else if (location.pathname === PREFERENCES_PATH) {
+      $("preferences-heading").focus();
     } else {
       $("wallet-heading").focus();
     }
-    await Promise.all([loadBalance(), loadHistory()]);
+    await Promise.all([loadBalance(), loadHistory(), loadPreferences()]);
   }
 
   // -- balance -------------------------------------------------------------------------------------------
@@ -652,6 +663,86 @@
     }
   }
 
+  // -- email settings ------------------------------------------------------------------------------------
+
+  async function loadPreferences() {
+    try {
+      const preferences = await api("GET", "/me/notifications");
+      $("pref-transaction-emails").checked = preferences.transaction_emails === true;
+    } catch (err) {
+      if (err.status !== 401) setStatus("Could not load your email settings: " + err.message);
+    }
+  }
+
+  async function onPreferences(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    clearErrors(form, "preferences");
+    busy(form, true);
+    try {
+      const preferences = await api("PATCH", "/me/notifications", {
+        transaction_emails: $("pref-transaction-emails").checked,
+      });
+      $("pref-transaction-emails").checked = preferences.transaction_emails === true;
+      setStatus("Your email settings are saved.");
+    } catch (err) {
+      if (err.status !== 401) showError(form, "preferences", err);
+    } finally {
+      busy(form, false);
+    }
+  }
+
+  // -- password reset ------------------------------------------------------------------------------------
+
+  let resetToken = null; // from the emailed link; kept in memory only, and taken out of the address bar
+
+  async function onForgot(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    clearErrors(form, "forgot");
+    busy(form, true);
+    try {
+      const answer = await api("POST", "/auth/password-reset", { email: $("forgot-email").value.trim() }, { auth: false });
+      form.reset();
+      setStatus(answer && answer.message ? answer.message : "Check your email for a link.");
+    } catch (err) {
+      showError(form, "forgot", err);
+    } finally {
+      busy(form, false);
+    }
+  }
+
+  function showReset() {
+    resetToken = new URLSearchParams(location.search).get("token");
+    history.replaceState(null, "", RESET_PATH);
+    $("auth").hidden = true;
+    $("wallet").hidden = true;
+    $("reset").hidden = false;
+    if (!resetToken) {
+      $("reset-error").textContent = "This link has no reset token. Ask for a new link from the log-in page.";
+    }
+    $("reset-heading").focus();
+  }
+
+  async function onReset(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    clearErrors(form, "reset");
+    busy(form, true);
+    try {
+      await api("POST", "/auth/password-reset/confirm", { token: resetToken || "", new_password: $("reset-password").value }, { auth: false });
+      resetToken = null;
+      form.reset();
+      session.clear(); // the API ended every session
+      history.replaceState(null, "", "/");
+      showSignedOut("Your new password is set. Log in with it.");
+    } catch (err) {
+      showError(form, "reset", err);
+    } finally {
+      busy(form, false);
+    }
+  }
+
   // -- sign in, register, log out ------------------------------------------------------------------------
 
   async function logIn(email, password) {
@@ -721,6 +812,9 @@
     $("deposit-form").addEventListener("submit", onDeposit);
     $("withdraw-form").addEventListener("submit", onWithdraw);
     $("statement-form").addEventListener("submit", onStatement);
+    $("preferences-form").addEventListener("submit", onPreferences);
+    $("forgot-form").addEventListener("submit", onForgot);
+    $("reset-form").addEventListener("submit", onReset);
     $("balance-refresh").addEventListener("click", loadBalance);
     $("history-refresh").addEventListener("click", () => loadHistory(false));
     $("history-more").addEventListener("click", () => loadHistory(true));
@@ -736,6 +830,12 @@
     $("statement-to").value = today.toISOString().slice(0, 10);
     $("statement-from").value = monthAgo.toISOString().slice(0, 10);
 
+    if (location.pathname === RESET_PATH) {
+      showReset();
+      document.body.dataset.ready = "true";
+      return;
+    }
+
     // Back from the checkout, or reloaded: the refresh token in sessionStorage resumes the session.
     let resumed = false;
     try {
@@ -747,7 +847,8 @@
       await showSignedIn();
     } else {
       const back = DEPOSIT_PATH.test(location.pathname);
-      showSignedOut(back ? "Log in to see your deposit." : "");
+      const linked = TRANSACTION_PATH.test(location.pathname) || location.pathname === PREFERENCES_PATH;
+      showSignedOut(back ? "Log in to see your deposit." : linked ? "Log in to continue." : "");
     }
     document.body.dataset.ready = "true";
   }
