@@ -8,11 +8,13 @@ and its success is played through the sandbox's control API.
 import json
 import re
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connections
 from playwright.sync_api import Page, Request, Response, expect, sync_playwright
+from rest_framework_simplejwt.tokens import AccessToken
 
 from conftest import LEAK_SCANNER, PASSWORD
 from wallet.accounts.models import User
@@ -506,3 +508,36 @@ def test_keyboard_focus_is_visible_and_text_has_enough_contrast(
     ids = {f["id"] for f in focused}
     assert {"balance-refresh", "deposit-amount", "withdraw-amount", "withdraw-account-type"} <= ids
     assert [f for f in focused if f["style"] == "none" or f["width"] < 2] == []
+
+
+def test_an_expired_access_token_is_renewed_once_for_calls_that_fail_together(
+    browser: Browser, live_server: Any, make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Access tokens the live server issues from now on live two seconds.
+    monkeypatch.setattr(AccessToken, "lifetime", timedelta(seconds=2))
+    page = browser.page
+    user = make_user()
+    refreshes: list[int] = []
+    page.on(
+        "response", lambda r: refreshes.append(r.status) if r.url.endswith("/auth/token/refresh") else None
+    )
+    open_page(page, f"{live_server.url}/")
+    log_in(page, user.email)
+    expect(page.locator("#balance-available")).to_have_text("0.00 ZAR")
+    first_refresh = page.evaluate("() => sessionStorage.getItem('wallet.refresh')")
+    page.wait_for_timeout(3_000)
+
+    # Two reads at once, both refused with the expired token: one refresh, both retried and shown.
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/transactions?page_size=20") and r.ok):
+        page.evaluate(
+            "() => { document.getElementById('balance-refresh').click();"
+            " document.getElementById('history-refresh').click(); }"
+        )
+    expect(page.locator("#history-empty")).to_be_visible()
+    assert refreshes == [200]
+    expect(page.locator("#wallet")).to_be_visible()
+    rotated = page.evaluate("() => sessionStorage.getItem('wallet.refresh')")
+    assert rotated
+    assert rotated != first_refresh  # rotation: the page keeps the new one; the old one is spent
+    reuse = page.request.post(f"{live_server.url}/api/v1/auth/token/refresh", data={"refresh": first_refresh})
+    assert reuse.status == 401

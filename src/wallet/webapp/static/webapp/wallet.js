@@ -54,10 +54,10 @@
     }
   }
 
-  async function send(method, path, body, extraHeaders) {
+  async function send(method, path, body, extraHeaders, token) {
     const headers = { Accept: "application/json", ...extraHeaders };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (session.access) headers.Authorization = "Bearer " + session.access;
+    if (token) headers.Authorization = "Bearer " + token;
     let response;
     try {
       response = await fetch(API + path, {
@@ -96,7 +96,6 @@
       session.refreshing = (async () => {
         const refresh = session.refresh;
         if (!refresh) return false;
-        session.access = null;
         const response = await send("POST", "/auth/token/refresh", { refresh });
         if (response.ok) {
           session.store(await response.json());
@@ -115,12 +114,22 @@
   }
 
   // One API call: JSON in and out; one retry after refreshing the tokens when the access token has expired.
+  // Calls that fail together share one refresh, and a call whose token was already replaced by another's
+  // refresh just retries with the new one: a refresh token works once, so a second refresh would fail.
   async function api(method, path, body, options = {}) {
     const headers = options.headers || {};
-    let response = await send(method, path, body, headers);
-    if (response.status === 401 && options.auth !== false && session.refresh) {
-      if (await refreshTokens()) {
-        response = await send(method, path, body, headers);
+    const authed = options.auth !== false;
+    const used = authed ? session.access : null;
+    let response = await send(method, path, body, headers, used);
+    if (response.status === 401 && authed && session.refresh) {
+      let renewed = true;
+      if (session.refreshing) {
+        renewed = await session.refreshing;
+      } else if (!session.access || session.access === used) {
+        renewed = await refreshTokens();
+      }
+      if (renewed && session.access) {
+        response = await send(method, path, body, headers, session.access);
       }
     }
     if (response.status === 401 && options.auth !== false) {
