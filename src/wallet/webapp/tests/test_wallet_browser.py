@@ -42,6 +42,7 @@ class Browser:
         self.page = page
         self.request_urls: list[str] = []
         self.tokens: list[str] = []
+        self.not_found: list[str] = []
         page.on("request", self._on_request)
         page.on("response", self._on_response)
 
@@ -49,6 +50,8 @@ class Browser:
         self.request_urls.append(request.url)
 
     def _on_response(self, response: Response) -> None:
+        if response.status == 404:
+            self.not_found.append(response.url)
         if re.search(r"/api/v1/auth/token(/refresh)?$", response.url) and response.status == 200:
             pair = response.json()
             for kind in ("access", "refresh"):
@@ -269,6 +272,9 @@ def test_a_newcomer_registers_deposits_at_the_checkout_withdraws_and_sees_it_all
     assert page.evaluate("() => Object.keys(sessionStorage)") == ["wallet.refresh"]
     assert page.evaluate("() => localStorage.length") == 0
     assert "access" not in page.evaluate("() => document.cookie")
+
+    # Nothing the page loads is missing (the statement endpoint aside, while it is not built).
+    assert [url for url in browser.not_found if "/api/v1/statements?" not in url] == []
 
     page.click("#logout")
     expect(page.locator("#auth")).to_be_visible()
@@ -541,3 +547,33 @@ def test_an_expired_access_token_is_renewed_once_for_calls_that_fail_together(
     assert rotated != first_refresh  # rotation: the page keeps the new one; the old one is spent
     reuse = page.request.post(f"{live_server.url}/api/v1/auth/token/refresh", data={"refresh": first_refresh})
     assert reuse.status == 401
+
+
+def test_a_payment_cancelled_at_the_checkout_comes_back_as_not_credited(
+    browser: Browser, live_server: Any, revio_webhook: RevioWebhook, settings: Any
+) -> None:
+    settings.FRONTEND_URL = live_server.url
+    page = browser.page
+    open_page(page, f"{live_server.url}/")
+    # Registration's field errors first: the API's message next to the password field.
+    page.fill("#register-email", "canceller@example.com")
+    page.fill("#register-password", "1234567890")
+    refused = submit_and_capture(page, "#register-form button[type=submit]", r"/api/v1/auth/register$")
+    assert refused.status == 400
+    messages = api_error(refused)["details"]["fields"]["password"]
+    expect(page.locator("#register-password-error")).to_have_text(" ".join(messages))
+    expect(page.locator("#register-password")).to_have_attribute("aria-invalid", "true")
+    page.fill("#register-password", PASSWORD)
+    page.click("#register-form button[type=submit]")
+    expect(page.locator("#wallet")).to_be_visible()
+
+    page.fill("#deposit-amount", "20")
+    page.click("#deposit-form button[type=submit]")
+    page.wait_for_url(f"{revio_webhook.sandbox.base_url}/**")
+    page.click("#cancel")
+    page.wait_for_url(re.compile(r"/deposits/[0-9a-f-]{36}\?result=failure$"))
+    expect(page.locator("#deposit-return-status")).to_have_attribute("data-status", "cancelled")
+    expect(page.locator("#deposit-return-message")).to_have_text("Your deposit was not credited (cancelled).")
+    expect(page.locator("#balance-available")).to_have_text("0.00 ZAR")
+    expect(page.locator("#history-rows tr")).to_have_count(1)
+    expect(page.locator("#history-rows tr").first).to_have_attribute("data-status", "cancelled")
