@@ -1,4 +1,4 @@
-"""The URL map: the versioned API, its schema and docs, health probes and the admin."""
+"""The URL map: the versioned API, its schema and docs, health probes, the admin and the wallet page."""
 
 from django.conf import settings
 from django.contrib import admin
@@ -22,6 +22,8 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("metrics", metrics_view, name="metrics"),
     path(settings.ADMIN_URL, admin.site.urls),
+    # The reference wallet page (ADR 0010): `/` and the checkout's return path, `/deposits/<id>`.
+    path("", include("wallet.webapp.urls")),
 ]
 
 handler400 = "wallet.core.http.views.bad_request"

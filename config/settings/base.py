@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "wallet.reconciliation",
     "wallet.adjustments",
     "wallet.audit",
+    "wallet.webapp",
 ]
 
 MIDDLEWARE = [
