@@ -108,6 +108,9 @@ def start_system(urls: dict[str, str], *, web_port: int, sandbox_port: int) -> i
     base_url = f"http://127.0.0.1:{web_port}"
     sandbox_url = f"http://127.0.0.1:{sandbox_port}"
     env.setdefault("PUBLIC_BASE_URL", base_url)
+    # The reference wallet page is served by the web process at /; the checkout returns there and the
+    # emails link there. Spelled like the URL printed below: its session storage is per origin.
+    env.setdefault("FRONTEND_URL", base_url)
 
     sandbox_dir = RUN_DIR / "sandbox"
     if not os.environ.get("REVIO_BASE_URL"):
@@ -187,6 +190,7 @@ def start_system(urls: dict[str, str], *, web_port: int, sandbox_port: int) -> i
         f"""
   Wallet is starting ({mode}).
 
+    Wallet page   {base_url}/  (the reference web app: register, deposit, withdraw, history)
     API           {base_url}/api/v1/
     Swagger UI    {base_url}/api/v1/docs/
     OpenAPI       {base_url}/api/v1/schema/

@@ -89,6 +89,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem
 
 def test_banner_prints_every_url_and_a_one_time_admin_password(embedded: RunningSystem) -> None:
     for url in (
+        f"{embedded.base_url}/",
         f"{embedded.base_url}/api/v1/",
         f"{embedded.base_url}/api/v1/docs/",
         f"{embedded.base_url}/admin/",
@@ -138,6 +139,11 @@ def test_api_works_on_the_embedded_servers(embedded: RunningSystem) -> None:
     assert deposit.status_code == 201, deposit.text
     checkout_url = deposit.json()["checkout_url"]
     assert checkout_url.startswith(embedded.sandbox_url)
+    # After paying, the checkout sends the customer back to the wallet page this server serves.
+    purchase_id = checkout_url.rstrip("/").split("/")[-1]
+    purchase = httpx.get(f"{embedded.sandbox_url}/_sandbox/purchases/{purchase_id}").json()
+    assert purchase["success_redirect"].startswith(f"{embedded.base_url}/deposits/{deposit.json()['id']}")
+    assert "webapp/wallet" in httpx.get(purchase["success_redirect"]).text
     page = httpx.get(checkout_url)
     assert page.status_code == 200
     assert "250.00" in page.text
