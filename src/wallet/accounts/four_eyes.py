@@ -76,7 +76,7 @@ def four_eyes_check(
 
     :raises NotAnAdminError: the decider is not an active admin with `duty`.
     :raises FourEyesError: the decider proposed it, is the user concerned, or nominated or was nominated by
-        the proposer.
+        the proposer; or the proposer is no longer an active admin.
     """
     admin_duty_check(actor=decider, duty=duty)
     if proposer_id is not None and decider.id == proposer_id:
@@ -85,6 +85,10 @@ def four_eyes_check(
         raise FourEyesError("This concerns your own account: a different admin must decide it.")
     if proposer_id is None:
         return
+    proposer = User.objects.filter(pk=proposer_id).only("role", "is_active").first()
+    if proposer is None or not (proposer.is_active and proposer.is_admin):
+        # A proposal outlives no proposer: a demoted or deactivated admin's proposals are not approvable.
+        raise FourEyesError("The proposer is no longer an active admin: it must be proposed again.")
     if proposer_id in admin_nominators(user_id=decider.id) or decider.id in admin_nominators(
         user_id=proposer_id
     ):

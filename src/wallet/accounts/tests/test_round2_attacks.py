@@ -162,6 +162,22 @@ class TestF2AdminGrantIsFourEyes:
         c.refresh_from_db()
         assert not c.is_admin
 
+    def test_a_removed_admins_proposals_cannot_be_approved(self, make_user: Callable[..., User]) -> None:
+        """F2 (High), hardening: a proposal outlives no proposer. Once A is deactivated (or demoted), A's
+        pending correction and pending grant can no longer be approved by anyone."""
+        a, x = make_user(email="a@example.com", **FINANCE), make_user(email="x@example.com", **FINANCE)
+        mule, b = make_user(email="mule@example.com"), make_user(email="b@example.com")
+        proposal = correction(a, mule)
+        assert grant(a, b).status_code == 202
+        a.is_active = False
+        a.save(update_fields=["is_active"])
+
+        with pytest.raises(adjustments.FourEyesError):
+            approve(proposal, x)
+        assert grant(x, b).status_code == 403
+        b.refresh_from_db()
+        assert not b.is_admin
+
     def test_the_database_refuses_a_grant_decided_by_its_proposer(
         self, make_user: Callable[..., User]
     ) -> None:
