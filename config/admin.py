@@ -17,7 +17,15 @@ from django.template.response import TemplateResponse
 
 # (section title, [(app label, model class name or "*")]), in the order an operator reads them.
 SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
-    ("Users and balances", [("accounts", "User"), ("ledger", "Balance"), ("ledger", "LedgerAccount")]),
+    (
+        "Users and balances",
+        [
+            ("accounts", "User"),
+            ("accounts", "AdminGrant"),
+            ("ledger", "Balance"),
+            ("ledger", "LedgerAccount"),
+        ],
+    ),
     (
         "Transactions and ledger journals",
         [("transactions", "*"), ("ledger", "Journal"), ("ledger", "Entry")],

@@ -353,6 +353,19 @@ class TestF4ConsoleTakeover:
         assert mailoutbox == []
         assert not Notification.objects.filter(user_id=shadow.id).exists()
 
+    def test_the_console_pages_for_users_and_grants_render(self, admin_user: User, user: User) -> None:
+        """F4/F2: the changed console pages still work (the add form asks no password)."""
+        client = console_as(admin_user)
+        add = client.get("/admin/accounts/user/add/")
+        assert add.status_code == 200
+        assert b'name="password' not in add.content
+        assert b'name="admin_duty"' in add.content
+        assert client.get(f"/admin/accounts/user/{user.pk}/change/").status_code == 200
+        grant(admin_user, user, "operations")
+        listing = client.get("/admin/accounts/admingrant/")
+        assert listing.status_code == 200
+        assert user.email.encode() in listing.content
+
     def test_the_console_role_field_only_proposes_the_admin_role(
         self, admin_user: User, user: User, make_user: Callable[..., User]
     ) -> None:
