@@ -17,7 +17,15 @@ from django.template.response import TemplateResponse
 
 # (section title, [(app label, model class name or "*")]), in the order an operator reads them.
 SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
-    ("Users and balances", [("accounts", "User"), ("ledger", "Balance"), ("ledger", "LedgerAccount")]),
+    (
+        "Users and balances",
+        [
+            ("accounts", "User"),
+            ("accounts", "AdminGrant"),
+            ("ledger", "Balance"),
+            ("ledger", "LedgerAccount"),
+        ],
+    ),
     (
         "Transactions and ledger journals",
         [("transactions", "*"), ("ledger", "Journal"), ("ledger", "Entry")],
@@ -32,6 +40,19 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
 
 def _client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR")
+
+
+def _login_rate_limited(request: HttpRequest) -> float | None:
+    """Seconds to wait if this address is over the login_ip limit (shared with the API login), else None."""
+    from rest_framework.request import Request
+
+    from wallet.core.http.throttling import PerClientIp, limits
+
+    (throttle_class,) = limits(("login_ip", PerClientIp))
+    throttle = throttle_class()
+    if throttle.allow_request(Request(request), None):
+        return None
+    return throttle.wait() or 1.0
 
 
 class OpsAdminSite(admin.AdminSite):
@@ -74,6 +95,18 @@ class OpsAdminSite(admin.AdminSite):
     def login(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         from config.admin_forms import AuditedAdminAuthenticationForm  # imports models: not at load time
 
+        if request.method == "POST":
+            # The API login's per-address limit (and its Redis counter): each attempt costs a password hash,
+            # and this page is outside the API's load shedding. Lockouts are the form's (the API's too).
+            wait = _login_rate_limited(request)
+            if wait is not None:
+                response = HttpResponse(
+                    "Too many login attempts from your address; try again later.",
+                    status=429,
+                    content_type="text/plain",
+                )
+                response["Retry-After"] = str(max(int(wait + 0.999), 1))
+                return response
         self.login_form = AuditedAdminAuthenticationForm
         return super().login(request, extra_context)
 

@@ -241,6 +241,13 @@ RATE_LIMITS = {
 LOGIN_LOCKOUT_FAILURES = env.int("LOGIN_LOCKOUT_FAILURES", default=5)
 LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=30)
 
+# -- Accounts and console hardening (docs/adr/0009-admin-grant-four-eyes.md, docs/security.md round 2) --
+# A proposed admin grant waits this long for a second admin's approval.
+ADMIN_GRANT_TTL_HOURS = env.int("ADMIN_GRANT_TTL_HOURS", default=72)
+# Console (Django admin) sessions: short, and ended when the browser closes. Django's default is two weeks.
+SESSION_COOKIE_AGE = env.int("ADMIN_SESSION_SECONDS", default=4 * 60 * 60)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+
 # Browsers may call the API only from the frontend's origin(s).
 _frontend_origin = env.str("FRONTEND_URL", default="http://localhost:3000").rstrip("/")
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[_frontend_origin])

@@ -1,4 +1,10 @@
-"""The user: an email, a password hash and a role. Nothing about money lives here."""
+"""The user: an email, a password hash, a role and, for admins, a duty. Nothing about money lives here.
+
+An admin's duty says which console and service actions they may take (docs/adr/0009-admin-grant-four-eyes.md):
+operations (read, replay webhooks, resend emails) or finance (operations, plus balance corrections and
+later refunds and withdrawal resolutions). The admin role is only ever granted through an AdminGrant that a
+second admin approved (four eyes), or by an operator with shell access (`manage.py admin_grant`).
+"""
 
 import uuid
 from typing import Any
@@ -7,6 +13,9 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+
+# Apps whose console writes move money or decide about it: only admins with the finance duty change them.
+FINANCE_APPS = frozenset({"adjustments"})
 
 
 def normalize_email(email: str) -> str:
@@ -37,6 +46,13 @@ class User(AbstractBaseUser):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
+    class Duty(models.TextChoices):
+        OPERATIONS = "operations", "Operations (read, replay, resend)"
+        FINANCE = "finance", "Finance (operations, plus corrections, refunds, resolutions)"
+
+    # Meaningful only while the role is admin; least privilege unless a grant says finance.
+    admin_duty = models.CharField(max_length=16, choices=Duty.choices, default=Duty.OPERATIONS)
+
     objects = UserManager()
 
     USERNAME_FIELD = "email"
@@ -48,6 +64,9 @@ class User(AbstractBaseUser):
         constraints = [
             models.UniqueConstraint(Lower("email"), name="users_email_case_insensitive_unique"),
             models.CheckConstraint(condition=models.Q(role__in=["user", "admin"]), name="users_role_valid"),
+            models.CheckConstraint(
+                condition=models.Q(admin_duty__in=["operations", "finance"]), name="users_admin_duty_valid"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -67,7 +86,61 @@ class User(AbstractBaseUser):
         return self.is_staff
 
     def has_perm(self, perm: str, obj: object = None) -> bool:
-        return self.is_staff
+        """Every admin reads everything; changing what only finance may change needs the finance duty."""
+        if not self.is_staff:
+            return False
+        app_label, _, codename = perm.partition(".")
+        if app_label in FINANCE_APPS and not codename.startswith("view_"):
+            return self.admin_duty == self.Duty.FINANCE
+        return True
 
     def has_module_perms(self, app_label: str) -> bool:
         return self.is_staff
+
+
+class AdminGrant(models.Model):
+    """A proposal to make a user an admin with a duty; it takes effect only when a second admin approves it.
+
+    proposed_by is null for a grant made on the command line by an operator with shell access (bootstrap:
+    with one admin there is nobody to approve). The database refuses a decider equal to the proposer.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="admin_grants")
+    duty = models.CharField(max_length=16, choices=User.Duty.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    proposed_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    proposed_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    decided_by = models.ForeignKey(User, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "admin_grants"
+        ordering = ("-proposed_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(status="pending"),
+                name="admin_grants_one_pending_per_user",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(decided_by__isnull=True)
+                | models.Q(proposed_by__isnull=True)
+                | ~models.Q(decided_by=models.F("proposed_by")),
+                name="admin_grants_decider_not_proposer",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(proposed_by__isnull=True) | ~models.Q(user=models.F("proposed_by")),
+                name="admin_grants_not_self",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"admin grant ({self.duty}) for {self.user_id}: {self.status}"

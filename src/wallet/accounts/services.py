@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.contrib.auth.tokens import default_token_generator
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -29,7 +31,7 @@ from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from wallet.accounts import lockout
 from wallet.accounts.errors import (
-    EmailTakenError,
+    FourEyesError,
     InvalidCredentialsError,
     InvalidResetTokenError,
     TokenInvalidError,
@@ -48,21 +50,41 @@ class TokenPair:
     refresh: str
 
 
-def user_register(*, email: str, password: str) -> User:
-    """Create an account with the `user` role.
+def user_register(*, email: str, password: str, ip: str | None = None) -> None:
+    """Create an account with the `user` role; for an email that already has one, email its owner instead.
 
-    :raises EmailTakenError: the email (in any letter case) already has an account.
-    :raises ValidationFailedError: the password fails the password validators.
+    The caller answers both alike (202, one body), so registration does not tell anyone which emails have
+    accounts: both branches hash the password once, and neither says which it took. The owner's notice is
+    sent at most once an hour per account, so the endpoint cannot be used to flood their inbox.
+
+    :raises ValidationFailedError: the password fails the password validators (said whatever the email).
     """
     email = normalize_email(email)
     _validate_new_password(password=password, user=User(email=email))
     try:
         with transaction.atomic():
-            if User.objects.filter(email=email).exists():
-                raise EmailTakenError()
-            return User.objects.create_user(email=email, password=password)
-    except IntegrityError as exc:  # a concurrent registration of the same email won the race
-        raise EmailTakenError() from exc
+            existing = User.objects.filter(email=email).first()
+            if existing is None:
+                User.objects.create_user(email=email, password=password)
+                return
+    except IntegrityError:  # a concurrent registration of the same email won the race
+        existing = User.objects.filter(email=email).first()
+    make_password(password)  # the hash the other branch computes, so both take about as long
+    if existing is not None and cache.add(_registration_notice_key(existing.id), 1, timeout=3600):
+        with transaction.atomic():
+            notifications.notification_record_security(
+                user_id=existing.id, event=notifications.REGISTRATION_ATTEMPT, context={}
+            )
+        audit.audit_record(
+            action=audit.AuditAction.USER_REGISTRATION_REFUSED,
+            subject=existing,
+            ip=ip,
+            details={"email": email},
+        )
+
+
+def _registration_notice_key(user_id: uuid.UUID) -> str:
+    return f"registration_notice:{user_id}"
 
 
 def token_pair_obtain(*, email: str, password: str, ip: str | None = None) -> TokenPair:
@@ -70,21 +92,58 @@ def token_pair_obtain(*, email: str, password: str, ip: str | None = None) -> To
 
     :raises InvalidCredentialsError: unknown email, wrong password or inactive account (indistinguishable).
     :raises AccountLockedError: too many failures for this account from this address (lockout.py).
+    :raises AccountLoginRateLimitedError: too many failures for this account from anywhere (lockout.py).
+    """
+    user = credentials_check(email=email, password=password, ip=ip, channel="api")
+    return _token_pair_for(user)
+
+
+def credentials_check(
+    *, email: str, password: str, ip: str | None, channel: str, require_admin: bool = False
+) -> User:
+    """The one login check, for the API and the console alike: lockout and per-account failure limit first
+    (before any password hash is computed), then the password; both outcomes and any lockout audited.
+
+    With `require_admin` (the console) a non-admin's right password counts as a failure, indistinguishably.
+
+    :raises InvalidCredentialsError, AccountLockedError, AccountLoginRateLimitedError: see token_pair_obtain.
     """
     email = normalize_email(email)
     lockout.lockout_check(email=email, ip=ip)
+    lockout.account_failures_check(email=email)
     user = authenticate(username=email, password=password)
-    if not isinstance(user, User):
-        audit.audit_record(action=audit.AuditAction.LOGIN_FAILED, ip=ip, details={"email": email})
-        if lockout.lockout_record_failure(email=email, ip=ip):
+    if not isinstance(user, User) or (require_admin and not user.is_staff):
+        audit.audit_record(
+            action=audit.AuditAction.LOGIN_FAILED,
+            ip=ip,
+            details={"email": email, **({"channel": channel} if channel != "api" else {})},
+        )
+        pair_locked = lockout.lockout_record_failure(email=email, ip=ip)
+        account_limited = lockout.account_failure_record(email=email)
+        if pair_locked or account_limited:
             audit.audit_record(
-                action=audit.AuditAction.LOGIN_FAILED, ip=ip, details={"email": email, "locked_out": True}
+                action=audit.AuditAction.LOGIN_LOCKED_OUT,
+                ip=ip,
+                details={
+                    "email": email,
+                    "channel": channel,
+                    # the pair (account and address) is locked for minutes; the account alone for the window
+                    "scope": "account_and_address" if pair_locked else "account",
+                    "lockout_minutes": settings.LOGIN_LOCKOUT_MINUTES,
+                    "account_limit": settings.RATE_LIMITS.get("login_account"),
+                },
             )
         raise InvalidCredentialsError()
     lockout.lockout_clear(email=email, ip=ip)
     User.objects.filter(pk=user.pk).update(last_login=timezone.now())
-    audit.audit_record(action=audit.AuditAction.LOGIN_SUCCEEDED, actor=user, subject=user, ip=ip)
-    return _token_pair_for(user)
+    audit.audit_record(
+        action=audit.AuditAction.LOGIN_SUCCEEDED,
+        actor=user,
+        subject=user,
+        ip=ip,
+        details={"channel": channel} if channel != "api" else None,
+    )
+    return user
 
 
 @transaction.atomic
@@ -148,11 +207,27 @@ def user_change_password(
 
 
 def password_reset_request(*, email: str, ip: str | None = None) -> None:
-    """Email a single-use, time-limited password-reset link if an active account has this email.
+    """Queue the password-reset work for this email; the request itself does the same work for every email.
 
-    For an unknown or inactive email nothing is sent and nothing is raised, after comparable work, so the
-    caller answers the same either way (no account enumeration). The email goes through the notifications
-    outbox: recorded here, sent after commit, never blocking the request.
+    Which emails have accounts must not show in the answer nor in its timing, so the request path only
+    enqueues (on commit) a task that looks the account up and, for an active one, records the emailed link
+    (password_reset_prepare).
+    """
+    email = normalize_email(email)
+
+    def enqueue_password_reset() -> None:  # a named function: Django logs its name if it fails
+        from wallet.accounts.tasks import password_reset_prepare_task
+
+        password_reset_prepare_task.delay(email=email, ip=ip)
+
+    transaction.on_commit(enqueue_password_reset, robust=True)
+
+
+def password_reset_prepare(*, email: str, ip: str | None = None) -> None:
+    """Email a single-use, time-limited password-reset link if an active account has this email (a task).
+
+    For an unknown or inactive email, or an account without a usable password, nothing is sent. The email
+    goes through the notifications outbox: recorded here, sent after commit.
     """
     user = User.objects.filter(email=normalize_email(email), is_active=True).first()
     audit.audit_record(
@@ -162,8 +237,6 @@ def password_reset_request(*, email: str, ip: str | None = None) -> None:
         details={"email": normalize_email(email), "account_found": user is not None},
     )
     if user is None or not user.has_usable_password():
-        # The same token computation the real branch does, against a throwaway user.
-        default_token_generator.make_token(User(email="nobody@invalid", password="!"))
         logger.info("password reset requested for no active account")
         return
     token = password_reset_token_make(user=user)
@@ -203,16 +276,26 @@ def user_update(
     user_id: str,
     role: str | None = None,
     is_active: bool | None = None,
+    email: str | None = None,
     actor: User | None = None,
     ip: str | None = None,
 ) -> User:
-    """Change a user's role or active flag (an audited admin action). Deactivating revokes their tokens.
+    """Change a user's email, role or active flag (audited admin actions).
+
+    Taking the admin role away is one admin's decision; giving it is not (four_eyes.admin_grant_request).
+    Deactivating revokes the user's tokens. Changing the email revokes them too and tells the old address,
+    so an admin cannot quietly point an account at a mailbox they read and reset its password.
 
     :raises User.DoesNotExist: no such user.
+    :raises FourEyesError: the change would make the user an admin.
+    :raises ValidationFailedError: the new email is invalid or belongs to another account.
     """
     user = User.objects.select_for_update().get(pk=user_id)
     changed: list[str] = []
+    revoke = False
     if role is not None and role != user.role:
+        if role == User.Role.ADMIN:
+            raise FourEyesError("Granting the admin role needs a second admin's approval (an admin grant).")
         audit.audit_record(
             action=audit.AuditAction.USER_ROLE_CHANGED,
             actor=actor,
@@ -221,7 +304,9 @@ def user_update(
             details={"email": user.email, "from": user.role, "to": role},
         )
         user.role = role
-        changed.append("role")
+        user.admin_duty = User.Duty.OPERATIONS
+        changed += ["role", "admin_duty"]
+        revoke = True  # an admin session must not outlive the role
     if is_active is not None and is_active != user.is_active:
         audit.audit_record(
             action=audit.AuditAction.USER_ACTIVE_CHANGED,
@@ -232,10 +317,59 @@ def user_update(
         )
         user.is_active = is_active
         changed.append("is_active")
+        revoke = revoke or not is_active
+    if email is not None and normalize_email(email) != user.email:
+        new_email = normalize_email(email)
+        if User.objects.filter(email=new_email).exclude(pk=user.pk).exists():
+            raise ValidationFailedError.for_fields({"email": ["Another account has this email."]})
+        old_email = user.email
+        audit.audit_record(
+            action=audit.AuditAction.USER_EMAIL_CHANGED,
+            actor=actor,
+            subject=user,
+            ip=ip,
+            details={"from": old_email, "to": new_email},
+        )
+        # Sent to the old address (the outbox would otherwise use the current, new one).
+        notifications.notification_record_security(
+            user_id=user.id,
+            event=notifications.EMAIL_CHANGED,
+            context={"to": old_email, "new_email": new_email},
+        )
+        user.email = new_email
+        changed.append("email")
+        revoke = True
     if changed:
-        user.save(update_fields=changed)
-    if "is_active" in changed and not user.is_active:
+        try:
+            with transaction.atomic():
+                user.save(update_fields=changed)
+        except IntegrityError as exc:  # the email was taken concurrently
+            raise ValidationFailedError.for_fields({"email": ["Another account has this email."]}) from exc
+    if revoke:
         _revoke_refresh_tokens(user)
+    return user
+
+
+@transaction.atomic
+def user_create_by_admin(*, email: str, is_active: bool, actor: User, ip: str | None = None) -> User:
+    """Create a user from the console: role `user`, no usable password (they set one through a reset that
+    they request themselves), audited. The admin role is then granted with four eyes like any other.
+
+    :raises ValidationFailedError: another account has this email.
+    """
+    email = normalize_email(email)
+    if User.objects.filter(email=email).exists():
+        raise ValidationFailedError.for_fields({"email": ["Another account has this email."]})
+    user = User(email=email, role=User.Role.USER, is_active=is_active)
+    user.set_unusable_password()
+    user.save(force_insert=True)
+    audit.audit_record(
+        action=audit.AuditAction.USER_CREATED,
+        actor=actor,
+        subject=user,
+        ip=ip,
+        details={"email": email, "role": user.role, "is_active": is_active, "channel": "admin"},
+    )
     return user
 
 

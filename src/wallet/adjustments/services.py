@@ -1,8 +1,9 @@
 """Corrections writes: propose, approve (posts the journal), reject, expire. Each is recorded in the audit log
 in the same transaction.
 
-Four eyes: the approver or rejecter is an active admin other than the proposer, and neither the proposer nor
-the decider may be the user whose balance moves. The service checks it, and a database constraint refuses a
+Four eyes: proposer and decider are active admins with the finance duty; the decider is not the proposer, did
+not make the proposer an admin and was not made one by them (accounts.public.four_eyes_check, the rule every
+four-eyes decision shares); neither may be the user whose balance moves. A database constraint refuses a
 decider equal to the proposer whatever code writes the row.
 """
 
@@ -18,7 +19,6 @@ from wallet.accounts import public as accounts
 from wallet.accounts.models import User  # the type only
 from wallet.adjustments.errors import (
     FourEyesError,
-    NotAnAdminError,
     ProposalExpiredError,
     ProposalNotPendingError,
 )
@@ -47,8 +47,7 @@ class ProposalInput:
 
 
 def _require_admin(actor: User) -> None:
-    if not (actor.is_active and actor.is_admin):
-        raise NotAnAdminError()
+    accounts.admin_duty_check(actor=actor, duty=accounts.Duty.FINANCE)
 
 
 def adjustment_validate(*, proposed_by: User, data: ProposalInput) -> None:
@@ -121,13 +120,14 @@ def _audit_details(proposal: AdjustmentProposal, **extra: Any) -> dict[str, Any]
 
 
 def _decidable(proposal: AdjustmentProposal, *, decider: User, now: datetime) -> None:
-    _require_admin(decider)
     if proposal.status != ProposalStatus.PENDING:
         raise ProposalNotPendingError(details={"status": proposal.status})
-    if decider.id == proposal.proposed_by_id:
-        raise FourEyesError("You proposed this correction: a different admin must decide it.")
-    if decider.id == proposal.user_id:
-        raise FourEyesError("This correction moves your own balance: a different admin must decide it.")
+    accounts.four_eyes_check(
+        decider=decider,
+        proposer_id=proposal.proposed_by_id,
+        subject_user_id=proposal.user_id,
+        duty=accounts.Duty.FINANCE,
+    )
     if now >= proposal.expires_at:
         raise ProposalExpiredError(details={"expired_at": proposal.expires_at.isoformat()})
 

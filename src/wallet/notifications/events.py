@@ -8,6 +8,10 @@ are status updates the user already saw in the app or at checkout, and can be tu
 from dataclasses import dataclass
 
 PASSWORD_RESET = "security.password_reset"
+# Security notices without a link or a transaction: their context is stored on the row and holds no secret.
+EMAIL_CHANGED = "security.email_changed"  # sent to the OLD address (context "to")
+REGISTRATION_ATTEMPT = "security.registration_attempt"  # someone registered with an email that has an account
+SECURITY_NOTICES = frozenset({EMAIL_CHANGED, REGISTRATION_ATTEMPT})
 
 
 @dataclass(frozen=True)
@@ -24,8 +28,12 @@ EVENTS: dict[str, EventSpec] = {
     "withdrawal.failed": EventSpec("withdrawal_failed", essential=True),
     "withdrawal.returned": EventSpec("withdrawal_returned", essential=True),
     PASSWORD_RESET: EventSpec("password_reset", essential=True),
+    EMAIL_CHANGED: EventSpec("email_changed", essential=True),
+    REGISTRATION_ATTEMPT: EventSpec("registration_attempt", essential=True),
 }
 
 # Transaction statuses that send nothing: "pending" is the user's own action a moment ago, and a deposit
 # "cancelled" or "expired" is a checkout the user abandoned (no money moved).
-TRANSACTION_EVENTS = frozenset(name for name in EVENTS if name != PASSWORD_RESET)
+TRANSACTION_EVENTS = frozenset(
+    name for name in EVENTS if name != PASSWORD_RESET and name not in SECURITY_NOTICES
+)

@@ -31,7 +31,7 @@ from django.utils import timezone
 from wallet.accounts import public as accounts
 from wallet.core.db import insert_if_absent
 from wallet.notifications import rendering
-from wallet.notifications.events import EVENTS, PASSWORD_RESET, TRANSACTION_EVENTS
+from wallet.notifications.events import EVENTS, PASSWORD_RESET, SECURITY_NOTICES, TRANSACTION_EVENTS
 from wallet.notifications.models import Notification, NotificationPreference, NotificationStatus
 from wallet.notifications.selectors import NotificationPreferences, notification_preference_get
 
@@ -71,6 +71,17 @@ def notification_record_password_reset(*, user_id: uuid.UUID, reset_url: str) ->
     The link is kept only until the email is sent or given up; the send task is enqueued on commit.
     """
     _record(user_id=user_id, event=PASSWORD_RESET, transaction_id=None, context={"reset_url": reset_url})
+
+
+def notification_record_security(*, user_id: uuid.UUID, event: str, context: dict[str, str]) -> None:
+    """Record a security notice (events.SECURITY_NOTICES), sent whatever the user's preferences.
+
+    `context["to"]`, if given, is the address it goes to instead of the user's current one (an email change
+    is told to the old address). The context is stored as is: never put a secret in it.
+    """
+    if event not in SECURITY_NOTICES:
+        raise ValueError(f"{event!r} is not a security notice")
+    _record(user_id=user_id, event=event, transaction_id=None, context=dict(context))
 
 
 def _record(
@@ -181,7 +192,7 @@ def _attempt(row: Notification, *, now: datetime) -> SendOutcome:
     ):
         return _give_up(row, now=now, error="the reset link expired before it could be sent")
     try:
-        message = _build_message(row, to=user.email)
+        message = _build_message(row, to=str(row.context.get("to") or user.email))
     except rendering.NothingToRenderError as exc:
         return _give_up(row, now=now, error=str(exc))
     except Exception as exc:
@@ -207,6 +218,8 @@ def _attempt(row: Notification, *, now: datetime) -> SendOutcome:
 def _build_message(row: Notification, *, to: str) -> EmailMultiAlternatives:
     if row.event == PASSWORD_RESET:
         context = rendering.password_reset_context(stored=row.context)
+    elif row.event in SECURITY_NOTICES:
+        context = dict(row.context)
     else:
         assert row.transaction_id is not None  # noqa: S101 - every transaction event has one
         context = rendering.transaction_context(transaction_id=row.transaction_id)

@@ -19,6 +19,9 @@ class UserOutputSerializer(serializers.Serializer[User]):
 
 
 class AdminUserOutputSerializer(UserOutputSerializer):
+    admin_duty = serializers.ChoiceField(
+        choices=User.Duty.choices, help_text="What an admin may do; meaningful only when role is admin."
+    )
     is_active = serializers.BooleanField()
     created_at = serializers.DateTimeField()
     last_login = serializers.DateTimeField(allow_null=True)
@@ -44,8 +47,26 @@ class PasswordChangeInputSerializer(serializers.Serializer[Any]):
 
 
 class AdminUserUpdateInputSerializer(serializers.Serializer[Any]):
-    role = serializers.ChoiceField(choices=User.Role.choices, required=False)
+    role = serializers.ChoiceField(
+        choices=User.Role.choices,
+        required=False,
+        help_text=(
+            '"admin" takes two admins: the first request proposes the grant (202), the same request from a '
+            "second, independent admin approves it (200). Any one admin may take the role away."
+        ),
+    )
+    admin_duty = serializers.ChoiceField(
+        choices=User.Duty.choices,
+        required=False,
+        help_text='With role "admin" (or for an admin): the duty to grant; "operations" if not given.',
+    )
     is_active = serializers.BooleanField(required=False)
+
+
+class RegistrationAcceptedOutputSerializer(serializers.Serializer[Any]):
+    message = serializers.CharField(
+        help_text="The same sentence whether the account was created or the email already had one."
+    )
 
 
 class PasswordResetInputSerializer(serializers.Serializer[Any]):

@@ -5,26 +5,28 @@ from typing import Any
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from wallet.accounts import selectors, services
+from wallet.accounts import four_eyes, selectors, services
 from wallet.accounts.errors import (
-    EmailTakenError,
+    FourEyesError,
     InvalidCredentialsError,
     InvalidResetTokenError,
+    NotAnAdminError,
     TokenInvalidError,
 )
 from wallet.accounts.http import serializers as s
 from wallet.accounts.http.permissions import IsAdminRole
-from wallet.accounts.lockout import AccountLockedError
+from wallet.accounts.lockout import AccountLockedError, AccountLoginRateLimitedError
 from wallet.accounts.models import User
 from wallet.core.errors import NotFoundError
 from wallet.core.http.pagination import NewestFirstCursorPagination
-from wallet.core.http.throttling import PerAccountInBody, PerClientIp, client_ip, limits
+from wallet.core.http.throttling import PerClientIp, client_ip, limits
 from wallet.notifications import public as notifications
 
 
@@ -43,21 +45,33 @@ class AuthRegisterApi(APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
     throttle_classes = limits(("register_ip", PerClientIp))
-    documented_errors = (EmailTakenError,)
+
+    # One answer whether the email is new or taken, so the endpoint does not tell which emails have accounts.
+    ACCEPTED = (
+        "If this email can be registered, the account is ready: sign in. Otherwise we have emailed its owner."
+    )
 
     @extend_schema(
-        tags=["auth"], request=s.CredentialsInputSerializer, responses={201: s.UserOutputSerializer}
+        tags=["auth"],
+        request=s.CredentialsInputSerializer,
+        responses={202: s.RegistrationAcceptedOutputSerializer},
+        description=(
+            "Creates an account with the user role, or, for an email that already has one, creates nothing "
+            "and emails that account's owner. Always 202 with the same body (no account enumeration); sign "
+            "in with /auth/token next. A password the validators refuse is a 400 either way."
+        ),
     )
     def post(self, request: Request) -> Response:
         data = _validated(s.CredentialsInputSerializer, request)
-        user = services.user_register(email=data["email"], password=data["password"])
-        return Response(s.UserOutputSerializer(user).data, status=status.HTTP_201_CREATED)
+        services.user_register(email=data["email"], password=data["password"], ip=_client_ip(request))
+        return Response({"message": self.ACCEPTED}, status=status.HTTP_202_ACCEPTED)
 
 
 class AuthTokenApi(APIView):
     authentication_classes = ()
     permission_classes = (AllowAny,)
-    throttle_classes = limits(("login_ip", PerClientIp), ("login_account", PerAccountInBody))
+    # Per address here; per account only failed logins count (accounts/lockout.py), never a bare request.
+    throttle_classes = limits(("login_ip", PerClientIp))
     documented_errors = (InvalidCredentialsError, AccountLockedError)
 
     @extend_schema(
@@ -65,9 +79,12 @@ class AuthTokenApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(s.CredentialsInputSerializer, request)
-        pair = services.token_pair_obtain(
-            email=data["email"], password=data["password"], ip=_client_ip(request)
-        )
+        try:
+            pair = services.token_pair_obtain(
+                email=data["email"], password=data["password"], ip=_client_ip(request)
+            )
+        except AccountLoginRateLimitedError as exc:  # the API's usual 429 rate_limited, with Retry-After
+            raise Throttled(wait=exc.details["retry_after_seconds"]) from exc
         return Response(s.TokenPairOutputSerializer(pair).data)
 
 
@@ -216,6 +233,7 @@ class AdminUserListApi(APIView):
 
 class AdminUserDetailApi(APIView):
     permission_classes = (IsAdminRole,)
+    documented_errors = (FourEyesError, NotAnAdminError)
 
     @extend_schema(tags=["admin"], responses={200: s.AdminUserOutputSerializer})
     def get(self, request: Request, user_id: str) -> Response:
@@ -225,13 +243,32 @@ class AdminUserDetailApi(APIView):
         return Response(s.AdminUserOutputSerializer(user).data)
 
     @extend_schema(
-        tags=["admin"], request=s.AdminUserUpdateInputSerializer, responses={200: s.AdminUserOutputSerializer}
+        tags=["admin"],
+        request=s.AdminUserUpdateInputSerializer,
+        responses={
+            200: s.AdminUserOutputSerializer,
+            202: OpenApiResponse(
+                s.AdminUserOutputSerializer,
+                description="Admin grant proposed: it waits for a second admin. The role is unchanged.",
+            ),
+        },
     )
     def patch(self, request: Request, user_id: str) -> Response:
         data = _validated(s.AdminUserUpdateInputSerializer, request)
+        assert isinstance(request.user, User)  # noqa: S101 - IsAdminRole guarantees it
+        actor, ip = request.user, _client_ip(request)
+        role, duty = data.pop("role", None), data.pop("admin_duty", None)
+        granting = role == User.Role.ADMIN or (role is None and duty is not None)
         try:
-            assert isinstance(request.user, User)  # noqa: S101 - IsAdminRole guarantees it
-            user = services.user_update(user_id=user_id, actor=request.user, ip=_client_ip(request), **data)
+            if granting:
+                if data:
+                    services.user_update(user_id=user_id, actor=actor, ip=ip, **data)
+                outcome = four_eyes.admin_grant_request(
+                    user_id=user_id, actor=actor, duty=duty or User.Duty.OPERATIONS, now=timezone.now(), ip=ip
+                )
+                code = status.HTTP_202_ACCEPTED if outcome.pending else status.HTTP_200_OK
+                return Response(s.AdminUserOutputSerializer(outcome.user).data, status=code)
+            user = services.user_update(user_id=user_id, actor=actor, ip=ip, role=role, **data)
         except User.DoesNotExist as exc:
             raise NotFoundError() from exc
         return Response(s.AdminUserOutputSerializer(user).data)

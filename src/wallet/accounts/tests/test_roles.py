@@ -45,10 +45,19 @@ class TestAdminUsers:
     def test_malformed_user_id_is_404_not_500(self, admin_api: APIClient) -> None:
         assert admin_api.get("/api/v1/admin/users/not-a-uuid").status_code == 404
 
-    def test_admin_promotes_a_user(self, admin_api: APIClient, user: User) -> None:
-        response = admin_api.patch(f"/api/v1/admin/users/{user.id}", {"role": "admin"}, format="json")
-        assert response.status_code == 200
-        assert response.json()["role"] == "admin"
+    def test_two_admins_promote_a_user(
+        self, admin_api: APIClient, user: User, make_user: Callable[..., User]
+    ) -> None:
+        proposed = admin_api.patch(f"/api/v1/admin/users/{user.id}", {"role": "admin"}, format="json")
+        assert proposed.status_code == 202
+        assert proposed.json()["role"] == "user"
+        second = APIClient()
+        second_admin = make_user(email="second@example.com", role=User.Role.ADMIN)
+        second.credentials(HTTP_AUTHORIZATION=f"Bearer {login(second, second_admin.email)['access']}")
+        approved = second.patch(f"/api/v1/admin/users/{user.id}", {"role": "admin"}, format="json")
+        assert approved.status_code == 200
+        assert approved.json()["role"] == "admin"
+        assert approved.json()["admin_duty"] == "operations"
         user.refresh_from_db()
         assert user.is_admin
 

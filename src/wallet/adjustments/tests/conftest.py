@@ -12,7 +12,7 @@ from wallet.ledger import services as ledger
 
 @pytest.fixture
 def second_admin(make_user: Callable[..., User]) -> User:
-    return make_user(email="ops2@example.com", role=User.Role.ADMIN)
+    return make_user(email="ops2@example.com", role=User.Role.ADMIN, admin_duty=User.Duty.FINANCE)
 
 
 @pytest.fixture
@@ -31,3 +31,9 @@ def credit() -> Callable[[User, int], None]:
         )
 
     return credit
+
+
+@pytest.fixture
+def admin_user(make_user: Callable[..., User]) -> User:
+    """Corrections are the finance duty's (accounts' four-eyes rule): the proposing admin has it."""
+    return make_user(email="ops@example.com", role=User.Role.ADMIN, admin_duty=User.Duty.FINANCE)

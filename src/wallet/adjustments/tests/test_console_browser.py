@@ -73,8 +73,8 @@ def test_an_operator_session_four_eyes_correction_end_to_end(
     page: Page, live_server: Any, make_user: Callable[..., User], credit: Callable[[User, int], None]
 ) -> None:
     base = live_server.url
-    admin_a = make_user(email="ops-a@example.com", role=User.Role.ADMIN)
-    admin_b = make_user(email="ops-b@example.com", role=User.Role.ADMIN)
+    admin_a = make_user(email="ops-a@example.com", role=User.Role.ADMIN, admin_duty=User.Duty.FINANCE)
+    admin_b = make_user(email="ops-b@example.com", role=User.Role.ADMIN, admin_duty=User.Duty.FINANCE)
     customer = make_user(email="customer@example.com")
     credit(customer, 10_000)
 

@@ -157,7 +157,7 @@ class TestAdjustmentApprove:
     def test_nobody_decides_a_correction_to_their_own_balance(
         self, admin_user: User, second_admin: User, make_user: Callable[..., User]
     ) -> None:
-        third_admin = make_user(role=User.Role.ADMIN)
+        third_admin = make_user(role=User.Role.ADMIN, admin_duty=User.Duty.FINANCE)
         proposal = propose(admin_user, second_admin, 1_000)
         with pytest.raises(FourEyesError):
             services.adjustment_approve(proposal_id=proposal.id, approver=second_admin, now=timezone.now())
@@ -189,8 +189,9 @@ class TestAdjustmentPropose:
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_approvals_post_once(make_user: Callable[..., User]) -> None:
-    proposer, user = make_user(role=User.Role.ADMIN), make_user()
-    approvers = [make_user(role=User.Role.ADMIN) for _ in range(4)]
+    finance = {"role": User.Role.ADMIN, "admin_duty": User.Duty.FINANCE}
+    proposer, user = make_user(**finance), make_user()
+    approvers = [make_user(**finance) for _ in range(4)]
     proposal = propose(proposer, user, 4_200)
     barrier = threading.Barrier(len(approvers))
     outcomes: list[str] = []

@@ -175,9 +175,10 @@ class TestSensitiveActionsAreRecorded:
         ]
 
     def test_role_and_active_changes_by_an_admin(
-        self, admin_api: APIClient, admin_user: User, user: User
+        self, admin_api: APIClient, admin_user: User, make_user: Callable[..., User]
     ) -> None:
-        response = admin_api.patch(f"/api/v1/admin/users/{user.id}", {"role": "admin"}, format="json")
+        user = make_user(email="former-admin@example.com", role=User.Role.ADMIN)
+        response = admin_api.patch(f"/api/v1/admin/users/{user.id}", {"role": "user"}, format="json")
         assert response.status_code == 200
         response = admin_api.patch(f"/api/v1/admin/users/{user.id}", {"is_active": False}, format="json")
         assert response.status_code == 200
@@ -189,7 +190,7 @@ class TestSensitiveActionsAreRecorded:
             admin_user.id,
             str(user.id),
         )
-        assert role.details == {"email": user.email, "from": "user", "to": "admin"}
+        assert role.details == {"email": user.email, "from": "admin", "to": "user"}
         assert (active.action, active.details["to"]) == (AuditAction.USER_ACTIVE_CHANGED, False)
         assert audit_chain_problems() == []
 

@@ -125,7 +125,7 @@ def test_api_works_on_the_embedded_servers(embedded: RunningSystem) -> None:
     register = httpx.post(
         f"{api}/auth/register", json={"email": "runner@example.com", "password": "a long enough password 1"}
     )
-    assert register.status_code == 201, register.text
+    assert register.status_code == 202, register.text
     tokens = httpx.post(
         f"{api}/auth/token", json={"email": "runner@example.com", "password": "a long enough password 1"}
     ).json()

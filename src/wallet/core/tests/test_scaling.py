@@ -245,7 +245,7 @@ def register_and_login(cluster: Cluster) -> dict[str, str]:
     registered = httpx.post(
         f"{cluster.web_a}/api/v1/auth/register", json={"email": email, "password": PASSWORD}, timeout=30
     )
-    assert registered.status_code == 201, registered.text
+    assert registered.status_code == 202, registered.text
     pair = httpx.post(
         f"{cluster.web_b}/api/v1/auth/token", json={"email": email, "password": PASSWORD}, timeout=30
     )

@@ -69,6 +69,8 @@ def test_which_events_are_essential() -> None:
         "withdrawal.failed",
         "withdrawal.returned",
         "security.password_reset",
+        "security.email_changed",
+        "security.registration_attempt",
     }
 
 

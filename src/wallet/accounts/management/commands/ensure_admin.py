@@ -1,19 +1,37 @@
-"""Make sure an administrator can log in, without ever using a fixed default password.
+"""Make sure a first administrator exists, without ever using a fixed default password.
 
-With DJANGO_ADMIN_EMAIL and DJANGO_ADMIN_PASSWORD set, that account is created (or its password set).
-Otherwise the first run creates admin@localhost with a random one-time password and prints it; later runs
-say the admin exists. `--new-password` prints a fresh random password for the existing admin.
+Run on every release, it only ever creates the first admin: when no admin exists, the account named by
+DJANGO_ADMIN_EMAIL (admin@localhost if unset) is created with DJANGO_ADMIN_PASSWORD, or with a random
+one-time password that is printed. Once any admin exists it changes nothing: it neither resets a password
+nor grants a role (further admins are granted by two admins, or with `manage.py admin_grant`). An existing
+non-admin account with that email is never promoted: whoever registered it chose its password.
+
+`--new-password` sets and prints a fresh random password for that admin (`make admin-password`): an explicit
+operator action, audited, that ends the admin's sessions. Every change is in the audit log.
 """
 
+import getpass
 import os
 import secrets
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+from django.utils import timezone
 
+from wallet.accounts.four_eyes import admin_grant_by_operator
 from wallet.accounts.models import User, normalize_email
+from wallet.accounts.services import _revoke_refresh_tokens
+from wallet.audit import public as audit
 
 _DEFAULT_EMAIL = "admin@localhost"
+
+
+def _operator() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 class Command(BaseCommand):
@@ -29,36 +47,45 @@ class Command(BaseCommand):
         password_from_env = os.environ.get("DJANGO_ADMIN_PASSWORD", "")
         user = User.objects.filter(email=email).first()
 
-        if password_from_env:
-            if user is None:
-                User.objects.create_superuser(email=email, password=password_from_env)
-            else:
-                user.role = User.Role.ADMIN
-                user.set_password(password_from_env)
-                user.save(update_fields=["role", "password"])
-            self.stdout.write(f"Admin login: {email} with the password in DJANGO_ADMIN_PASSWORD")
-            return
-
-        if (
-            user is None
-            and User.objects.filter(role=User.Role.ADMIN).exists()
-            and not options["new_password"]
-        ):
-            self.stdout.write("An admin account exists (created earlier).")
-            return
-
-        if user is None or options["new_password"]:
+        if options["new_password"]:
+            if user is None or not user.is_admin:
+                raise CommandError(
+                    f"{email} is not an admin; --new-password only resets an admin's password."
+                )
             password = secrets.token_urlsafe(12)
-            if user is None:
-                User.objects.create_superuser(email=email, password=password)
-            else:
+            with transaction.atomic():
                 user.set_password(password)
                 user.save(update_fields=["password"])
+                _revoke_refresh_tokens(user)
+                audit.audit_record(
+                    action=audit.AuditAction.PASSWORD_CHANGED,
+                    actor=_operator(),
+                    subject=user,
+                    details={"channel": "cli", "command": "ensure_admin --new-password"},
+                )
             self.stdout.write(f"Admin login: {email} / one-time password: {password}")
             self.stdout.write("  (shown once; `make admin-password` prints a new one)")
             return
 
-        self.stdout.write(
-            f"Admin login: {email} (password shown when it was created; "
-            "`make admin-password` prints a new one)"
-        )
+        if User.objects.filter(role=User.Role.ADMIN).exists():
+            self.stdout.write(
+                "An admin account exists; nothing changed (`make admin-password` prints a new password)."
+            )
+            return
+        if user is not None:
+            raise CommandError(
+                f"{email} is an existing account that is not an admin: it is not promoted automatically. "
+                "Set DJANGO_ADMIN_EMAIL to a new address, or grant it with `manage.py admin_grant`."
+            )
+
+        password = password_from_env or secrets.token_urlsafe(12)
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=password)
+            admin_grant_by_operator(
+                email=email, duty=User.Duty.FINANCE, operator=_operator(), now=timezone.now()
+            )
+        if password_from_env:
+            self.stdout.write(f"Admin login: {email} with the password in DJANGO_ADMIN_PASSWORD")
+        else:
+            self.stdout.write(f"Admin login: {email} / one-time password: {password}")
+            self.stdout.write("  (shown once; `make admin-password` prints a new one)")
