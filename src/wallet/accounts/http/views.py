@@ -24,7 +24,7 @@ from wallet.accounts.lockout import AccountLockedError
 from wallet.accounts.models import User
 from wallet.core.errors import NotFoundError
 from wallet.core.http.pagination import NewestFirstCursorPagination
-from wallet.core.http.throttling import PerAccountInBody, PerClientIp, client_ip, limits
+from wallet.core.http.throttling import PerAccountInBody, PerClientIp, PerUser, client_ip, limits
 from wallet.notifications import public as notifications
 
 
@@ -162,6 +162,9 @@ class MeApi(APIView):
 
 
 class MePasswordApi(APIView):
+    # Each attempt runs Argon2 and tests a guess at the current password: bounded per user and per address.
+    throttle_classes = limits(("password_change_user", PerUser), ("password_change_ip", PerClientIp))
+
     @extend_schema(
         tags=["me"],
         request=s.PasswordChangeInputSerializer,
