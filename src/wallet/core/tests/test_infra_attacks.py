@@ -159,6 +159,7 @@ def test_the_public_schema_is_generated_once_per_process(
 ) -> None:
     """F7: /api/v1/schema/ regenerated the whole schema (~36 ms) for every anonymous request."""
     CachedSchemaApi._schemas.clear()
+    CachedSchemaApi._rendered.clear()
     generated: list[float] = []
     real = SchemaGenerator.get_schema
 
