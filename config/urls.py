@@ -3,16 +3,17 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from wallet.core.http import views as core_views
 from wallet.core.http.metrics import metrics_view
+from wallet.core.http.schema_view import CachedSchemaApi
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("wallet.accounts.http.urls")),
     path("", include("wallet.transactions.http.urls")),
     path("", include("wallet.webhooks.http.urls")),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/", CachedSchemaApi.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
 

@@ -53,6 +53,7 @@ MIDDLEWARE = [
     # Request counts and latencies for /metrics; the Before/After pair brackets everything else.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "wallet.core.middleware.RequestIdMiddleware",
+    "wallet.core.middleware.ProxyHeaderCheckMiddleware",
     "wallet.core.middleware.LoadSheddingMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -100,6 +101,10 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# System checks to skip, by id: the compose stack names the production checks its sandbox cannot pass
+# (wallet.core.checks). Production sets none.
+SILENCED_SYSTEM_CHECKS: list[str] = env.list("DJANGO_SILENCED_SYSTEM_CHECKS", default=[])
 
 # The admin lives on a configurable path so it is not where every scanner looks first.
 ADMIN_URL = env.str("DJANGO_ADMIN_URL", default="admin/")
@@ -186,13 +191,29 @@ SIMPLE_JWT = {
 }
 
 # ---------------------------------------------------------------------------------------------------------
+# The client's address (rate limits, lockout, audit, /metrics' allow-list)
+# ---------------------------------------------------------------------------------------------------------
+# Proxies in front of the web process that append to X-Forwarded-For: 1 on Railway (its edge), 0 when
+# clients connect straight to gunicorn. Wrong either way is a hole (docs/deploy.md): too low and every
+# client is the proxy (one shared lockout and rate limit); too high and clients choose their address.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Where the process runs, as far as the checks need to know (Railway sets these for every deployment), and
+# which process this is (the entrypoint exports it: web, worker, release ...).
+DEPLOY_PLATFORM = (
+    "railway"
+    if env.str("RAILWAY_ENVIRONMENT_NAME", default="") or env.str("RAILWAY_PROJECT_ID", default="")
+    else ""
+)
+WALLET_ROLE = env.str("WALLET_ROLE", default="")
+
+# ---------------------------------------------------------------------------------------------------------
 # REST framework and the OpenAPI schema
 # ---------------------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["wallet.accounts.http.authentication.WalletJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["wallet.core.http.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "wallet.core.http.pagination.NewestFirstCursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "wallet.core.http.exception_handler.api_exception_handler",
@@ -203,7 +224,7 @@ REST_FRAMEWORK = {
     # Only views that name a throttle_scope are limited (ScopedRateThrottle); counters live in the cache.
     # Behind N trusted proxies the client is the Nth address from the right of X-Forwarded-For; with 0 it
     # is the peer address, so a forged header changes nothing (rate limits, lockout, audit).
-    "NUM_PROXIES": env.int("TRUSTED_PROXY_COUNT", default=0),
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_THROTTLE_RATES": {
         "password_reset": "5/hour",  # per client IP: reset emails cannot be used to flood an inbox
         "password_reset_confirm": "10/hour",
@@ -236,6 +257,9 @@ RATE_LIMITS = {
     "register_ip": env.str("RATE_LIMIT_REGISTER_IP", default="20/hour"),
     "money_write_user": env.str("RATE_LIMIT_MONEY_WRITE_USER", default="60/min"),
     "webhook_source": env.str("RATE_LIMIT_WEBHOOK_SOURCE", default="6000/min"),
+    # POST /me/password: each attempt is an Argon2 hash and a guess at the current password.
+    "password_change_user": env.str("RATE_LIMIT_PASSWORD_CHANGE_USER", default="10/hour"),
+    "password_change_ip": env.str("RATE_LIMIT_PASSWORD_CHANGE_IP", default="30/hour"),
 }
 # Wrong passwords for one account from one address before that pair is locked, and for how long (PCI 8.3.4).
 LOGIN_LOCKOUT_FAILURES = env.int("LOGIN_LOCKOUT_FAILURES", default=5)
@@ -269,6 +293,9 @@ API_MAX_ACTIVE_REQUESTS = env.int("API_MAX_ACTIVE_REQUESTS", default=4)
 API_MAX_QUEUED_REQUESTS = env.int("API_MAX_QUEUED_REQUESTS", default=8)
 API_QUEUE_TIMEOUT_SECONDS = env.float("API_QUEUE_TIMEOUT_SECONDS", default=1.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+# JSON bodies nested deeper than this are refused with 400 (wallet.core.http.parsers); Revio's objects and
+# the API's own inputs are a few levels deep.
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
 
 # ---------------------------------------------------------------------------------------------------------
 # Celery

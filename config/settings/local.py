@@ -7,6 +7,8 @@ from config.env import env
 env.ENVIRON.setdefault("DJANGO_SECRET_KEY", "django-insecure-local-development-only")
 env.ENVIRON.setdefault("JWT_SIGNING_KEY", "local-development-only-jwt-signing-key-not-for-production")
 env.ENVIRON.setdefault("LOG_FORMAT", "text")
+# The sandbox marks every purchase is_test; production refuses test objects.
+env.ENVIRON.setdefault("REVIO_ACCEPT_TEST_OBJECTS", "true")
 env.ENVIRON.setdefault("FIELD_ENCRYPTION_KEYS", "bG9jYWwtZGV2ZWxvcG1lbnQtb25seS1rZXktMzJieXQ=")
 env.ENVIRON.setdefault("DJANGO_DEBUG", "true")
 env.ENVIRON.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")

@@ -8,6 +8,8 @@ from config.env import env
 env.ENVIRON.setdefault("DJANGO_SECRET_KEY", "planted-django-secret-key-4f9c2e7a1b8d6035-never-log-me")
 env.ENVIRON.setdefault("JWT_SIGNING_KEY", "planted-jwt-signing-key-7c1e9a3f5b2d8046-never-log-me")
 env.ENVIRON.setdefault("LOG_FORMAT", "text")
+# The sandbox marks every purchase is_test; production refuses test objects.
+env.ENVIRON.setdefault("REVIO_ACCEPT_TEST_OBJECTS", "true")
 env.ENVIRON.setdefault("FIELD_ENCRYPTION_KEYS", "dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5LTM=")
 env.ENVIRON.setdefault("LOG_LEVEL", "WARNING")
 env.ENVIRON.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")

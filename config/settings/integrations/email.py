@@ -12,8 +12,15 @@ from config.env import BASE_DIR, env
 _RUN_DIR = Path(env.str("WALLET_RUN_DIR", default=str(BASE_DIR / ".run")))
 
 SENDGRID_API_KEY = env.str("SENDGRID_API_KEY", default="")
+# Another Django backend by its dotted path (e.g. SMTP); production must name one way or the other
+# (wallet.core.checks): files in a folder are `make run`'s, and in a container nobody reads them.
+_EXPLICIT_BACKEND = env.str("DJANGO_EMAIL_BACKEND", default="")
+EMAIL_BACKEND_EXPLICIT = bool(SENDGRID_API_KEY or _EXPLICIT_BACKEND)
 
-if SENDGRID_API_KEY:
+if _EXPLICIT_BACKEND and not SENDGRID_API_KEY:
+    EMAIL_BACKEND = _EXPLICIT_BACKEND
+    DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL")
+elif SENDGRID_API_KEY:
     EMAIL_BACKEND = "anymail.backends.sendgrid.EmailBackend"
     ANYMAIL = {
         "SENDGRID_API_KEY": SENDGRID_API_KEY,

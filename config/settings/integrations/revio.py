@@ -9,6 +9,10 @@ REVIO_CONNECT_TIMEOUT = env.float("REVIO_CONNECT_TIMEOUT", default=3.0)
 REVIO_READ_TIMEOUT = env.float("REVIO_READ_TIMEOUT", default=15.0)
 # How withdrawals are paid out (wallet.revio.payouts): "gateway" (/payouts/) or "eft" (the EFT payments API).
 REVIO_PAYOUT_ROUTE = env.str("REVIO_PAYOUT_ROUTE", default="gateway")
+# Whether a purchase Revio marks `is_test` may credit a wallet. Never in production (a test-mode key or the
+# sandbox would mint money; wallet.core.checks refuses it under --deploy); local.py and test.py turn it on
+# because the sandbox marks everything a test.
+REVIO_ACCEPT_TEST_OBJECTS = env.bool("REVIO_ACCEPT_TEST_OBJECTS", default=False)
 
 # Where Revio sends the customer back after checkout, and where it posts callbacks.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")

@@ -1,7 +1,9 @@
-"""Middleware for request ids, body size limits and load shedding."""
+"""Middleware for request ids, body size limits, load shedding and the proxy-count check."""
 
+import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -11,6 +13,8 @@ from django.http import HttpRequest, HttpResponse
 from wallet.core import metrics
 from wallet.core.context import request_id_var, server_queue_wait
 from wallet.core.http.responses import error_response
+
+logger = logging.getLogger(__name__)
 
 # A caller's id is kept only if it is short and plain, so it cannot inject into logs or headers.
 _ACCEPTABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -138,3 +142,63 @@ class LoadSheddingMiddleware:
         finally:
             with self._queued_lock:
                 self._queued -= 1
+
+
+class ProxyHeaderCheckMiddleware:
+    """Say loudly when TRUSTED_PROXY_COUNT disagrees with the requests that arrive.
+
+    The count decides whose address a request is (rate limits, login lockout, audit, /metrics). Set to 0
+    behind a proxy, every client is the proxy: five wrong passwords from anyone lock an account for
+    everybody. Requests carrying X-Forwarded-For while the count is 0 therefore log an error and count
+    `proxy_header_unexpected`; with a count, requests without the header (or with fewer addresses than
+    proxies) log a warning and count `proxy_header_missing`: they bypassed the proxy, or the count is too
+    high. Health probes and /metrics come from the platform directly and are not looked at. One log line
+    per kind per minute and process; the counters count every request (wallet_events in /metrics).
+    """
+
+    LOG_EVERY_SECONDS = 60.0
+    _PROBES = ("/healthz", "/readyz", "/metrics")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self._last_logged: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith(self._PROBES):
+            self._inspect(request)
+        return self.get_response(request)
+
+    def _inspect(self, request: HttpRequest) -> None:
+        proxies: int = settings.TRUSTED_PROXY_COUNT
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        hops = len([part for part in forwarded.split(",") if part.strip()])
+        if proxies == 0 and hops:
+            self._report(
+                "proxy_header_unexpected",
+                logging.ERROR,
+                "request from %s carries X-Forwarded-For but TRUSTED_PROXY_COUNT is 0: if a proxy stands in "
+                "front, every client shares its address (one rate limit, one login lockout); set "
+                "TRUSTED_PROXY_COUNT (docs/deploy.md)",
+                request.META.get("REMOTE_ADDR"),
+            )
+        elif proxies > 0 and hops < proxies:
+            self._report(
+                "proxy_header_missing",
+                logging.WARNING,
+                "request from %s carries %d X-Forwarded-For address(es) but TRUSTED_PROXY_COUNT is %d: it "
+                "bypassed the proxy, or the count is too high",
+                request.META.get("REMOTE_ADDR"),
+                hops,
+                proxies,
+            )
+
+    def _report(self, counter: str, level: int, message: str, *args: object) -> None:
+        metrics.increment(counter)
+        now = time.monotonic()
+        with self._lock:
+            last = self._last_logged.get(counter)
+            if last is not None and now - last < self.LOG_EVERY_SECONDS:
+                return
+            self._last_logged[counter] = now
+        logger.log(level, message, *args)

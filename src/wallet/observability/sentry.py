@@ -44,14 +44,19 @@ _KEY_FRAGMENTS = ("password", "secret", "token", "signature", "account_number", 
 
 _JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[\w.~+/=-]+")
-# Bank account numbers: runs of 8 to 17 digits (not part of a longer number or a UUID's hex run).
-_ACCOUNT_NUMBER = re.compile(r"(?<![\w-])\d{8,17}(?![\w-])")
-_QUERY_SECRET = re.compile(r"(?i)((?:token|refresh|access|account_number|signature)=)[^&\s]+")
+# Bank account numbers: runs of 6 to 17 digits (South African accounts can be as short as 6), not part of
+# a longer number or a UUID's hex run. Some amounts and branch codes are filtered too; that is the price.
+_ACCOUNT_NUMBER = re.compile(r"(?<![\w-])\d{6,17}(?![\w-])")
+_QUERY_SECRET = re.compile(r"(?i)((?:token|refresh|access|account_?number|signature)=)[^&\s]+")
+# Keys compared without case, "_" or "-": accountNumber (Revio's EFT API), account-number and
+# ACCOUNT_NUMBER are one key.
+_NORMALISED_KEYS = frozenset(key.replace("_", "").replace("-", "") for key in SENSITIVE_KEYS)
+_NORMALISED_FRAGMENTS = tuple(fragment.replace("_", "") for fragment in _KEY_FRAGMENTS)
 
 
 def _sensitive(key: object) -> bool:
-    name = str(key).lower()
-    return name in SENSITIVE_KEYS or any(fragment in name for fragment in _KEY_FRAGMENTS)
+    name = str(key).lower().replace("_", "").replace("-", "")
+    return name in _NORMALISED_KEYS or any(fragment in name for fragment in _NORMALISED_FRAGMENTS)
 
 
 def scrub_text(text: str) -> str:

@@ -95,21 +95,26 @@ def discrepancies_csv(queryset: QuerySet[Discrepancy]) -> HttpResponse:
     )
     for row in queryset.select_related("run").order_by("run_id", "id"):
         ours, theirs = row.ours, row.theirs
-        writer.writerow(
-            [
-                *(row.run_id, row.run.period_start, row.run.period_end, row.kind, row.transaction_id or ""),
-                *(row.object_type, row.object_id),
-                *(ours.get("status", ""), ours.get("amount", ""), ours.get("currency", "")),
-                *(theirs.get("status", ""), theirs.get("amount", ""), theirs.get("currency", "")),
-                *(_safe(row.detail), _safe(row.proposal), row.created_at.isoformat()),
-            ]
-        )
+        cells = [
+            *(row.run_id, row.run.period_start, row.run.period_end, row.kind, row.transaction_id or ""),
+            *(row.object_type, row.object_id),
+            *(ours.get("status", ""), ours.get("amount", ""), ours.get("currency", "")),
+            *(theirs.get("status", ""), theirs.get("amount", ""), theirs.get("currency", "")),
+            *(row.detail, row.proposal, row.created_at.isoformat()),
+        ]
+        # Every text cell: Revio's side (status, ids) is data from outside as much as the detail is.
+        writer.writerow([_safe(cell) if isinstance(cell, str) else cell for cell in cells])
     return response
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _safe(value: str) -> str:
-    # Spreadsheets run cells that start with these as formulas (CSV injection).
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+    # Spreadsheets run cells that start with these as formulas (CSV injection, OWASP's list: TAB and CR
+    # too); some also skip leading spaces or line breaks before the "=".
+    starts = value[:1] in _FORMULA_STARTS or value.lstrip(" \n\r\t")[:1] in _FORMULA_STARTS
+    return "'" + value if starts else value
 
 
 @admin.register(Discrepancy)

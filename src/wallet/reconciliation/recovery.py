@@ -211,6 +211,7 @@ def _check_deposit(txn: transactions.Transaction, *, now: datetime) -> str:
         currency=purchase.currency,
         provider_status=purchase.status,
         source=SOURCE,
+        is_test=purchase.is_test,
     )
     return f"Revio purchase {purchase.status}: {applied}"
 

@@ -144,6 +144,7 @@ def deposit_apply_provider_state(
     currency: str,
     provider_status: str,
     source: str,
+    is_test: bool = False,
 ) -> Applied:
     """Apply Revio's current state of the deposit's purchase (read from Revio, not from an event body).
 
@@ -182,6 +183,8 @@ def deposit_apply_provider_state(
             return Applied.UNCHANGED
         if locked.status == S.COMPLETED:
             return Applied.STALE  # paid is final for a deposit; a later "cancelled" is out of date
+        if target == S.COMPLETED and is_test and not settings.REVIO_ACCEPT_TEST_OBJECTS:
+            return _flag_for_review(locked, "Revio's purchase is a test object: not credited", source=source)
         _transition(
             locked,
             target,

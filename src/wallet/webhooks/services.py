@@ -29,6 +29,7 @@ from wallet.audit import public as audit
 from wallet.core import metrics
 from wallet.core.db import model_columns, model_from_row
 from wallet.core.faults import crash_point
+from wallet.core.http.parsers import JsonBodyError, loads_json
 from wallet.revio.client import get_client
 from wallet.revio.contracts import Payout, PayoutOutcome, Purchase
 from wallet.revio.errors import RevioError, RevioRejectedError
@@ -197,8 +198,8 @@ def _log_once_portable(*, dedup_key: str, **fields: Any) -> Received:
 
 def _parse(body: bytes) -> _Event:
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = loads_json(body)  # UTF-8 only, bounded depth: what is stored below is that text
+    except JsonBodyError as exc:
         raise MalformedEventError("The body is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise MalformedEventError()
@@ -232,8 +233,8 @@ def _parse_eft_callback(body: bytes) -> _Event:
     Callback body INFERRED: `{id | paymentId, contractReference, status, updatedAt, callbackType, ...}`.
     """
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = loads_json(body)  # UTF-8 only, bounded depth: what is stored below is that text
+    except JsonBodyError as exc:
         raise MalformedEventError("The body is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise MalformedEventError("The body is not an EFT payment callback.")
@@ -464,6 +465,7 @@ def _apply_purchase(log: WebhookLog) -> tuple[str, str, bool]:
             currency=purchase.currency,
             provider_status=purchase.status,
             source=transactions.TransactionEvent.Source.WEBHOOK,
+            is_test=purchase.is_test,
         )
 
     return _apply_revio_object(log, transactions.TransactionType.DEPOSIT, get_client().purchase_get, apply)

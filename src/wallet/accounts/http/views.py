@@ -26,7 +26,7 @@ from wallet.accounts.lockout import AccountLockedError, AccountLoginRateLimitedE
 from wallet.accounts.models import User
 from wallet.core.errors import NotFoundError
 from wallet.core.http.pagination import NewestFirstCursorPagination
-from wallet.core.http.throttling import PerClientIp, client_ip, limits
+from wallet.core.http.throttling import PerClientIp, PerUser, client_ip, limits
 from wallet.notifications import public as notifications
 
 
@@ -179,6 +179,9 @@ class MeApi(APIView):
 
 
 class MePasswordApi(APIView):
+    # Each attempt runs Argon2 and tests a guess at the current password: bounded per user and per address.
+    throttle_classes = limits(("password_change_user", PerUser), ("password_change_ip", PerClientIp))
+
     @extend_schema(
         tags=["me"],
         request=s.PasswordChangeInputSerializer,

@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from wallet.core import metrics as counters
 from wallet.core.http.responses import error_response
+from wallet.core.http.throttling import client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ def _allowed(request: HttpRequest) -> bool | None:
     networks: list[str] = settings.METRICS_ALLOWED_NETWORKS
     if networks:
         try:
-            address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+            # The client as the rate limits see it (TRUSTED_PROXY_COUNT), not the proxy it came through:
+            # behind Railway's edge every request's peer is the proxy, inside the allowed network.
+            address = ipaddress.ip_address(client_ip(request) or "")
         except ValueError:
             return None
         if any(address in ipaddress.ip_network(network, strict=False) for network in networks):

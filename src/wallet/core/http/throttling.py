@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.http import HttpRequest
 from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
@@ -102,7 +103,7 @@ class _Limit(SimpleRateThrottle):
             return None
         # Hashed: the identifier is client input (an email of any length and characters), and a raw one
         # would make an invalid cache key and put personal data into Redis key names.
-        return f"throttle:{self.scope}:{hashlib.sha256(ident.encode()).hexdigest()}"
+        return f"throttle:{self.scope}:{hashlib.sha256(ident.encode(errors='surrogatepass')).hexdigest()}"
 
 
 class PerClientIp(_Limit):
@@ -136,6 +137,6 @@ def limits(*scopes_and_kinds: tuple[str, type[_Limit]]) -> tuple[type[_Limit], .
     )
 
 
-def client_ip(request: Request) -> str | None:
-    """The client's address by the same rule the rate limits use."""
-    return PerClientIp().get_ident(request)
+def client_ip(request: Request | HttpRequest) -> str | None:
+    """The client's address by the same rule the rate limits use (DRF's, on request.META only)."""
+    return PerClientIp().get_ident(request)  # type: ignore[arg-type]

@@ -16,8 +16,10 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import check_jsonschema
@@ -119,7 +121,26 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Image]:
         WALLET_RUN_DIR=str(state),
         METRICS_TOKEN=METRICS_TOKEN,
         LOG_LEVEL="WARNING",
+        # What production must set besides (docs/deploy.md); the web process refuses to start without.
+        REVIO_BASE_URL="https://gate.revio.example/api/v1/",
+        REVIO_API_KEY="container-check-api-key",
+        REVIO_BRAND_ID="5b0a8c0e-7d1e-4c53-9f0e-2f3c4a5b6c7d",
+        REVIO_EFT_BASE_URL="https://eft.revio.example/",
+        REVIO_EFT_TOKEN_URL="https://eft.revio.example/oauth2/token",
+        REVIO_EFT_CLIENT_ID="container-check-eft-client",
+        REVIO_EFT_CLIENT_SECRET="container-check-eft-secret",
+        DJANGO_EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        DJANGO_DEFAULT_FROM_EMAIL="Wallet <no-reply@example.com>",
+        FRONTEND_URL="https://app.example.com",
+        PUBLIC_BASE_URL="https://api.example.com",
     )
+    for name in (
+        "REVIO_ACCEPT_TEST_OBJECTS",
+        "TRUSTED_PROXY_COUNT",
+        "FORWARDED_ALLOW_IPS",
+        "REVIO_CONFIG_FILE",
+    ):
+        run_env.pop(name, None)
     try:
         yield Image(venv=venv, env=run_env)
     finally:
@@ -157,6 +178,49 @@ class TestInstallSteps:
     def test_collectstatic_wrote_a_manifest_for_whitenoise(self, image: Image) -> None:
         manifest = json.loads((Path(image.env["DJANGO_STATIC_ROOT"]) / "staticfiles.json").read_text())
         assert "admin/css/base.css" in manifest["paths"]
+
+
+@contextmanager
+def _web(image: Image, *args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`entrypoint.sh web ARGS` on a free port, until /healthz answers; yields its base URL."""
+    port = unused_port()
+    env = {**(env or image.env), "WEB_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"}
+    log = (Path(image.env["WALLET_STATE_DIR"]) / f"web-{port}.log").open("w+")
+    process = subprocess.Popen(
+        ["sh", str(CONTAINER / "entrypoint.sh"), "web", *args],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, Path(log.name).read_text()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "web did not answer:\n" + Path(log.name).read_text()
+            time.sleep(0.3)
+        yield base
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def _railway_start_args(name: str) -> list[str]:
+    """The arguments Railway's start command gives the entrypoint (railway/<name>.json)."""
+    command = json.loads((ROOT / "railway" / f"{name}.json").read_text())["deploy"]["startCommand"].split()
+    assert command[0] == "/app/scripts/container/entrypoint.sh"
+    return command[1:]
 
 
 class TestStartSteps:
@@ -230,6 +294,89 @@ class TestStartSteps:
         # and when the web process is gone, the healthcheck says so
         assert _entrypoint(image, "healthcheck", timeout=30, env=env).returncode == 1
 
+    def test_web_refuses_to_start_on_the_sandbox_defaults(self, image: Image) -> None:
+        """F9: production settings with only the required variables started against the sandbox."""
+        sandboxed = {
+            key: value
+            for key, value in image.env.items()
+            if not key.startswith(("REVIO_", "FRONTEND_URL", "PUBLIC_BASE_URL", "DJANGO_EMAIL"))
+        }
+        for command in ("web", "worker", "release"):
+            result = _entrypoint(image, command, env=sandboxed, timeout=60)
+            assert result.returncode != 0, command
+            assert "REVIO_BASE_URL is not https" in result.stderr, result.stderr
+            assert "REVIO_API_KEY is empty" in result.stderr
+
+    def test_behind_railways_proxy_one_attacker_cannot_lock_out_everyone(self, image: Image) -> None:
+        """F6: on Railway every client arrives from the proxy. With the proxy count at 0 (as the Railway
+        config left it), five wrong passwords from anyone locked the victim out for every address."""
+        assert _entrypoint(image, "migrate").returncode == 0
+        env = {**image.env, "RAILWAY_ENVIRONMENT_NAME": "production"}
+        email, password = "victim@example.com", "correct horse battery staple"
+
+        def as_client(address: str) -> dict[str, str]:
+            # What Railway's edge sends on: the scheme, and the client's address appended.
+            return {"X-Forwarded-Proto": "https", "X-Forwarded-For": address}
+
+        command, *args = _railway_start_args("web")
+        assert command == "web"
+        with _web(image, *args, env=env) as base, httpx.Client(base_url=base) as proxy:
+            created = proxy.post(
+                "/api/v1/auth/register",
+                json={"email": email, "password": password},
+                headers=as_client("198.51.100.7"),
+            )
+            assert created.status_code == 201, created.text
+            for _ in range(6):
+                wrong = proxy.post(
+                    "/api/v1/auth/token",
+                    json={"email": email, "password": "not it"},
+                    headers=as_client("203.0.113.66"),
+                )
+                assert wrong.status_code in (401, 429), wrong.text
+            assert wrong.status_code == 429  # the attacker's own address is locked out
+            victim = proxy.post(
+                "/api/v1/auth/token",
+                json={"email": email, "password": password},
+                headers=as_client("198.51.100.7"),
+            )
+            assert victim.status_code == 200, victim.text
+
+    def test_gunicorn_trusts_forwarded_headers_from_no_one_but_loopback(self, image: Image) -> None:
+        """F6: FORWARDED_ALLOW_IPS=* let any client set SCRIPT_NAME (and the scheme) in the WSGI environ."""
+        with _web(image) as base:
+            # A client that is not this machine's loopback address (the proxy on Railway is not either).
+            stranger = httpx.Client(base_url=base, transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+            with stranger:
+                assert stranger.get("/healthz").status_code == 200
+                rewritten = stranger.get(
+                    "/evil/healthz", headers={"SCRIPT_NAME": "/evil", "X-Forwarded-Proto": "https"}
+                )
+                assert rewritten.status_code == 404, "gunicorn let a client set SCRIPT_NAME"
+
+    def test_the_revio_config_file_is_read_as_data_not_run(self, image: Image, tmp_path: Path) -> None:
+        """F16: the entrypoint ran `eval "export $line"` on each line of REVIO_CONFIG_FILE."""
+        marker = tmp_path / "pwned"
+        config = tmp_path / "revio.env"
+        config.write_text(
+            f'REVIO_API_KEY="$(touch {marker})"\n'
+            f"REVIO_WEBHOOK_ID=`touch {marker}`\n"
+            'REVIO_BRAND_ID="5b0a8c0e-7d1e-4c53-9f0e-2f3c4a5b6c7d"\n'
+        )
+        env = {
+            key: value for key, value in image.env.items() if key not in ("REVIO_API_KEY", "REVIO_BRAND_ID")
+        }
+        env["REVIO_CONFIG_FILE"] = str(config)
+        # `web --version`: the entrypoint loads the file and runs its checks, then gunicorn prints and exits.
+        result = _entrypoint(image, "web", "--version", env=env, timeout=60)
+        assert not marker.exists(), "a line of the config file was executed"
+        assert "ignoring REVIO_API_KEY" in result.stderr
+        assert "ignoring REVIO_WEBHOOK_ID" in result.stderr
+        # The API key was refused, so the start checks stop the process; the plain brand id was taken.
+        assert result.returncode != 0
+        assert "REVIO_API_KEY is empty" in result.stderr
+        assert "REVIO_BRAND_ID is empty" not in result.stderr
+
 
 class TestDockerfile:
     def test_hadolint_passes(self) -> None:
@@ -284,6 +431,20 @@ class TestCompose:
         for name in ("postgres", "redis", "web", "sandbox", "worker"):
             assert "healthcheck" in services[name], name
 
+    def test_the_sandbox_control_api_is_published_on_loopback_only(self) -> None:
+        """F9: "8100:8100" published the sandbox, /_sandbox/ (it pays and fails payments) included, on
+        every interface of the machine."""
+        services: dict[str, dict[str, Any]] = _load_yaml(ROOT / "docker-compose.yml")["services"]  # type: ignore[assignment]
+        for port in services["sandbox"].get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), port
+
+    def test_the_proxy_count_and_the_skipped_checks_are_stated(self) -> None:
+        environment: dict[str, str] = _load_yaml(ROOT / "docker-compose.yml")["x-wallet-env"]  # type: ignore[assignment]
+        assert environment["TRUSTED_PROXY_COUNT"] == "0"  # browsers reach web directly
+        silenced = set(environment["DJANGO_SILENCED_SYSTEM_CHECKS"].split(","))
+        assert "wallet.E010" not in silenced  # the proxy check is never skipped
+        assert {"wallet.E004", "wallet.E005", "wallet.E007"}.isdisjoint(silenced)  # PostgreSQL, Redis, JWT
+
 
 class TestCiWorkflow:
     def test_validates_against_the_github_workflow_schema(self) -> None:
@@ -312,3 +473,9 @@ class TestRailway:
         assert web["deploy"]["healthcheckPath"] == "/healthz"
         root = tomllib.loads((ROOT / "railway.toml").read_text())
         assert root["build"]["builder"] == "DOCKERFILE"
+
+    def test_the_web_service_counts_railways_proxy(self) -> None:
+        """F6: Railway's edge is one proxy in front of web; the config says so (it cannot set variables)."""
+        assert _railway_start_args("web") == ["web", "--trusted-proxies", "1"]
+        root = tomllib.loads((ROOT / "railway.toml").read_text())
+        assert root["deploy"]["startCommand"].split()[1:] == ["web", "--trusted-proxies", "1"]

@@ -180,6 +180,10 @@ def cluster(revio_sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFact
         REVIO_READ_TIMEOUT="5",
         # Revio's success_callback goes to B; its Webhook object (below) to A.
         PUBLIC_BASE_URL=web_b,
+        # Production settings against the sandbox, as in docker-compose.yml: its purchases are test objects,
+        # and the production checks that refuse the sandbox (plain HTTP, no EFT keys, file email) are named.
+        REVIO_ACCEPT_TEST_OBJECTS="true",
+        DJANGO_SILENCED_SYSTEM_CHECKS="wallet.E001,wallet.E002,wallet.E003,wallet.E006,wallet.E008,wallet.E009",
     )
     _recreate_database(DATABASE)
     redis.Redis.from_url(redis_url).flushdb()

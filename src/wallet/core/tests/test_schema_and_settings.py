@@ -92,24 +92,118 @@ def test_swagger_ui_is_served_with_local_assets(api: APIClient) -> None:
     assert api.get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").status_code == 200
 
 
-def test_production_settings_pass_check_deploy() -> None:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DJANGO_SECRET_KEY": "a" * 20 + "production-grade-secret-key-with-enough-variety-0123456789",
-        "JWT_SIGNING_KEY": "another-long-random-value-for-jwt-signing-0123456789",
-        "DJANGO_ALLOWED_HOSTS": "api.example.com",
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+# What a production deployment sets (docs/deploy.md): with these, --deploy passes even at WARNING.
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "config.settings.production",
+    "DJANGO_SECRET_KEY": "a" * 20 + "production-grade-secret-key-with-enough-variety-0123456789",
+    "JWT_SIGNING_KEY": "another-long-random-value-for-jwt-signing-0123456789",
+    "DJANGO_ALLOWED_HOSTS": "api.example.com",
+    "DATABASE_URL": "postgres://wallet:secret@db.internal:5432/wallet",
+    "REDIS_URL": "redis://redis.internal:6379/0",
+    "REVIO_BASE_URL": "https://gate.revio.example/api/v1/",
+    "REVIO_API_KEY": "live-api-key",
+    "REVIO_BRAND_ID": "5b0a8c0e-7d1e-4c53-9f0e-2f3c4a5b6c7d",
+    "REVIO_EFT_BASE_URL": "https://eft.revio.example/",
+    "REVIO_EFT_TOKEN_URL": "https://eft.revio.example/oauth2/token",
+    "REVIO_EFT_CLIENT_ID": "live-eft-client",
+    "REVIO_EFT_CLIENT_SECRET": "live-eft-secret",
+    "SENDGRID_API_KEY": "SG.live-key",
+    "DJANGO_DEFAULT_FROM_EMAIL": "Wallet <no-reply@example.com>",
+    "FRONTEND_URL": "https://app.example.com",
+    "PUBLIC_BASE_URL": "https://api.example.com",
+}
+# Everything the deploy checks read, so the suite's own environment (test settings, testenv's URLs) and
+# anything a developer exported cannot make a check pass or fail by accident.
+_READ_BY_CHECKS = {
+    *PRODUCTION_ENV,
+    "REVIO_ACCEPT_TEST_OBJECTS",
+    "DJANGO_EMAIL_BACKEND",
+    "CORS_ALLOWED_ORIGINS",
+    "TRUSTED_PROXY_COUNT",
+    "RAILWAY_ENVIRONMENT_NAME",
+    "RAILWAY_PROJECT_ID",
+    "WALLET_ROLE",
+    "DJANGO_SILENCED_SYSTEM_CHECKS",
+}
+
+
+def check_deploy(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    base = {key: value for key, value in os.environ.items() if key not in _READ_BY_CHECKS}
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", *args],
         cwd=ROOT,
-        env=env,
+        env={**base, **env},
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_production_settings_pass_check_deploy() -> None:
+    result = check_deploy(PRODUCTION_ENV, "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_production_on_the_sandbox_defaults_fails_check_deploy_naming_each_gap() -> None:
+    """F9: with only the variables it could not start without, production booted on the sandbox: Revio at
+    http://127.0.0.1:8100 with an empty key, EFT on the sandbox, CORS for localhost:3000, files for email,
+    SQLite and no Redis, and --deploy passed. F16: a short JWT key passed too."""
+    minimal = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": PRODUCTION_ENV["DJANGO_SECRET_KEY"],
+        "JWT_SIGNING_KEY": "short-jwt-key",
+        "DJANGO_ALLOWED_HOSTS": "api.example.com",
+    }
+    result = check_deploy(minimal)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for named in (
+        "REVIO_BASE_URL",
+        "REVIO_EFT_BASE_URL",
+        "REVIO_EFT_TOKEN_URL",
+        "REVIO_API_KEY",
+        "REVIO_BRAND_ID",
+        "REVIO_EFT_CLIENT_ID",
+        "REVIO_EFT_CLIENT_SECRET",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SENDGRID_API_KEY",
+        "JWT_SIGNING_KEY",
+        "http://localhost:3000",
+        "PUBLIC_BASE_URL",
+    ):
+        assert named in output, named
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"REVIO_BASE_URL": "https://127.0.0.1:8100/api/v1/"}, "REVIO_BASE_URL points at this machine"),
+        (
+            {"REVIO_EFT_TOKEN_URL": "http://eft.revio.example/oauth2/token"},
+            "REVIO_EFT_TOKEN_URL is not https",
+        ),
+        ({"REVIO_ACCEPT_TEST_OBJECTS": "true"}, "REVIO_ACCEPT_TEST_OBJECTS"),
+        ({"SENDGRID_API_KEY": "", "DJANGO_EMAIL_BACKEND": ""}, "wallet.E006"),
+        ({"JWT_SIGNING_KEY": "x" * 31}, "JWT_SIGNING_KEY is shorter than 32 bytes"),
+        ({"CORS_ALLOWED_ORIGINS": "http://localhost:3000"}, "CORS allows 'http://localhost:3000'"),
+        # F6: on Railway every request comes through its proxy; a web process counting none refuses.
+        ({"RAILWAY_ENVIRONMENT_NAME": "production", "WALLET_ROLE": "web"}, "wallet.E010"),
+    ],
+)
+def test_each_production_gap_alone_fails_check_deploy(change: dict[str, str], named: str) -> None:
+    result = check_deploy({**PRODUCTION_ENV, **change})
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert named in result.stdout + result.stderr
+
+
+def test_on_railway_with_one_trusted_proxy_check_deploy_passes() -> None:
+    env = {**PRODUCTION_ENV, "RAILWAY_ENVIRONMENT_NAME": "production", "TRUSTED_PROXY_COUNT": "1"}
+    result = check_deploy({**env, "WALLET_ROLE": "web"}, "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The worker reads no client address: the proxy count is not its concern.
+    assert check_deploy({**env, "TRUSTED_PROXY_COUNT": "0", "WALLET_ROLE": "worker"}).returncode == 0
 
 
 def test_production_refuses_to_start_without_secrets() -> None:

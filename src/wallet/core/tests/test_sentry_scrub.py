@@ -62,3 +62,26 @@ class TestBeforeSend:
     def test_ids_amounts_and_uuids_survive(self) -> None:
         event = {"extra": {"transaction": "0b7a2c8e-1f4d-4a5b-9c3d-2e1f0a9b8c7d", "amount": 123456}}
         assert before_send(event, {}) == event  # type: ignore[arg-type,comparison-overlap]
+
+    def test_camel_case_keys_and_short_account_numbers_are_scrubbed(self) -> None:
+        """F11: Revio's EFT API says accountNumber (camelCase), and South African account numbers can be
+        6 or 7 digits; both went to Sentry as they were."""
+        event = {
+            "extra": {
+                "payload": {
+                    "accountNumber": "62812345678",
+                    "debtorAccountNumber": "1234567",
+                    "Account-Number": "7654321",
+                    "clientSecret": "eft-client-secret",
+                    "accessToken": "opaque-token",
+                },
+                "note": "EFT to account 1234567 (branch 250655) refused; retry with 654321",
+                "url": "https://eft.example/payments?accountNumber=1234567&page=2",
+            }
+        }
+        scrubbed = before_send(event, {})  # type: ignore[arg-type]
+        payload = scrubbed["extra"]["payload"]
+        assert set(payload.values()) == {FILTERED}
+        assert "1234567" not in str(scrubbed)
+        assert "654321" not in str(scrubbed)
+        assert scrubbed["extra"]["url"] == f"https://eft.example/payments?accountNumber={FILTERED}&page=2"
