@@ -155,6 +155,15 @@ def test_production_on_the_sandbox_defaults_fails_check_deploy_naming_each_gap()
         "JWT_SIGNING_KEY": "short-jwt-key",
         "DJANGO_ALLOWED_HOSTS": "api.example.com",
     }
+    # No database or Redis at all: the settings themselves refuse to load, naming the first.
+    result = check_deploy(minimal)
+    assert result.returncode != 0
+    assert "DATABASE_URL" in result.stdout + result.stderr
+    # With placeholder servers, every other gap is named in one run.
+    minimal |= {
+        "DATABASE_URL": "postgres://wallet@db.example/wallet",
+        "REDIS_URL": "redis://redis.example:6379/0",
+    }
     result = check_deploy(minimal)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
@@ -166,8 +175,6 @@ def test_production_on_the_sandbox_defaults_fails_check_deploy_naming_each_gap()
         "REVIO_BRAND_ID",
         "REVIO_EFT_CLIENT_ID",
         "REVIO_EFT_CLIENT_SECRET",
-        "DATABASE_URL",
-        "REDIS_URL",
         "SENDGRID_API_KEY",
         "JWT_SIGNING_KEY",
         "http://localhost:3000",
