@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "wallet.reconciliation",
     "wallet.adjustments",
     "wallet.audit",
+    "wallet.statements",
 ]
 
 MIDDLEWARE = [
