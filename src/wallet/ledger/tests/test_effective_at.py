@@ -129,7 +129,7 @@ class TestBalanceAsOf:
         assert set(BALANCE_FIGURE_ACCOUNTS.values()) <= set(AccountKind.values)
 
 
-def _bulk_history(user: User, *, entries: int, others: list[User], per_other: int) -> None:
+def bulk_history(user: User, *, entries: int, others: list[User], per_other: int) -> None:
     """`entries` deposit credits for the user spread over a year, and noise on other users' accounts."""
     services.balance_ensure(user_id=user.id, currency="ZAR")  # also creates the clearing account
     clearing = LedgerAccount.objects.get(kind=AccountKind.REVIO_CLEARING, user__isnull=True, currency="ZAR")
@@ -165,7 +165,7 @@ def test_measure_an_as_of_read_and_a_statement_for_5000_entries(
     user: User, make_user: Any, report_figure: Any
 ) -> None:
     others = [make_user() for _ in range(10)]
-    _bulk_history(user, entries=5_000, others=others, per_other=2_000)  # 5,000 + 20,000 user entries
+    bulk_history(user, entries=5_000, others=others, per_other=2_000)  # 5,000 + 20,000 user entries
     mid = timezone.now() - timedelta(days=180)
 
     def timed(fn: Any, runs: int) -> float:

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from rest_framework.test import APIClient
 
 from wallet.accounts.models import User
 from wallet.audit.models import AuditEvent
+from wallet.ledger.tests.test_effective_at import bulk_history
 from wallet.statements.csv_export import csv_safe, statement_csv
 from wallet.statements.tests.test_reconciliation import History
 
@@ -236,3 +238,40 @@ class TestAdminStatement:
         bad = admin_api.get(f"/api/v1/admin/users/{user.id}/statement", {"from": "x"})
         assert bad.status_code == 400
         assert AuditEvent.objects.count() == before
+
+
+def test_measure_a_years_statement_of_5000_entries_over_http(
+    user_api: APIClient, user: User, make_user: Any, report_figure: Any
+) -> None:
+    bulk_history(user, entries=5_000, others=[make_user() for _ in range(5)], per_other=1_000)
+    now = timezone.now()
+    period = {"from": _iso(now - timedelta(days=366)), "to": _iso(now)}
+    timings = {}
+    for name, extra in (("JSON", {}), ("CSV", {"format": "csv"})):
+        started = time.perf_counter()
+        response = user_api.get("/api/v1/statements", {**period, **extra})
+        timings[name] = (time.perf_counter() - started) * 1000, len(response.content)
+        assert response.status_code == 200
+    assert len(user_api.get("/api/v1/statements", period).json()["entries"]) == 5_000
+    report_figure(
+        "statement of a year with 5,000 entries over HTTP: "
+        + ", ".join(f"{name} {ms:.0f} ms ({size // 1024} KiB)" for name, (ms, size) in timings.items())
+    )
+    assert all(ms < 10_000 for ms, _ in timings.values())
+
+
+def test_the_schema_documents_the_parameters_formats_and_errors(api: APIClient) -> None:
+    schema = api.get("/api/v1/schema/?format=json").json()
+    balance = schema["paths"]["/api/v1/balance"]["get"]
+    assert [p["name"] for p in balance["parameters"]] == ["as_of"]
+    assert balance["parameters"][0]["schema"]["format"] == "date-time"
+    assert "validation_error" in balance["responses"]["400"]["description"]
+    for path in ("/api/v1/statements", "/api/v1/admin/users/{user_id}/statement"):
+        operation = schema["paths"][path]["get"]
+        names = {p["name"]: p for p in operation["parameters"]}
+        assert {"from", "to", "format"} <= set(names)
+        assert names["from"]["required"] and names["to"]["required"]
+        assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/csv"}
+        assert "validation_error" in operation["responses"]["400"]["description"]
+    admin = schema["paths"]["/api/v1/admin/users/{user_id}/statement"]["get"]["responses"]
+    assert {"403", "404"} <= set(admin)
