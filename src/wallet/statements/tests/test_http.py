@@ -270,7 +270,8 @@ def test_the_schema_documents_the_parameters_formats_and_errors(api: APIClient) 
         operation = schema["paths"][path]["get"]
         names = {p["name"]: p for p in operation["parameters"]}
         assert {"from", "to", "format"} <= set(names)
-        assert names["from"]["required"] and names["to"]["required"]
+        assert names["from"]["required"]
+        assert names["to"]["required"]
         assert set(operation["responses"]["200"]["content"]) == {"application/json", "text/csv"}
         assert "validation_error" in operation["responses"]["400"]["description"]
     admin = schema["paths"]["/api/v1/admin/users/{user_id}/statement"]["get"]["responses"]
