@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from wallet.accounts.models import User
@@ -203,3 +204,44 @@ def test_measure_an_as_of_read_and_a_statement_for_5000_entries(
         f"plan: {plan.splitlines()[-1].strip()[:80]}"
     )
     assert as_of_ms < 250  # generous for a shared CI machine; measured ~2-5 ms
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_fills_existing_rows_and_keeps_the_ledger_append_only(user: User) -> None:
+    services.balance_ensure(user_id=user.id, currency="ZAR")
+    account = Balance.objects.get(user=user).available_account_id
+    clearing = LedgerAccount.objects.get(kind=AccountKind.REVIO_CLEARING, user__isnull=True).id
+    executor = MigrationExecutor(connection)
+    latest = executor.loader.graph.leaf_nodes("ledger")
+    executor.migrate([("ledger", "0002_append_only_and_balanced")])
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:  # rows as they were before 0003
+            cursor.execute(
+                "INSERT INTO ledger_journals (id, kind, memo, created_at) "
+                "VALUES (%s, 'deposit_credit', '', now() - interval '3 days')",
+                [uuid.uuid4()],
+            )
+            cursor.execute("SELECT id FROM ledger_journals")
+            (journal_id,) = cursor.fetchone()
+            cursor.execute(
+                "INSERT INTO ledger_entries (journal_id, account_id, amount, currency, created_at) "
+                "VALUES (%s, %s, 700, 'ZAR', now() - interval '3 days'), "
+                "(%s, %s, -700, 'ZAR', now() - interval '3 days')",
+                [journal_id, account, journal_id, clearing],
+            )
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(latest)
+    journal = Journal.objects.get()
+    assert journal.effective_at == journal.created_at
+    assert all(e.effective_at == e.created_at for e in Entry.objects.all())
+    assert Entry.objects.count() == 2
+    assert balance_as_of(user_id=user.id, currency="ZAR", as_of=timezone.now()).available == 700
+    with (
+        pytest.raises(IntegrityError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("UPDATE ledger_entries SET effective_at = effective_at - interval '1 day'")
+    Balance.objects.filter(user=user).update(available=700)  # the cache the raw rows bypassed
+    assert ledger_problems() == []
