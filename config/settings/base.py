@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "wallet.adjustments",
     "wallet.audit",
     "wallet.webapp",
+    "wallet.statements",
 ]
 
 MIDDLEWARE = [

@@ -34,6 +34,7 @@ class AuditAction(models.TextChoices):
     WEBHOOK_REPLAYED = "webhook_replayed", "Webhook event replayed"
     NOTIFICATION_RESENT = "notification_resent", "Notification resent"
     KEY_ROTATED = "key_rotated", "Key rotated"
+    STATEMENT_PRODUCED = "statement_produced", "Statement produced for a user by an admin"
 
 
 class AuditEvent(models.Model):

@@ -23,7 +23,7 @@ class EntryInline(admin.TabularInline[Entry, Journal]):
     model = Entry
     extra = 0
     can_delete = False
-    fields = ("account", "amount", "currency", "created_at")
+    fields = ("account", "amount", "currency", "effective_at", "created_at")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -32,7 +32,7 @@ class EntryInline(admin.TabularInline[Entry, Journal]):
 
 @admin.register(Journal)
 class JournalAdmin(ReadOnlyAdmin):
-    list_display = ("id", "kind", "transaction_id", "created_at")
+    list_display = ("id", "kind", "transaction_id", "effective_at", "created_at")
     list_filter = ("kind",)
     search_fields = ("=id", "=transaction_id")
     inlines = (EntryInline,)

@@ -4,6 +4,11 @@ Sign convention: an account's balance is the sum of its entries. A user's availa
 are positive when we hold money for them; the platform's Revio clearing account is the other side of every
 deposit and payout, so it carries the negative of what sits with Revio on users' behalf.
 Entries and journals are append-only; the database refuses UPDATE and DELETE on them (migration 0002).
+
+Two times: `created_at` is when a row was RECORDED; `effective_at` is when the movement took EFFECT (a
+deposit Revio says was paid at 10:00 but whose webhook arrived at 10:40 is effective at 10:00). Never later
+than it was recorded. As-of balances and statements place entries by `effective_at`
+(docs/adr/0011-statement-dates.md).
 """
 
 import uuid
@@ -75,6 +80,9 @@ class Journal(models.Model):
     transaction_id = models.UUIDField(null=True, blank=True)
     memo = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # No default: two separate now() defaults would put it microseconds after created_at. journal_post,
+    # the one writer, sets both.
+    effective_at = models.DateTimeField(editable=False)
 
     class Meta:
         db_table = "ledger_journals"
@@ -83,6 +91,10 @@ class Journal(models.Model):
                 fields=["transaction_id", "kind"],
                 name="ledger_journal_once_per_transaction_and_kind",
                 condition=models.Q(transaction_id__isnull=False),
+            ),
+            models.CheckConstraint(
+                condition=models.Q(effective_at__lte=models.F("created_at")),
+                name="ledger_journal_effective_not_after_recorded",
             ),
         ]
         indexes = [models.Index(fields=["transaction_id"], name="ledger_journal_txn_idx")]
@@ -98,11 +110,24 @@ class Entry(models.Model):
     amount = models.BigIntegerField(help_text="Minor units; the entries of a journal sum to zero.")
     currency = models.CharField(max_length=3)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The journal's, copied so that as-of sums read one index of this table (ledger_problems checks it).
+    effective_at = models.DateTimeField(editable=False)
 
     class Meta:
         db_table = "ledger_entries"
-        constraints = [models.CheckConstraint(condition=~models.Q(amount=0), name="ledger_entry_not_zero")]
-        indexes = [models.Index(fields=["account", "-id"], name="ledger_entry_account_idx")]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(amount=0), name="ledger_entry_not_zero"),
+            models.CheckConstraint(
+                condition=models.Q(effective_at__lte=models.F("created_at")),
+                name="ledger_entry_effective_not_after_recorded",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["account", "-id"], name="ledger_entry_account_idx"),
+            # As-of sums and statements: an index-only range scan per account (amount is a key column, not an
+            # INCLUDE one, which SQLite lacks).
+            models.Index(fields=["account", "effective_at", "amount"], name="ledger_entry_effective_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency} on account {self.account_id}"

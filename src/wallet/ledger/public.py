@@ -2,7 +2,16 @@
 
 from wallet.ledger.errors import InsufficientFundsError
 from wallet.ledger.models import Balance, JournalKind
-from wallet.ledger.selectors import BalanceFigures, balance_get, entry_list_for_user, ledger_problems
+from wallet.ledger.selectors import (
+    BALANCE_FIGURES,
+    BalanceFigures,
+    StatementEntry,
+    balance_as_of,
+    balance_get,
+    entry_list_effective_between,
+    entry_list_for_user,
+    ledger_problems,
+)
 from wallet.ledger.services import (
     balance_ensure,
     balance_lock,
@@ -16,16 +25,20 @@ from wallet.ledger.services import (
 )
 
 __all__ = [
+    "BALANCE_FIGURES",
     "Balance",
     "BalanceFigures",
     "InsufficientFundsError",
     "JournalKind",
+    "StatementEntry",
+    "balance_as_of",
     "balance_ensure",
     "balance_get",
     "balance_lock",
     "balance_lock_key",
     "correction_post",
     "deposit_credit",
+    "entry_list_effective_between",
     "entry_list_for_user",
     "ledger_problems",
     "withdrawal_release",

@@ -2,14 +2,15 @@
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
-from wallet.ledger.models import Balance, Entry
+from wallet.ledger.models import AccountKind, Balance, Entry, JournalKind
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,32 @@ class BalanceFigures:
     currency: str
     available: int
     reserved: int
+
+
+# Each figure of a user's balance is the sum of one ledger account's entries: a new account (a hold, a
+# debt) is one line here, plus its field on BalanceFigures. As-of balances and statements read this map.
+BALANCE_FIGURE_ACCOUNTS: dict[str, str] = {
+    "available": AccountKind.USER_AVAILABLE,
+    "reserved": AccountKind.USER_RESERVED,
+}
+BALANCE_FIGURES: tuple[str, ...] = tuple(BALANCE_FIGURE_ACCOUNTS)
+_FIGURE_OF_KIND = {kind: figure for figure, kind in BALANCE_FIGURE_ACCOUNTS.items()}
+
+
+@dataclass(frozen=True)
+class StatementEntry:
+    """One ledger entry on a user's account, as a statement shows it."""
+
+    entry_id: int
+    journal_id: UUID
+    transaction_id: UUID | None
+    type: str
+    description: str
+    figure: str  # which figure of the balance it moves: "available", "reserved", ...
+    amount: int
+    currency: str
+    effective_at: datetime
+    recorded_at: datetime
 
 
 logger = logging.getLogger(__name__)
@@ -69,6 +96,82 @@ def balance_get(*, user_id: UUID, currency: str, cached: bool = False) -> Balanc
     return BalanceFigures(currency=currency, available=row["available"], reserved=row["reserved"])
 
 
+def balance_as_of(*, user_id: UUID, currency: str, as_of: datetime) -> BalanceFigures:
+    """The user's balance as the books now say it stood at `as_of`: every entry that took effect before
+    it (half-open: an entry effective exactly at `as_of` is not yet in). Summed from the entries in one
+    statement, so it is one snapshot even while money moves; never from the cached figures.
+    """
+    rows = (
+        Entry.objects.filter(
+            account__user_id=user_id,
+            account__currency=currency,
+            account__kind__in=BALANCE_FIGURE_ACCOUNTS.values(),
+            effective_at__lt=as_of,
+        )
+        .values("account__kind")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    )
+    totals = {row["account__kind"]: row["total"] for row in rows}
+    figures = {figure: int(totals.get(kind) or 0) for figure, kind in BALANCE_FIGURE_ACCOUNTS.items()}
+    return BalanceFigures(currency=currency, **figures)
+
+
+def entry_list_effective_between(
+    *, user_id: UUID, currency: str, start: datetime, end: datetime
+) -> list[StatementEntry]:
+    """The user's entries that took effect in [start, end), in the order they took effect."""
+    labels = {kind: str(label) for kind, label in JournalKind.choices}
+    rows = (
+        Entry.objects.filter(
+            account__user_id=user_id,
+            account__currency=currency,
+            account__kind__in=BALANCE_FIGURE_ACCOUNTS.values(),
+            effective_at__gte=start,
+            effective_at__lt=end,
+        )
+        .order_by("effective_at", "id")
+        .values_list(
+            "id",
+            "journal_id",
+            "journal__transaction_id",
+            "journal__kind",
+            "journal__memo",
+            "account__kind",
+            "amount",
+            "currency",
+            "effective_at",
+            "created_at",
+        )
+    )
+    return [
+        StatementEntry(
+            entry_id=entry_id,
+            journal_id=journal_id,
+            transaction_id=transaction_id,
+            type=kind,
+            description=f"{labels.get(kind, kind)}: {memo}" if memo else labels.get(kind, kind),
+            figure=_FIGURE_OF_KIND[account_kind],
+            amount=amount,
+            currency=entry_currency,
+            effective_at=effective_at,
+            recorded_at=recorded_at,
+        )
+        for (
+            entry_id,
+            journal_id,
+            transaction_id,
+            kind,
+            memo,
+            account_kind,
+            amount,
+            entry_currency,
+            effective_at,
+            recorded_at,
+        ) in rows
+    ]
+
+
 def entry_list_for_user(*, user_id: UUID, currency: str | None = None) -> QuerySet[Entry]:
     """The entries behind a user's balance, newest first, with their journal (kind, transaction)."""
     entries = Entry.objects.filter(account__user_id=user_id).select_related("journal", "account")
@@ -102,6 +205,16 @@ def ledger_problems() -> list[str]:
         )
         for journal_id, kind in cursor.fetchall():
             problems.append(f"journal {journal_id} ({kind}) has no entries")
+        cursor.execute(
+            """
+            SELECT e.id, e.effective_at, j.effective_at FROM ledger_entries e
+            JOIN ledger_journals j ON j.id = e.journal_id WHERE e.effective_at <> j.effective_at
+            """
+        )
+        for entry_id, entry_effective, journal_effective in cursor.fetchall():
+            problems.append(
+                f"entry {entry_id} took effect at {entry_effective}, its journal at {journal_effective}"
+            )
         cursor.execute(
             """
             SELECT e.id, e.currency, a.currency FROM ledger_entries e

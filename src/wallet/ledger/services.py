@@ -2,10 +2,14 @@
 
 Callers own the transaction (wallet.core.db.run_in_serializable_transaction) and must call balance_ensure
 first, outside it, so the rows a movement locks already exist.
+
+Every movement takes an optional `effective_at`: when it took effect, if earlier than now (a deposit Revio
+reports paid before its webhook reached us). It defaults to now, the time the journal is recorded.
 """
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
@@ -67,8 +71,24 @@ def balance_lock(*, user_id: UUID, currency: str) -> Balance:
     return Balance.objects.select_for_update().get(user_id=user_id, currency=currency)
 
 
+def _effective(effective_at: datetime | None, now: datetime) -> datetime:
+    if effective_at is None:
+        return now
+    if timezone.is_naive(effective_at):
+        raise ValueError("effective_at must be timezone-aware")
+    # A provider's clock ahead of ours must not put a movement in the future, where as-of balances taken
+    # now would miss it: it took effect no later than we recorded it (the database checks this too).
+    return min(effective_at, now)
+
+
 def journal_post(
-    *, kind: str, currency: str, lines: list[Line], transaction_id: UUID | None = None, memo: str = ""
+    *,
+    kind: str,
+    currency: str,
+    lines: list[Line],
+    transaction_id: UUID | None = None,
+    memo: str = "",
+    effective_at: datetime | None = None,
 ) -> Journal:
     """Append a journal. A (transaction, kind) pair is posted at most once: the database refuses a second.
 
@@ -77,12 +97,18 @@ def journal_post(
     if len(lines) < 2 or sum(line.amount for line in lines) != 0 or any(line.amount == 0 for line in lines):
         raise UnbalancedJournalError(f"{kind}: {lines}")
     now = timezone.now()
+    effective = _effective(effective_at, now)
     journal = Journal.objects.create(
-        kind=kind, transaction_id=transaction_id, memo=memo[:255], created_at=now
+        kind=kind, transaction_id=transaction_id, memo=memo[:255], created_at=now, effective_at=effective
     )
     Entry.objects.bulk_create(
         Entry(
-            journal=journal, account_id=line.account_id, amount=line.amount, currency=currency, created_at=now
+            journal=journal,
+            account_id=line.account_id,
+            amount=line.amount,
+            currency=currency,
+            created_at=now,
+            effective_at=effective,
         )
         for line in lines
     )
@@ -115,12 +141,15 @@ def _save(balance: Balance) -> None:
     transaction.on_commit(lambda: balance_cache_invalidate(user_id=user_id, currency=currency))
 
 
-def deposit_credit(*, balance: Balance, amount: int, transaction_id: UUID) -> Journal:
+def deposit_credit(
+    *, balance: Balance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
+) -> Journal:
     """Money Revio collected for the user becomes available to them."""
     journal = journal_post(
         kind=JournalKind.DEPOSIT_CREDIT,
         currency=balance.currency,
         transaction_id=transaction_id,
+        effective_at=effective_at,
         lines=[
             Line(balance.available_account_id, amount),
             Line(_clearing_account_id(balance.currency), -amount),
@@ -131,7 +160,9 @@ def deposit_credit(*, balance: Balance, amount: int, transaction_id: UUID) -> Jo
     return journal
 
 
-def withdrawal_reserve(*, balance: Balance, amount: int, transaction_id: UUID) -> Journal:
+def withdrawal_reserve(
+    *, balance: Balance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
+) -> Journal:
     """Move money from available to reserved, so it cannot be spent twice while the payout is in flight.
 
     :raises InsufficientFundsError: the available balance is lower than the amount.
@@ -144,6 +175,7 @@ def withdrawal_reserve(*, balance: Balance, amount: int, transaction_id: UUID) -
         kind=JournalKind.WITHDRAWAL_RESERVE,
         currency=balance.currency,
         transaction_id=transaction_id,
+        effective_at=effective_at,
         lines=[Line(balance.available_account_id, -amount), Line(balance.reserved_account_id, amount)],
     )
     balance.available -= amount
@@ -152,12 +184,15 @@ def withdrawal_reserve(*, balance: Balance, amount: int, transaction_id: UUID) -
     return journal
 
 
-def withdrawal_release(*, balance: Balance, amount: int, transaction_id: UUID) -> Journal:
+def withdrawal_release(
+    *, balance: Balance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
+) -> Journal:
     """The payout failed: the reservation goes back to available."""
     journal = journal_post(
         kind=JournalKind.WITHDRAWAL_RELEASE,
         currency=balance.currency,
         transaction_id=transaction_id,
+        effective_at=effective_at,
         lines=[Line(balance.reserved_account_id, -amount), Line(balance.available_account_id, amount)],
     )
     balance.reserved -= amount
@@ -166,12 +201,15 @@ def withdrawal_release(*, balance: Balance, amount: int, transaction_id: UUID) -
     return journal
 
 
-def withdrawal_settle(*, balance: Balance, amount: int, transaction_id: UUID) -> Journal:
+def withdrawal_settle(
+    *, balance: Balance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
+) -> Journal:
     """The payout succeeded: the reserved money leaves the platform through Revio."""
     journal = journal_post(
         kind=JournalKind.WITHDRAWAL_SETTLE,
         currency=balance.currency,
         transaction_id=transaction_id,
+        effective_at=effective_at,
         lines=[
             Line(balance.reserved_account_id, -amount),
             Line(_clearing_account_id(balance.currency), amount),
@@ -182,12 +220,20 @@ def withdrawal_settle(*, balance: Balance, amount: int, transaction_id: UUID) ->
     return journal
 
 
-def withdrawal_return(*, balance: Balance, amount: int, transaction_id: UUID, reason: str) -> Journal:
+def withdrawal_return(
+    *,
+    balance: Balance,
+    amount: int,
+    transaction_id: UUID,
+    reason: str,
+    effective_at: datetime | None = None,
+) -> Journal:
     """The bank returned a completed payout: the money is credited back to the user."""
     journal = journal_post(
         kind=JournalKind.WITHDRAWAL_RETURN,
         currency=balance.currency,
         transaction_id=transaction_id,
+        effective_at=effective_at,
         memo=reason,
         lines=[
             Line(_clearing_account_id(balance.currency), -amount),
@@ -199,7 +245,14 @@ def withdrawal_return(*, balance: Balance, amount: int, transaction_id: UUID, re
     return journal
 
 
-def correction_post(*, balance: Balance, amount: int, correction_id: UUID, memo: str = "") -> Journal:
+def correction_post(
+    *,
+    balance: Balance,
+    amount: int,
+    correction_id: UUID,
+    memo: str = "",
+    effective_at: datetime | None = None,
+) -> Journal:
     """An approved operator correction: the user's available balance moves by the signed `amount`, against
     the platform's corrections account. Posted at most once per correction id (the journal's unique key).
 
@@ -215,6 +268,7 @@ def correction_post(*, balance: Balance, amount: int, correction_id: UUID, memo:
         kind=JournalKind.CORRECTION,
         currency=balance.currency,
         transaction_id=correction_id,
+        effective_at=effective_at,
         memo=memo,
         lines=[Line(balance.available_account_id, amount), Line(corrections_account_id, -amount)],
     )

@@ -49,6 +49,8 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, Any]]] = [
     ("api/v1/admin/users", "get", None, ADMIN_ONLY),
     ("api/v1/admin/users/<uuid:user_id>", "get", None, ADMIN_ONLY),
     ("api/v1/admin/users/<uuid:user_id>", "patch", {}, ADMIN_ONLY),
+    ("api/v1/statements", "get", None, SIGNED_IN),
+    ("api/v1/admin/users/<uuid:user_id>/statement", "get", None, ADMIN_ONLY),
 ]
 
 

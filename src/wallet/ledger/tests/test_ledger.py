@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from wallet.accounts.models import User
 from wallet.core.db import run_in_serializable_transaction
@@ -122,8 +123,11 @@ def test_an_unbalanced_journal_written_directly_fails_at_commit(user: User) -> N
     services.balance_ensure(user_id=user.id, currency="ZAR")
     account = LedgerAccount.objects.filter(user=user, kind=AccountKind.USER_AVAILABLE).get()
     with pytest.raises(IntegrityError, match="does not balance"), transaction.atomic():
-        journal = Journal.objects.create(kind=JournalKind.CORRECTION)
-        Entry.objects.create(journal=journal, account=account, amount=500, currency="ZAR")
+        now = timezone.now()
+        journal = Journal.objects.create(kind=JournalKind.CORRECTION, created_at=now, effective_at=now)
+        Entry.objects.create(
+            journal=journal, account=account, amount=500, currency="ZAR", created_at=now, effective_at=now
+        )
     assert Entry.objects.count() == 0
     assert Journal.objects.count() == 0
 

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from wallet.accounts.models import User
 from wallet.core.db import TransactionConflictError
-from wallet.core.errors import NotFoundError
+from wallet.core.errors import NotFoundError, ValidationFailedError
 from wallet.core.http.idempotent import IDEMPOTENCY_KEY_PARAMETER, Outcome, idempotent_create
 from wallet.core.http.pagination import NewestFirstCursorPagination
 from wallet.core.http.throttling import PerUser, limits
@@ -22,6 +22,7 @@ from wallet.core.idempotency import (
 )
 from wallet.ledger import public as ledger
 from wallet.revio.contracts import BankAccount
+from wallet.statements import public as statements
 from wallet.transactions import selectors, services
 from wallet.transactions.errors import (
     DepositNotStartedError,
@@ -137,8 +138,20 @@ class WithdrawalCreateApi(APIView):
 
 
 class BalanceApi(APIView):
-    @extend_schema(tags=["balance"], responses={200: s.BalanceOutputSerializer})
+    documented_errors = (ValidationFailedError,)
+
+    @extend_schema(
+        tags=["balance"],
+        parameters=[statements.BalanceQuerySerializer],
+        responses={200: s.BalanceOutputSerializer},
+    )
     def get(self, request: Request) -> Response:
+        as_of = _validated(statements.BalanceQuerySerializer, request.query_params).get("as_of")
+        if as_of is not None:  # summed from the ledger entries effective before as_of (ADR 0011)
+            figures = ledger.balance_as_of(
+                user_id=_user(request).id, currency=settings.WALLET_CURRENCY, as_of=as_of
+            )
+            return Response(s.BalanceOutputSerializer(figures).data)
         # Display only, so it may come from the cache (invalidated on commit); withdrawals lock the row.
         figures = ledger.balance_get(
             user_id=_user(request).id, currency=settings.WALLET_CURRENCY, cached=True
