@@ -63,8 +63,8 @@ def refusal(address: IPAddress) -> str | None:
         ("unspecified", address.is_unspecified),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
+        ("reserved", address.is_reserved),  # before private: Python counts 240/4 as both
         ("private", address.is_private),
-        ("reserved", address.is_reserved),
     ):
         if flagged:
             return reason
