@@ -81,7 +81,7 @@ def resolve(url: str) -> Target:
     scheme, host, port, path = parse(url)
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # ValueError: a NUL in the name
         raise EndpointUrlRefusedError(f"The endpoint host {host!r} does not resolve.") from exc
     addresses: list[str] = []
     for info in infos:

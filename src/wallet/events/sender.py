@@ -41,7 +41,11 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
 
     def connect(self) -> None:
         sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+        try:
+            self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()  # a failed handshake must not leave the connection open
+            raise
 
 
 def post(*, target: Target, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
