@@ -8,7 +8,7 @@ HTTP call runs outside any transaction. A 2xx delivers; anything else (a non-2xx
 address that is now refused) is retried with exponential backoff and jitter, and after EVENTS_MAX_ATTEMPTS
 the delivery is dead-lettered. The periodic sweep re-enqueues due retries, deliveries whose first task was
 lost, and deliveries whose worker died (expired lease). Replay re-delivers the same event (same id, same
-body) to an endpoint. See docs/events.md and docs/adr/0012-outgoing-events.md.
+body) to an endpoint. Endpoints and their secrets: endpoints.py. See docs/events.md and ADR 0012.
 
 Nothing here touches balances: a failed delivery is a failed delivery, never a failed money movement.
 """
@@ -19,27 +19,25 @@ import random
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from wallet.audit import public as audit
-from wallet.core import crypto
+from wallet.core import metrics
 from wallet.core.db import insert_if_absent
 from wallet.core.errors import NotFoundError, ValidationFailedError
-from wallet.events import addresses, catalogue, sender, signing
+from wallet.events import addresses, catalogue, endpoints, sender, signing
 from wallet.events.errors import EndpointUrlRefusedError, EventNotFoundError
 from wallet.events.models import Delivery, DeliveryAttempt, DeliveryStatus, Event, EventEndpoint
 
 logger = logging.getLogger(__name__)
 
 Status = DeliveryStatus
-_UNSET: Any = object()
 
 
 # -- recording (inside the caller's transaction) -----------------------------------------------------------
@@ -102,10 +100,65 @@ def _record(
         body=json.dumps(body, separators=(",", ":"), sort_keys=True),
         created_at=now,
     )
-    # ON CONFLICT DO NOTHING: a repeat must not raise, since an IntegrityError would abort the caller's
-    # (money-moving) transaction.
+    due = now + timedelta(seconds=settings.EVENTS_SWEEP_GRACE_SECONDS)
+    if connection.vendor == "postgresql":
+        delivery_ids = _record_in_one_statement(event, event_type=event_type, due=due, now=now)
+    else:  # make run's SQLite: not the hot path
+        delivery_ids = _record_portable(event, event_type=event_type, due=due, now=now)
+    if delivery_ids:
+        _enqueue_on_commit(delivery_ids)
+
+
+# The event and its deliveries in one statement: this runs inside every money-moving transaction, where
+# each statement counts (the withdrawal path's statement budget). ON CONFLICT DO NOTHING: a repeat inserts
+# neither, and never raises (an IntegrityError would abort the caller's transaction). The endpoint filter
+# is catalogue.matches in SQL: every type, the exact type, its family ("deposit.*") or "*".
+_RECORD_SQL = """
+    WITH event AS (
+        INSERT INTO events (id, type, user_id, transaction_id, body, created_at)
+        VALUES (%s, %s, %s, %s, %s, %s)
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    ), delivery AS (
+        INSERT INTO event_deliveries (
+            event_id, endpoint_id, status, attempts, next_attempt_at,
+            last_error, replays, created_at, updated_at
+        )
+        SELECT event.id, endpoint.id, %s, 0, %s, '', 0, %s, %s
+        FROM event CROSS JOIN event_endpoints AS endpoint
+        WHERE endpoint.enabled AND endpoint.deleted_at IS NULL
+          AND (jsonb_array_length(endpoint.event_types) = 0 OR endpoint.event_types ?| %s::text[])
+        RETURNING id
+    )
+    SELECT id FROM delivery
+"""
+
+
+def _record_in_one_statement(event: Event, *, event_type: str, due: datetime, now: datetime) -> list[int]:
+    matching = [event_type, f"{catalogue.family_of(event_type)}.*", "*"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RECORD_SQL,
+            [
+                event.id,
+                event.type,
+                event.user_id,
+                event.transaction_id,
+                event.body,
+                event.created_at,
+                Status.PENDING.value,
+                due,
+                now,
+                now,
+                matching,
+            ],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _record_portable(event: Event, *, event_type: str, due: datetime, now: datetime) -> list[int]:
     if not insert_if_absent(event):
-        return
+        return []
     subscribed = [
         endpoint_id
         for endpoint_id, filters in EventEndpoint.objects.filter(enabled=True, deleted_at=None).values_list(
@@ -113,13 +166,10 @@ def _record(
         )
         if catalogue.matches(filters, event_type)
     ]
-    if not subscribed:
-        return
-    due = now + timedelta(seconds=settings.EVENTS_SWEEP_GRACE_SECONDS)
     deliveries = Delivery.objects.bulk_create(
         [
             Delivery(
-                event_id=event_id,
+                event_id=event.id,
                 endpoint_id=endpoint_id,
                 next_attempt_at=due,
                 created_at=now,
@@ -128,7 +178,7 @@ def _record(
             for endpoint_id in subscribed
         ]
     )
-    _enqueue_on_commit([d.id for d in deliveries])
+    return [d.id for d in deliveries]
 
 
 def _enqueue_on_commit(delivery_ids: list[int]) -> None:
@@ -150,158 +200,6 @@ def _enqueue(delivery_id: int) -> None:
         logger.warning(
             "could not enqueue event delivery %s; the sweep will pick it up", delivery_id, exc_info=True
         )
-
-
-# -- endpoints (an admin's actions) ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EndpointWithSecret:
-    endpoint: EventEndpoint
-    secret: str  # shown once, when created or rotated
-
-
-def _validated_filters(event_types: list[str]) -> list[str]:
-    unknown = [name for name in event_types if not catalogue.is_valid_filter(name)]
-    if unknown:
-        raise ValidationFailedError.for_fields(
-            {"event_types": [f"Unknown event type or family: {', '.join(sorted(set(unknown)))}."]}
-        )
-    return sorted(set(event_types))
-
-
-def endpoint_create(
-    *,
-    url: str,
-    description: str = "",
-    event_types: list[str] | None = None,
-    enabled: bool = True,
-    now: datetime,
-) -> EndpointWithSecret:
-    """Register the client backend's endpoint; its signing secret is returned this once.
-
-    :raises EndpointUrlRefusedError: not https, or the host resolves to a refused address.
-    :raises ValidationFailedError: an unknown event type in the filter.
-    """
-    filters = _validated_filters(event_types or [])
-    addresses.resolve(url)
-    secret = signing.secret_new()
-    endpoint = EventEndpoint.objects.create(
-        url=url,
-        description=description,
-        event_types=filters,
-        enabled=enabled,
-        secrets_encrypted=crypto.encrypt_json({"secrets": [{"secret": secret, "retires_at": None}]}),
-        created_at=now,
-        updated_at=now,
-    )
-    logger.info("event endpoint %s registered", endpoint.id)
-    return EndpointWithSecret(endpoint=endpoint, secret=secret)
-
-
-def endpoint_update(
-    *,
-    endpoint_id: uuid.UUID,
-    url: str = _UNSET,
-    description: str = _UNSET,
-    event_types: list[str] = _UNSET,
-    enabled: bool = _UNSET,
-    now: datetime,
-) -> EventEndpoint:
-    """Change an endpoint; arguments left out keep their value. A new URL is checked like a new endpoint's.
-
-    :raises NotFoundError: no such endpoint (or a deleted one).
-    :raises EndpointUrlRefusedError: the new URL is refused.
-    """
-    changes: dict[str, Any] = {}
-    if url is not _UNSET:
-        addresses.resolve(url)
-        changes["url"] = url
-    if description is not _UNSET:
-        changes["description"] = description
-    if event_types is not _UNSET:
-        changes["event_types"] = _validated_filters(event_types)
-    if enabled is not _UNSET:
-        changes["enabled"] = enabled
-    with transaction.atomic():
-        endpoint = _endpoint_locked(endpoint_id)
-        for name, value in changes.items():
-            setattr(endpoint, name, value)
-        endpoint.updated_at = now
-        endpoint.save(update_fields=[*changes, "updated_at"])
-    return endpoint
-
-
-def endpoint_delete(*, endpoint_id: uuid.UUID, now: datetime) -> None:
-    """Stop sending to an endpoint for good. Its deliveries stay as the record of what was sent.
-
-    :raises NotFoundError: no such endpoint (or already deleted).
-    """
-    with transaction.atomic():
-        endpoint = _endpoint_locked(endpoint_id)
-        endpoint.deleted_at = endpoint.updated_at = now
-        endpoint.enabled = False
-        endpoint.save(update_fields=["deleted_at", "updated_at", "enabled"])
-        Delivery.objects.filter(endpoint_id=endpoint.id, status=Status.PENDING).update(
-            status=Status.CANCELLED, updated_at=now, last_error="endpoint deleted"
-        )
-
-
-def endpoint_rotate_secret(
-    *, endpoint_id: uuid.UUID, now: datetime, actor: Any = None, ip: str | None = None
-) -> EndpointWithSecret:
-    """Give the endpoint a new secret (returned this once); the old one keeps signing alongside it for
-    EVENTS_SECRET_ROTATION_GRACE_SECONDS, so the receiver can switch without losing a delivery. Audited.
-
-    :raises NotFoundError: no such endpoint.
-    """
-    grace = timedelta(seconds=settings.EVENTS_SECRET_ROTATION_GRACE_SECONDS)
-    secret = signing.secret_new()
-    with transaction.atomic():
-        endpoint = _endpoint_locked(endpoint_id)
-        current = _secrets_in_use(endpoint, now=now)[0]
-        kept = [{"secret": secret, "retires_at": None}]
-        if grace:
-            kept.append({"secret": current, "retires_at": (now + grace).isoformat()})
-        endpoint.secrets_encrypted = crypto.encrypt_json({"secrets": kept})
-        endpoint.secret_rotated_at = endpoint.updated_at = now
-        endpoint.save(update_fields=["secrets_encrypted", "secret_rotated_at", "updated_at"])
-        audit.audit_record(
-            action=audit.AuditAction.KEY_ROTATED,
-            actor=actor,
-            subject_type="events.eventendpoint",
-            subject_id=str(endpoint.id),
-            ip=ip,
-            details={"what": "event endpoint signing secret", "previous_retires_at": kept[-1]["retires_at"]},
-            now=now,
-        )
-    logger.warning("event endpoint %s secret rotated", endpoint.id)
-    return EndpointWithSecret(endpoint=endpoint, secret=secret)
-
-
-def _endpoint_locked(endpoint_id: uuid.UUID) -> EventEndpoint:
-    endpoint = EventEndpoint.objects.select_for_update().filter(id=endpoint_id, deleted_at=None).first()
-    if endpoint is None:
-        raise NotFoundError()
-    return endpoint
-
-
-def secret_retires_at(endpoint: EventEndpoint, *, now: datetime) -> datetime | None:
-    """When the previous secret stops signing, while a rotation's grace period runs; else None."""
-    stored = crypto.decrypt_json(endpoint.secrets_encrypted)["secrets"]
-    ends = [datetime.fromisoformat(s["retires_at"]) for s in stored if s["retires_at"]]
-    live = [end for end in ends if end > now]
-    return max(live) if live else None
-
-
-def _secrets_in_use(endpoint: EventEndpoint, *, now: datetime) -> list[str]:
-    """The secrets that sign right now: the newest first, then any whose grace period has not ended."""
-    stored = crypto.decrypt_json(endpoint.secrets_encrypted)["secrets"]
-    return [
-        s["secret"]
-        for s in stored
-        if s["retires_at"] is None or datetime.fromisoformat(s["retires_at"]) > now
-    ]
 
 
 # -- delivering (after commit, from the task or the sweep) -------------------------------------------------
@@ -340,7 +238,7 @@ def event_deliver(*, delivery_id: int, now: datetime) -> str | None:
             signing.EVENT_ID_HEADER: str(event.id),
             signing.EVENT_TYPE_HEADER: event.type,
             signing.SIGNATURE_HEADER: signing.signature_header(
-                secrets_in_use=_secrets_in_use(endpoint, now=now), timestamp=timestamp, body=body
+                secrets_in_use=endpoints.secrets_in_use(endpoint, now=now), timestamp=timestamp, body=body
             ),
         }
         answer = sender.post(
@@ -458,6 +356,7 @@ def _settle(
     updated = Delivery.objects.filter(id=delivery.id, lease_token=token).update(**fields)
     if not updated:
         logger.warning("event delivery %s: lease lost before recording %s", delivery.id, status)
+    metrics.increment(f"events_{status}")  # events_delivered, events_pending (a retry), events_dead_lettered
     return status
 
 
@@ -494,7 +393,7 @@ def event_replay(
 ) -> int:
     """Deliver events to the endpoint again, with their original ids and bodies: one event by id, or those
     created in [created_after, created_before). Only events the endpoint subscribes to; a delivery being
-    sent right now is left to finish. Returns how many deliveries were queued. Audited.
+    sent right now is left to finish; a disabled endpoint gets nothing. Returns how many were queued. Audited.
 
     :raises NotFoundError: no such endpoint.
     :raises EventNotFoundError: no event with that id.
@@ -512,7 +411,9 @@ def event_replay(
     if created_before is not None:
         events = events.filter(created_at__lt=created_before)
     with transaction.atomic():
-        endpoint = _endpoint_locked(endpoint_id)
+        endpoint = endpoints.endpoint_locked(endpoint_id)
+        if not endpoint.enabled:  # its deliveries would only be cancelled: enable it first
+            return 0
         chosen = [
             eid
             for eid, event_type in events.order_by("created_at").values_list("id", "type")[

@@ -40,7 +40,7 @@ from conftest import login
 from revio_sandbox.testing import SandboxProcess
 from wallet.accounts.models import User
 from wallet.core.testing import proof_size
-from wallet.events import services as events_services
+from wallet.events import endpoints as event_endpoints
 from wallet.ledger.selectors import ledger_problems
 from wallet.transactions.models import Transaction
 from wallet.transactions.tests.conftest import BANK, fund  # noqa: F401 - fund is a fixture
@@ -118,7 +118,7 @@ def real_ids(
     client.credentials(HTTP_AUTHORIZATION=_bearer(user)["Authorization"])
     response = client.post("/api/v1/withdrawals", {"amount": 1_000, "bank_account": BANK}, format="json")
     assert response.status_code == 201, response.content
-    endpoint = events_services.endpoint_create(url="http://127.0.0.1:9/fuzz", now=timezone.now()).endpoint
+    endpoint = event_endpoints.endpoint_create(url="http://127.0.0.1:9/fuzz", now=timezone.now()).endpoint
     return {
         "user": user,
         "admin": admin,

@@ -27,7 +27,7 @@ from conftest import PASSWORD, login
 from revio_sandbox.testing import SandboxProcess
 from wallet.accounts.models import User
 from wallet.core.testing import proof_size
-from wallet.events import services as events_services
+from wallet.events import endpoints as event_endpoints
 from wallet.ledger import public as ledger
 from wallet.transactions.models import Transaction
 from wallet.transactions.tests.conftest import BANK, fund  # noqa: F401 - fund is a fixture
@@ -158,7 +158,7 @@ def test_no_writable_endpoint_lets_a_caller_set_what_only_the_system_sets(
     target = make_user(email="mass-target@example.com")
     fund(user, 100_000)
     bodies = Bodies(user=user, target=target)
-    endpoint = events_services.endpoint_create(url="http://127.0.0.1:9/mass", now=timezone.now()).endpoint
+    endpoint = event_endpoints.endpoint_create(url="http://127.0.0.1:9/mass", now=timezone.now()).endpoint
     operations = _writable_operations()
     assert len(operations) >= 10  # the schema was read: auth, me, money and admin writes
     rounds = proof_size(default=1, slow=5)

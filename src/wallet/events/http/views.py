@@ -14,7 +14,7 @@ from wallet.accounts import public as accounts
 from wallet.core.errors import NotFoundError
 from wallet.core.http.pagination import NewestFirstCursorPagination
 from wallet.core.http.throttling import client_ip
-from wallet.events import selectors, services
+from wallet.events import endpoints, selectors, services
 from wallet.events.errors import EndpointUrlRefusedError, EventNotFoundError
 from wallet.events.http import serializers as s
 from wallet.events.models import EventEndpoint
@@ -35,7 +35,7 @@ def _endpoint_payload(endpoint: EventEndpoint, *, secret: str | None = None) -> 
         "event_types": endpoint.event_types,
         "enabled": endpoint.enabled,
         "secret_rotated_at": endpoint.secret_rotated_at,
-        "previous_secret_retires_at": services.secret_retires_at(endpoint, now=now),
+        "previous_secret_retires_at": endpoints.secret_retires_at(endpoint, now=now),
         "created_at": endpoint.created_at,
         "updated_at": endpoint.updated_at,
     }
@@ -62,7 +62,7 @@ class EventEndpointListApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(s.EndpointCreateInputSerializer, request.data)
-        created = services.endpoint_create(**data, now=timezone.now())
+        created = endpoints.endpoint_create(**data, now=timezone.now())
         return Response(
             _endpoint_payload(created.endpoint, secret=created.secret), status=status.HTTP_201_CREATED
         )
@@ -84,12 +84,12 @@ class EventEndpointDetailApi(APIView):
     )
     def patch(self, request: Request, endpoint_id: uuid.UUID) -> Response:
         data = _validated(s.EndpointUpdateInputSerializer, request.data)
-        endpoint = services.endpoint_update(endpoint_id=endpoint_id, **data, now=timezone.now())
+        endpoint = endpoints.endpoint_update(endpoint_id=endpoint_id, **data, now=timezone.now())
         return Response(_endpoint_payload(endpoint))
 
     @extend_schema(tags=["admin"], responses={204: None})
     def delete(self, request: Request, endpoint_id: uuid.UUID) -> Response:
-        services.endpoint_delete(endpoint_id=endpoint_id, now=timezone.now())
+        endpoints.endpoint_delete(endpoint_id=endpoint_id, now=timezone.now())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -98,7 +98,7 @@ class EventEndpointRotateSecretApi(APIView):
 
     @extend_schema(tags=["admin"], request=None, responses={200: s.EndpointWithSecretOutputSerializer})
     def post(self, request: Request, endpoint_id: uuid.UUID) -> Response:
-        rotated = services.endpoint_rotate_secret(
+        rotated = endpoints.endpoint_rotate_secret(
             endpoint_id=endpoint_id, now=timezone.now(), actor=request.user, ip=client_ip(request)
         )
         return Response(_endpoint_payload(rotated.endpoint, secret=rotated.secret))

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from wallet.events import addresses, services
+from wallet.events import addresses, endpoints
 from wallet.events.errors import EndpointUrlRefusedError
 from wallet.events.models import Delivery, DeliveryAttempt, EventEndpoint
 from wallet.events.tests.conftest import Receiver, record_event
@@ -115,7 +115,7 @@ def test_the_address_is_checked_again_at_delivery_time(receiver: Receiver, setti
     """Registered while allowed; by delivery time the same URL is refused (as a name that now resolves to
     an internal address would be): no request leaves, the attempt records why, and it is retried."""
     # https, so that only the address check can refuse it ("localhost" resolves to loopback).
-    services.endpoint_create(
+    endpoints.endpoint_create(
         url=receiver.url.replace("http://127.0.0.1", "https://localhost"), now=timezone.now()
     )
     settings.EVENTS_ALLOW_LOCAL_URLS = False
@@ -133,7 +133,7 @@ def test_the_address_is_checked_again_at_delivery_time(receiver: Receiver, setti
 @pytest.mark.django_db(transaction=True)
 def test_redirects_are_not_followed(receiver: Receiver, make_receiver: Callable[[], Receiver]) -> None:
     receiver.script = ["redirect"]
-    services.endpoint_create(url=receiver.url, now=timezone.now())
+    endpoints.endpoint_create(url=receiver.url, now=timezone.now())
 
     record_event()
 

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from wallet.accounts.models import User
 from wallet.audit.models import AuditEvent
-from wallet.events import services
+from wallet.events import endpoints
 from wallet.events.models import Delivery, EventEndpoint
 from wallet.events.tests.conftest import Receiver, drain, record_event
 
@@ -93,7 +93,7 @@ class TestEndpoints:
         rotated = admin_api.post(f"{ENDPOINTS}/{created['id']}/rotate-secret").json()
 
         endpoint = EventEndpoint.objects.get(id=created["id"])
-        assert services._secrets_in_use(endpoint, now=timezone.now()) == [rotated["secret"]]
+        assert endpoints.secrets_in_use(endpoint, now=timezone.now()) == [rotated["secret"]]
         assert rotated["previous_secret_retires_at"] is None
 
     def test_users_cannot_see_or_touch_endpoints(self, user_api: APIClient) -> None:
@@ -168,7 +168,7 @@ class TestConsole:
     def test_endpoints_and_deliveries_pages_and_the_replay_action(
         self, admin_user: User, receiver: Receiver
     ) -> None:
-        services.endpoint_create(url=receiver.url, now=timezone.now())
+        endpoints.endpoint_create(url=receiver.url, now=timezone.now())
         record_event()
         delivery = Delivery.objects.get()
         console = Client()

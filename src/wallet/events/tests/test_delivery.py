@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from wallet.events import catalogue, services
+from wallet.events import catalogue, endpoints, services
 from wallet.events.models import Delivery, DeliveryAttempt, DeliveryStatus, Event
 from wallet.events.tests.conftest import Receiver, documented_verify, drain, record_event
 
@@ -24,7 +24,7 @@ verify = documented_verify()
 
 
 def _endpoint(receiver: Receiver, event_types: list[str] | None = None) -> tuple[Any, str]:
-    created = services.endpoint_create(url=receiver.url, event_types=event_types, now=timezone.now())
+    created = endpoints.endpoint_create(url=receiver.url, event_types=event_types, now=timezone.now())
     return created.endpoint, created.secret
 
 
@@ -223,7 +223,7 @@ class TestRotation:
         pending = record_event(status="failed")
         assert Delivery.objects.get(event=pending).status == "pending"
 
-        rotated = services.endpoint_rotate_secret(endpoint_id=endpoint.id, now=timezone.now())
+        rotated = endpoints.endpoint_rotate_secret(endpoint_id=endpoint.id, now=timezone.now())
         new_secret = rotated.secret
         record_event(transaction_type="withdrawal", status="processing")
         drain()

@@ -13,8 +13,8 @@ from rest_framework.test import APIClient
 
 from revio_sandbox.testing import SandboxProcess
 from wallet.accounts.models import User
+from wallet.events import endpoints
 from wallet.events import public as events
-from wallet.events import services
 from wallet.events.models import Delivery, Event
 from wallet.events.tests.conftest import Receiver, documented_verify, record_event
 from wallet.transactions import public as transactions
@@ -31,7 +31,7 @@ class TestRecording:
     def test_a_status_change_writes_its_event_and_deliveries_in_the_same_transaction(
         self, user: User, django_capture_on_commit_callbacks: Any
     ) -> None:
-        endpoint = services.endpoint_create(url="http://127.0.0.1:9/", now=timezone.now()).endpoint
+        endpoint = endpoints.endpoint_create(url="http://127.0.0.1:9/", now=timezone.now()).endpoint
         deposit = _deposit(user)
 
         with django_capture_on_commit_callbacks() as callbacks:
@@ -59,7 +59,7 @@ class TestRecording:
         assert [c.__name__ for c in callbacks].count("enqueue_event_deliveries") == 1
 
     def test_a_rolled_back_change_records_nothing(self, user: User) -> None:
-        services.endpoint_create(url="http://127.0.0.1:9/", now=timezone.now())
+        endpoints.endpoint_create(url="http://127.0.0.1:9/", now=timezone.now())
         deposit = _deposit(user)
 
         with pytest.raises(RuntimeError), transaction.atomic():
@@ -96,14 +96,14 @@ class TestRecording:
 
     def test_each_endpoint_gets_only_the_types_it_subscribes_to(self) -> None:
         now = timezone.now()
-        everything = services.endpoint_create(url="http://127.0.0.1:9/a", now=now).endpoint
-        deposits = services.endpoint_create(
+        everything = endpoints.endpoint_create(url="http://127.0.0.1:9/a", now=now).endpoint
+        deposits = endpoints.endpoint_create(
             url="http://127.0.0.1:9/b", event_types=["deposit.*"], now=now
         ).endpoint
-        paid = services.endpoint_create(
+        paid = endpoints.endpoint_create(
             url="http://127.0.0.1:9/c", event_types=["withdrawal.completed"], now=now
         ).endpoint
-        off = services.endpoint_create(url="http://127.0.0.1:9/d", enabled=False, now=now).endpoint
+        off = endpoints.endpoint_create(url="http://127.0.0.1:9/d", enabled=False, now=now).endpoint
 
         record_event(transaction_type="deposit", status="completed")
         record_event(transaction_type="withdrawal", status="completed")
@@ -126,7 +126,7 @@ def test_real_deposit_and_withdrawal_events_reach_the_receiver_without_bank_deta
     fund: Callable[[User, int], Transaction],  # noqa: F811 - the fixture imported above
     revio: SandboxProcess,
 ) -> None:
-    secret = services.endpoint_create(url=receiver.url, now=timezone.now()).secret
+    secret = endpoints.endpoint_create(url=receiver.url, now=timezone.now()).secret
     deposit = fund(user, 20_000)
     response = user_api.post("/api/v1/withdrawals", {"amount": 3_000, "bank_account": BANK}, format="json")
     assert response.status_code == 201, response.content
