@@ -32,6 +32,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
     ),
     ("Webhook log and dead letters", [("webhooks", "*")]),
     ("Notifications", [("notifications", "*")]),
+    ("Outgoing events", [("events", "EventEndpoint"), ("events", "Delivery"), ("events", "Event")]),
     ("Reconciliation", [("reconciliation", "*")]),
     ("Balance corrections (four eyes)", [("adjustments", "*")]),
     ("Audit log", [("audit", "*")]),

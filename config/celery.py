@@ -46,4 +46,7 @@ app.conf.beat_schedule = {
     },
     # Payouts queued while Revio's circuit breaker was open: sent once it closes (each exactly once).
     "payouts-send-queued": {"task": "payouts.send_queued", "schedule": 60.0},
+    # Outgoing events: retries past their backoff (30 s and up), first deliveries whose task was lost and
+    # deliveries whose worker died; every 30 seconds, like the webhook sweep.
+    "events-sweep": {"task": "events.sweep", "schedule": 30.0},
 }

@@ -14,6 +14,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("wallet.transactions.http.urls")),
     path("", include("wallet.webhooks.http.urls")),
     path("", include("wallet.statements.http.urls")),
+    path("", include("wallet.events.http.urls")),
     path("schema/", CachedSchemaApi.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "wallet.audit",
     "wallet.webapp",
     "wallet.statements",
+    "wallet.events",
 ]
 
 MIDDLEWARE = [
@@ -326,6 +327,7 @@ CELERY_TASK_ROUTES = {
     "notifications.*": {"queue": "notifications"},
     "reconciliation.*": {"queue": "reconciliation"},
     "payouts.*": {"queue": "payouts"},
+    "events.*": {"queue": "events"},
 }
 
 # ---------------------------------------------------------------------------------------------------------
@@ -387,6 +389,19 @@ IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=120)
 
 # A balance-correction proposal not decided by a second admin within this time expires.
 ADJUSTMENT_PROPOSAL_TTL_HOURS = env.int("ADJUSTMENT_PROPOSAL_TTL_HOURS", default=72)
+
+# Outgoing events to the client's backend (wallet.events, docs/events.md). Endpoint URLs must be https and
+# resolve only to public addresses; EVENTS_ALLOW_LOCAL_URLS (local and test settings) also allows http and
+# loopback, for a receiver on this machine. The lease must outlast a delivery's timeout with room to spare.
+EVENTS_ALLOW_LOCAL_URLS = env.bool("EVENTS_ALLOW_LOCAL_URLS", default=False)
+EVENTS_DELIVERY_TIMEOUT_SECONDS = env.float("EVENTS_DELIVERY_TIMEOUT_SECONDS", default=10.0)
+EVENTS_DELIVERY_LEASE_SECONDS = env.int("EVENTS_DELIVERY_LEASE_SECONDS", default=60)
+EVENTS_MAX_ATTEMPTS = env.int("EVENTS_MAX_ATTEMPTS", default=16)  # ~2 days with the defaults below
+EVENTS_RETRY_BASE_SECONDS = env.int("EVENTS_RETRY_BASE_SECONDS", default=30)
+EVENTS_RETRY_MAX_SECONDS = env.int("EVENTS_RETRY_MAX_SECONDS", default=6 * 3600)
+EVENTS_SWEEP_GRACE_SECONDS = env.int("EVENTS_SWEEP_GRACE_SECONDS", default=30)
+EVENTS_SECRET_ROTATION_GRACE_SECONDS = env.int("EVENTS_SECRET_ROTATION_GRACE_SECONDS", default=24 * 3600)
+EVENTS_REPLAY_MAX_EVENTS = env.int("EVENTS_REPLAY_MAX_EVENTS", default=10_000)
 
 # Bank details are encrypted at rest with Fernet; comma-separated keys, the first encrypts (rotation).
 FIELD_ENCRYPTION_KEYS: list[str] = env.list("FIELD_ENCRYPTION_KEYS")

@@ -16,5 +16,6 @@ env.ENVIRON.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 # only loads settings) the conventional local ports are assumed.
 env.ENVIRON.setdefault("DATABASE_URL", "postgres://wallet@127.0.0.1:5432/wallet")
 env.ENVIRON.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
+env.ENVIRON.setdefault("EVENTS_ALLOW_LOCAL_URLS", "true")  # a receiver on this machine (http, loopback)
 
 from config.settings.base import *  # noqa: E402

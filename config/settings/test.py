@@ -13,6 +13,7 @@ env.ENVIRON.setdefault("REVIO_ACCEPT_TEST_OBJECTS", "true")
 env.ENVIRON.setdefault("FIELD_ENCRYPTION_KEYS", "dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5LTM=")
 env.ENVIRON.setdefault("LOG_LEVEL", "WARNING")
 env.ENVIRON.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+env.ENVIRON.setdefault("EVENTS_ALLOW_LOCAL_URLS", "true")  # a receiver on this machine (http, loopback)
 
 from config.settings.base import *  # noqa: E402
 

@@ -27,6 +27,7 @@ from wallet.core import crypto, idempotency
 from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
 from wallet.core.errors import ValidationFailedError
 from wallet.core.faults import crash_point
+from wallet.events import public as events  # outgoing events (issue 19): the hook in _transition
 from wallet.ledger import public as ledger
 from wallet.notifications import public as notifications
 from wallet.revio import breaker as revio_breaker
@@ -611,6 +612,15 @@ def _transition(
     # The outbox: the email is recorded in this transaction and sent only after it commits.
     notifications.notification_record_for_transaction(
         transaction_id=txn.id, user_id=txn.user_id, event=f"{txn.type}.{to_status}"
+    )
+    # Outgoing events (issue 19, wallet.events): the signed event for the client's backend, same transaction.
+    events.event_record_for_transaction(
+        transaction_id=txn.id,
+        user_id=txn.user_id,
+        transaction_type=txn.type,
+        status=to_status,
+        amount=txn.amount,
+        currency=txn.currency,
     )
 
 

@@ -21,6 +21,7 @@ from django.core import signals
 from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.test import APIClient
@@ -39,6 +40,7 @@ from conftest import login
 from revio_sandbox.testing import SandboxProcess
 from wallet.accounts.models import User
 from wallet.core.testing import proof_size
+from wallet.events import endpoints as event_endpoints
 from wallet.ledger.selectors import ledger_problems
 from wallet.transactions.models import Transaction
 from wallet.transactions.tests.conftest import BANK, fund  # noqa: F401 - fund is a fixture
@@ -116,11 +118,13 @@ def real_ids(
     client.credentials(HTTP_AUTHORIZATION=_bearer(user)["Authorization"])
     response = client.post("/api/v1/withdrawals", {"amount": 1_000, "bank_account": BANK}, format="json")
     assert response.status_code == 201, response.content
+    endpoint = event_endpoints.endpoint_create(url="http://127.0.0.1:9/fuzz", now=timezone.now()).endpoint
     return {
         "user": user,
         "admin": admin,
         "user_id": [target.id],
         "transaction_id": [deposit.id, response.json()["id"]],
+        "endpoint_id": [endpoint.id],
     }
 
 
@@ -203,7 +207,7 @@ def test_real_ids_match_the_schemas_path_parameters(api_schema: Any) -> None:
         for result in api_schema.get_all_operations()
         for parameter in result.ok().path_parameters
     }
-    assert names == {"user_id", "transaction_id"}
+    assert names == {"user_id", "transaction_id", "endpoint_id"}
 
 
 class TestWhatTheFuzzerFound:

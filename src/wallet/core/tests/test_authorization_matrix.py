@@ -12,6 +12,8 @@ from rest_framework.test import APIClient
 
 from conftest import login
 from wallet.accounts.models import User
+from wallet.core import crypto
+from wallet.events.models import EventEndpoint
 from wallet.transactions.models import Transaction
 
 pytestmark = pytest.mark.django_db
@@ -51,6 +53,14 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, Any]]] = [
     ("api/v1/admin/users/<uuid:user_id>", "patch", {}, ADMIN_ONLY),
     ("api/v1/statements", "get", None, SIGNED_IN),
     ("api/v1/admin/users/<uuid:user_id>/statement", "get", None, ADMIN_ONLY),
+    ("api/v1/admin/event-endpoints", "get", None, ADMIN_ONLY),
+    ("api/v1/admin/event-endpoints", "post", {"url": "http://127.0.0.1:9/"}, ADMIN_ONLY),
+    ("api/v1/admin/event-endpoints/<uuid:endpoint_id>", "get", None, ADMIN_ONLY),
+    ("api/v1/admin/event-endpoints/<uuid:endpoint_id>", "patch", {}, ADMIN_ONLY),
+    ("api/v1/admin/event-endpoints/<uuid:endpoint_id>/rotate-secret", "post", {}, ADMIN_ONLY),
+    ("api/v1/admin/event-endpoints/<uuid:endpoint_id>/deliveries", "get", None, ADMIN_ONLY),
+    ("api/v1/admin/event-endpoints/<uuid:endpoint_id>/replay", "post", {}, ADMIN_ONLY),
+    ("api/v1/admin/event-endpoints/<uuid:endpoint_id>", "delete", None, ADMIN_ONLY),
 ]
 
 
@@ -90,9 +100,13 @@ def test_each_caller_gets_what_the_matrix_says(
 ) -> None:
     owner = User.objects.get(email="owner@example.com")
     deposit = Transaction.objects.create(user=owner, type="deposit", amount=5_000, currency="ZAR")
+    endpoint = EventEndpoint.objects.create(
+        url="http://127.0.0.1:9/",
+        secrets_encrypted=crypto.encrypt_json({"secrets": [{"secret": "whsec_matrix", "retires_at": None}]}),
+    )
     path = "/" + route.replace("<uuid:transaction_id>", str(deposit.id)).replace(
         "<uuid:user_id>", str(owner.id)
-    )
+    ).replace("<uuid:endpoint_id>", str(endpoint.id))
     for caller, want in expected.items():
         client = callers[caller]
         response = (

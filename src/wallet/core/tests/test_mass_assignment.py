@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core.cache import cache
+from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from drf_spectacular.generators import SchemaGenerator
@@ -26,6 +27,7 @@ from conftest import PASSWORD, login
 from revio_sandbox.testing import SandboxProcess
 from wallet.accounts.models import User
 from wallet.core.testing import proof_size
+from wallet.events import endpoints as event_endpoints
 from wallet.ledger import public as ledger
 from wallet.transactions.models import Transaction
 from wallet.transactions.tests.conftest import BANK, fund  # noqa: F401 - fund is a fixture
@@ -114,6 +116,8 @@ class Bodies:
             "bank_account": lambda: dict(BANK),
             "role": lambda: User.Role.USER,
             "transaction_emails": lambda: bool(n % 2),
+            "url": lambda: f"http://127.0.0.1:9/events/{n}",
+            "created_after": lambda: "2026-01-01T00:00:00Z",
         }
         assert name in values, f"no value for the request field {name!r}: add one to Bodies.value"
         return values[name]()
@@ -154,6 +158,7 @@ def test_no_writable_endpoint_lets_a_caller_set_what_only_the_system_sets(
     target = make_user(email="mass-target@example.com")
     fund(user, 100_000)
     bodies = Bodies(user=user, target=target)
+    endpoint = event_endpoints.endpoint_create(url="http://127.0.0.1:9/mass", now=timezone.now()).endpoint
     operations = _writable_operations()
     assert len(operations) >= 10  # the schema was read: auth, me, money and admin writes
     rounds = proof_size(default=1, slow=5)
@@ -169,7 +174,7 @@ def test_no_writable_endpoint_lets_a_caller_set_what_only_the_system_sets(
             caller = admin if path.startswith("/api/v1/admin/") else user
             client = APIClient()
             client.credentials(HTTP_AUTHORIZATION=f"Bearer {login(client, caller.email)['access']}")
-            url = path.replace("{user_id}", str(target.id))
+            url = path.replace("{user_id}", str(target.id)).replace("{endpoint_id}", str(endpoint.id))
             body = bodies.build(component, path)
             extras = {
                 key: value for key, value in INJECTED.items() if key not in component.get("properties", {})
