@@ -2,7 +2,9 @@
 
 Sign convention: an account's balance is the sum of its entries. A user's available and reserved accounts
 are positive when we hold money for them; the platform's Revio clearing account is the other side of every
-deposit and payout, so it carries the negative of what sits with Revio on users' behalf.
+deposit and payout, so it carries the negative of what sits with Revio on users' behalf. A user's
+receivable account is what they owe us (debt: a clawback or chargeback larger than their balance), so it
+is negative when they owe; the balance row shows it as a positive `debt`.
 Entries and journals are append-only; the database refuses UPDATE and DELETE on them (migration 0002).
 
 Two times: `created_at` is when a row was RECORDED; `effective_at` is when the movement took EFFECT (a
@@ -21,11 +23,12 @@ from django.utils import timezone
 class AccountKind(models.TextChoices):
     USER_AVAILABLE = "user_available", "User available"
     USER_RESERVED = "user_reserved", "User reserved for withdrawals in flight"
+    USER_RECEIVABLE = "user_receivable", "User receivable: what the user owes (debt)"
     REVIO_CLEARING = "revio_clearing", "Platform: Revio clearing"
     CORRECTIONS = "corrections", "Platform: operator corrections"
 
 
-USER_KINDS = (AccountKind.USER_AVAILABLE, AccountKind.USER_RESERVED)
+USER_KINDS = (AccountKind.USER_AVAILABLE, AccountKind.USER_RESERVED, AccountKind.USER_RECEIVABLE)
 
 
 class JournalKind(models.TextChoices):
@@ -35,6 +38,10 @@ class JournalKind(models.TextChoices):
     WITHDRAWAL_SETTLE = "withdrawal_settle", "Withdrawal paid out"
     WITHDRAWAL_RETURN = "withdrawal_return", "Withdrawal returned by the bank: re-credited"
     CORRECTION = "correction", "Operator correction"
+    WITHDRAWAL_CLAWBACK = "withdrawal_clawback", "Withdrawal paid after it was refunded: taken back"
+    DEPOSIT_REFUND = "deposit_refund", "Deposit refunded to the card"
+    DEPOSIT_REFUND_REVERSED = "deposit_refund_reversed", "Deposit refund refused by Revio: restored"
+    DEPOSIT_CHARGEBACK = "deposit_chargeback", "Deposit charged back by the card holder"
 
 
 class LedgerAccount(models.Model):
@@ -141,8 +148,14 @@ class Balance(models.Model):
     currency = models.CharField(max_length=3)
     available = models.BigIntegerField(default=0)
     reserved = models.BigIntegerField(default=0)
+    # What the user owes, positive: minus the receivable account's sum. Credits settle it first.
+    debt = models.BigIntegerField(default=0)
     available_account = models.OneToOneField(LedgerAccount, on_delete=models.PROTECT, related_name="+")
     reserved_account = models.OneToOneField(LedgerAccount, on_delete=models.PROTECT, related_name="+")
+    # Made the first time the user owes something (inside that money transaction, the row locked).
+    receivable_account = models.OneToOneField(
+        LedgerAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -153,7 +166,11 @@ class Balance(models.Model):
                 condition=models.Q(available__gte=0), name="balance_available_not_negative"
             ),
             models.CheckConstraint(condition=models.Q(reserved__gte=0), name="balance_reserved_not_negative"),
+            models.CheckConstraint(condition=models.Q(debt__gte=0), name="balance_debt_not_negative"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.user_id} {self.currency}: {self.available} available, {self.reserved} reserved"
+        return (
+            f"{self.user_id} {self.currency}: {self.available} available, {self.reserved} reserved, "
+            f"{self.debt} owed"
+        )

@@ -18,14 +18,19 @@ class BalanceFigures:
     currency: str
     available: int
     reserved: int
+    debt: int = 0
 
 
-# Each figure of a user's balance is the sum of one ledger account's entries: a new account (a hold, a
-# debt) is one line here, plus its field on BalanceFigures. As-of balances and statements read this map.
+# Each figure of a user's balance is the sum of one ledger account's entries: a new account (a hold) is
+# one line here, plus its field on BalanceFigures. As-of balances and statements read this map.
 BALANCE_FIGURE_ACCOUNTS: dict[str, str] = {
     "available": AccountKind.USER_AVAILABLE,
     "reserved": AccountKind.USER_RESERVED,
+    "debt": AccountKind.USER_RECEIVABLE,
 }
+# A figure shown the other way round from its account's sum: debt is what the user owes, positive, while
+# the receivable account's entries are negative when they owe (models.py's sign convention).
+_FIGURE_SIGN: dict[str, int] = {"debt": -1}
 BALANCE_FIGURES: tuple[str, ...] = tuple(BALANCE_FIGURE_ACCOUNTS)
 _FIGURE_OF_KIND = {kind: figure for figure, kind in BALANCE_FIGURE_ACCOUNTS.items()}
 
@@ -71,12 +76,14 @@ def _balance_get_cached(*, user_id: UUID, currency: str) -> BalanceFigures:
         return balance_get(user_id=user_id, currency=currency)
     generation = int(found.get(generation_key) or 0)
     cached = found.get(key)
-    if cached is not None and cached[0] == generation:
-        return BalanceFigures(currency=currency, available=cached[1], reserved=cached[2])
+    if cached is not None and cached[0] == generation and len(cached) == 4:
+        return BalanceFigures(currency=currency, available=cached[1], reserved=cached[2], debt=cached[3])
     figures = balance_get(user_id=user_id, currency=currency)
     try:
         cache.set(
-            key, (generation, figures.available, figures.reserved), timeout=settings.BALANCE_CACHE_SECONDS
+            key,
+            (generation, figures.available, figures.reserved, figures.debt),
+            timeout=settings.BALANCE_CACHE_SECONDS,
         )
     except Exception:
         logger.warning("balance cache not filled", exc_info=True)
@@ -90,10 +97,14 @@ def balance_get(*, user_id: UUID, currency: str, cached: bool = False) -> Balanc
     # Inside a transaction the figure may be uncommitted: never cache it (nor serve it from the cache).
     if cached and settings.BALANCE_CACHE_SECONDS > 0 and not connection.in_atomic_block:
         return _balance_get_cached(user_id=user_id, currency=currency)
-    row = Balance.objects.filter(user_id=user_id, currency=currency).values("available", "reserved").first()
+    row = (
+        Balance.objects.filter(user_id=user_id, currency=currency)
+        .values("available", "reserved", "debt")
+        .first()
+    )
     if row is None:
         return BalanceFigures(currency=currency, available=0, reserved=0)
-    return BalanceFigures(currency=currency, available=row["available"], reserved=row["reserved"])
+    return BalanceFigures(currency=currency, **row)
 
 
 def balance_as_of(*, user_id: UUID, currency: str, as_of: datetime) -> BalanceFigures:
@@ -113,7 +124,10 @@ def balance_as_of(*, user_id: UUID, currency: str, as_of: datetime) -> BalanceFi
         .order_by()
     )
     totals = {row["account__kind"]: row["total"] for row in rows}
-    figures = {figure: int(totals.get(kind) or 0) for figure, kind in BALANCE_FIGURE_ACCOUNTS.items()}
+    figures = {
+        figure: _FIGURE_SIGN.get(figure, 1) * int(totals.get(kind) or 0)
+        for figure, kind in BALANCE_FIGURE_ACCOUNTS.items()
+    }
     return BalanceFigures(currency=currency, **figures)
 
 
@@ -152,7 +166,7 @@ def entry_list_effective_between(
             type=kind,
             description=f"{labels.get(kind, kind)}: {memo}" if memo else labels.get(kind, kind),
             figure=_FIGURE_OF_KIND[account_kind],
-            amount=amount,
+            amount=_FIGURE_SIGN.get(_FIGURE_OF_KIND[account_kind], 1) * amount,
             currency=entry_currency,
             effective_at=effective_at,
             recorded_at=recorded_at,
@@ -225,11 +239,13 @@ def ledger_problems() -> list[str]:
             problems.append(f"entry {entry_id} is in {entry_currency} on a {account_currency} account")
         cursor.execute(
             """
-            SELECT b.id, b.user_id, b.currency, b.available, b.reserved,
+            SELECT b.id, b.user_id, b.currency, b.available, b.reserved, b.debt,
                    COALESCE((SELECT SUM(amount) FROM ledger_entries e
                              WHERE e.account_id = b.available_account_id), 0),
                    COALESCE((SELECT SUM(amount) FROM ledger_entries e
-                             WHERE e.account_id = b.reserved_account_id), 0)
+                             WHERE e.account_id = b.reserved_account_id), 0),
+                   COALESCE((SELECT -SUM(amount) FROM ledger_entries e
+                             WHERE e.account_id = b.receivable_account_id), 0)
             FROM balances b
             """
         )
@@ -239,9 +255,16 @@ def ledger_problems() -> list[str]:
             currency,
             available,
             reserved,
+            debt,
             available_sum,
             reserved_sum,
+            debt_sum,
         ) in cursor.fetchall():
+            if debt != debt_sum:
+                problems.append(
+                    f"balance {balance_id} (user {user_id}, {currency}) says debt {debt} "
+                    f"but its receivable entries sum to {-debt_sum}"
+                )
             if available != available_sum:
                 problems.append(
                     f"balance {balance_id} (user {user_id}, {currency}) says available {available} "

@@ -5,6 +5,10 @@ first, outside it, so the rows a movement locks already exist.
 
 Every movement takes an optional `effective_at`: when it took effect, if earlier than now (a deposit Revio
 reports paid before its webhook reached us). It defaults to now, the time the journal is recorded.
+
+Debt: a debit larger than the available balance (a clawback, a chargeback, a refund the operator allows to
+overdraw) puts the rest on the user's receivable account instead of making available negative. Every
+credit to a user (deposit, released reservation, bank return, positive correction) settles debt first.
 """
 
 import logging
@@ -135,7 +139,7 @@ def balance_cache_invalidate(*, user_id: UUID, currency: str) -> None:
 
 def _save(balance: Balance) -> None:
     balance.updated_at = timezone.now()
-    balance.save(update_fields=["available", "reserved", "updated_at"])
+    balance.save(update_fields=["available", "reserved", "debt", "receivable_account", "updated_at"])
     # Only once the change is committed: a rollback leaves the cached figure (still true) in place.
     user_id, currency = balance.user_id, balance.currency
     transaction.on_commit(lambda: balance_cache_invalidate(user_id=user_id, currency=currency))
@@ -144,18 +148,17 @@ def _save(balance: Balance) -> None:
 def deposit_credit(
     *, balance: Balance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
 ) -> Journal:
-    """Money Revio collected for the user becomes available to them."""
+    """Money Revio collected for the user becomes available to them (after settling any debt)."""
     journal = journal_post(
         kind=JournalKind.DEPOSIT_CREDIT,
         currency=balance.currency,
         transaction_id=transaction_id,
         effective_at=effective_at,
         lines=[
-            Line(balance.available_account_id, amount),
+            *_credit_lines(balance, amount),
             Line(_clearing_account_id(balance.currency), -amount),
         ],
     )
-    balance.available += amount
     _save(balance)
     return journal
 
@@ -187,16 +190,15 @@ def withdrawal_reserve(
 def withdrawal_release(
     *, balance: Balance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
 ) -> Journal:
-    """The payout failed: the reservation goes back to available."""
+    """The payout failed: the reservation goes back to available (after settling any debt)."""
     journal = journal_post(
         kind=JournalKind.WITHDRAWAL_RELEASE,
         currency=balance.currency,
         transaction_id=transaction_id,
         effective_at=effective_at,
-        lines=[Line(balance.reserved_account_id, -amount), Line(balance.available_account_id, amount)],
+        lines=[Line(balance.reserved_account_id, -amount), *_credit_lines(balance, amount)],
     )
     balance.reserved -= amount
-    balance.available += amount
     _save(balance)
     return journal
 
@@ -228,19 +230,15 @@ def withdrawal_return(
     reason: str,
     effective_at: datetime | None = None,
 ) -> Journal:
-    """The bank returned a completed payout: the money is credited back to the user."""
+    """The bank returned a completed payout: the money is credited back to the user (after any debt)."""
     journal = journal_post(
         kind=JournalKind.WITHDRAWAL_RETURN,
         currency=balance.currency,
         transaction_id=transaction_id,
         effective_at=effective_at,
         memo=reason,
-        lines=[
-            Line(_clearing_account_id(balance.currency), -amount),
-            Line(balance.available_account_id, amount),
-        ],
+        lines=[Line(_clearing_account_id(balance.currency), -amount), *_credit_lines(balance, amount)],
     )
-    balance.available += amount
     _save(balance)
     return journal
 
@@ -270,8 +268,119 @@ def correction_post(
         transaction_id=correction_id,
         effective_at=effective_at,
         memo=memo,
-        lines=[Line(balance.available_account_id, amount), Line(corrections_account_id, -amount)],
+        lines=[
+            *(
+                _credit_lines(balance, amount)
+                if amount > 0
+                else _debit_lines(balance, -amount, allow_debt=False)
+            ),
+            Line(corrections_account_id, -amount),
+        ],
     )
-    balance.available += amount
+    _save(balance)
+    return journal
+
+
+def _receivable_account_id(balance: Balance) -> int:
+    """The user's receivable account, made the first time they owe (the caller holds the balance lock)."""
+    if balance.receivable_account_id is None:
+        account = LedgerAccount.objects.create(
+            kind=AccountKind.USER_RECEIVABLE, user_id=balance.user_id, currency=balance.currency
+        )
+        balance.receivable_account = account
+    return int(balance.receivable_account_id)  # type: ignore[arg-type]
+
+
+def _credit_lines(balance: Balance, amount: int) -> list[Line]:
+    """The user side of a credit of `amount`: what they owe is settled first, the rest becomes available.
+    Updates the balance's figures (the caller saves them)."""
+    settled = min(amount, balance.debt)
+    lines: list[Line] = []
+    if settled:
+        lines.append(Line(_receivable_account_id(balance), settled))
+        balance.debt -= settled
+    if amount - settled:
+        lines.append(Line(balance.available_account_id, amount - settled))
+        balance.available += amount - settled
+    return lines
+
+
+def _debit_lines(balance: Balance, amount: int, *, allow_debt: bool) -> list[Line]:
+    """The user side of a debit of `amount`: from available first, the rest as debt if allowed.
+
+    :raises InsufficientFundsError: available is short and debt is not allowed.
+    """
+    from_available = min(amount, balance.available)
+    owed = amount - from_available
+    if owed and not allow_debt:
+        raise InsufficientFundsError(
+            details={"available": balance.available, "requested": amount, "currency": balance.currency}
+        )
+    lines: list[Line] = []
+    if from_available:
+        lines.append(Line(balance.available_account_id, -from_available))
+        balance.available -= from_available
+    if owed:
+        lines.append(Line(_receivable_account_id(balance), -owed))
+        balance.debt += owed
+    return lines
+
+
+@dataclass(frozen=True)
+class Debit:
+    journal: Journal
+    from_available: int
+    to_debt: int
+
+
+def user_debit(
+    *,
+    balance: Balance,
+    amount: int,
+    kind: str,
+    transaction_id: UUID,
+    allow_debt: bool,
+    memo: str = "",
+    effective_at: datetime | None = None,
+) -> Debit:
+    """Money that left Revio on the user's account after we had credited it (a payout paid after we
+    refunded it, a chargeback, a refund to the card) is taken back: from available first, the rest as
+    debt when `allow_debt`. Posted at most once per (transaction, kind).
+
+    :raises InsufficientFundsError: available is short and debt is not allowed; nothing changed.
+    """
+    available_before, debt_before = balance.available, balance.debt
+    lines = _debit_lines(balance, amount, allow_debt=allow_debt)
+    journal = journal_post(
+        kind=kind,
+        currency=balance.currency,
+        transaction_id=transaction_id,
+        effective_at=effective_at,
+        memo=memo,
+        lines=[*lines, Line(_clearing_account_id(balance.currency), amount)],
+    )
+    _save(balance)
+    return Debit(journal, available_before - balance.available, balance.debt - debt_before)
+
+
+def user_credit(
+    *,
+    balance: Balance,
+    amount: int,
+    kind: str,
+    transaction_id: UUID,
+    memo: str = "",
+    effective_at: datetime | None = None,
+) -> Journal:
+    """Money that came back through Revio for the user (a refund Revio refused after we debited it): it
+    settles their debt first, the rest becomes available. Posted at most once per (transaction, kind)."""
+    journal = journal_post(
+        kind=kind,
+        currency=balance.currency,
+        transaction_id=transaction_id,
+        effective_at=effective_at,
+        memo=memo,
+        lines=[*_credit_lines(balance, amount), Line(_clearing_account_id(balance.currency), -amount)],
+    )
     _save(balance)
     return journal

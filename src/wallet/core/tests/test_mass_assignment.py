@@ -44,6 +44,7 @@ INJECTED: dict[str, Any] = {
     "balance": 10**12,
     "available": 10**12,
     "reserved": 0,
+    "debt": 0,
     "status": "completed",
     "user": str(FOREIGN_ID),
     "user_id": str(FOREIGN_ID),

@@ -374,6 +374,7 @@ def test_a_deposit_delivered_to_both_processes_is_credited_once(cluster: Cluster
         "currency": "ZAR",
         "available": 12_345,
         "reserved": 0,
+        "debt": 0,
     }
     # once: one credit journal; the two copies were stored as one event (a duplicate counted)
     [(status,)] = cluster.sql("SELECT status FROM transactions WHERE id = %s", deposit_id)
@@ -417,7 +418,12 @@ def test_concurrent_withdrawals_on_two_processes_never_overdraw(cluster: Cluster
     assert {r.json()["error"]["code"] for r in refused} == {"insufficient_funds"}
     assert {r.json()["status"] for r in accepted} == {"processing"}
     # no overdraft, and both processes agree at once (the cache was invalidated for both)
-    expected = {"currency": "ZAR", "available": funded - covered * amount, "reserved": covered * amount}
+    expected = {
+        "currency": "ZAR",
+        "available": funded - covered * amount,
+        "reserved": covered * amount,
+        "debt": 0,
+    }
     assert balance(cluster.web_a, access) == expected
     assert balance(cluster.web_b, access) == expected
     rows = cluster.sql(
@@ -477,7 +483,7 @@ def test_an_idempotency_key_holds_across_processes(cluster: Cluster) -> None:
         assert again.status_code == 201
         assert again.content == winner.content
     assert withdrawals() == 2
-    expected = {"currency": "ZAR", "available": 16_000, "reserved": 4_000}
+    expected = {"currency": "ZAR", "available": 16_000, "reserved": 4_000, "debt": 0}
     assert balance(cluster.web_a, access) == expected
     assert balance(cluster.web_b, access) == expected
     cluster.assert_alive()

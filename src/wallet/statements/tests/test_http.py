@@ -44,6 +44,7 @@ class TestBalanceAsOf:
             "currency": "ZAR",
             "available": 5_500,
             "reserved": 4_000,
+            "debt": 0,
         }
 
     def test_as_of_a_past_instant_sums_the_entries_effective_before_it(
@@ -52,12 +53,12 @@ class TestBalanceAsOf:
         now = timezone.now()
         two_days_ago = user_api.get("/api/v1/balance", {"as_of": _iso(now - timedelta(days=2))})
         assert two_days_ago.status_code == 200
-        assert two_days_ago.json() == {"currency": "ZAR", "available": 10_000, "reserved": 0}
+        assert two_days_ago.json() == {"currency": "ZAR", "available": 10_000, "reserved": 0, "debt": 0}
         before = user_api.get("/api/v1/balance", {"as_of": _iso(now - timedelta(days=5))})
-        assert before.json() == {"currency": "ZAR", "available": 0, "reserved": 0}
+        assert before.json() == {"currency": "ZAR", "available": 0, "reserved": 0, "debt": 0}
         # Within the allowed clock skew, a little in the future is "now".
         soon = user_api.get("/api/v1/balance", {"as_of": _iso(now + timedelta(minutes=1))})
-        assert soon.json() == {"currency": "ZAR", "available": 5_500, "reserved": 4_000}
+        assert soon.json() == {"currency": "ZAR", "available": 5_500, "reserved": 4_000, "debt": 0}
 
     def test_an_offset_other_than_utc_names_the_same_instant(
         self, user_api: APIClient, history: History
@@ -104,14 +105,14 @@ class TestStatement:
         assert response.status_code == 200, response.content
         body = response.json()
         assert body["user_id"] == str(user.id)
-        assert body["opening_balance"] == {"available": 0, "reserved": 0}
-        assert body["closing_balance"] == {"available": 5_500, "reserved": 4_000}
+        assert body["opening_balance"] == {"available": 0, "reserved": 0, "debt": 0}
+        assert body["closing_balance"] == {"available": 5_500, "reserved": 4_000, "debt": 0}
         rows = [(e["type"], e["account"], e["amount"], e["running_balance"]) for e in body["entries"]]
         assert rows == [
-            ("deposit_credit", "available", 10_000, {"available": 10_000, "reserved": 0}),
-            ("withdrawal_reserve", "available", -4_000, {"available": 6_000, "reserved": 0}),
-            ("withdrawal_reserve", "reserved", 4_000, {"available": 6_000, "reserved": 4_000}),
-            ("correction", "available", -500, {"available": 5_500, "reserved": 4_000}),
+            ("deposit_credit", "available", 10_000, {"available": 10_000, "reserved": 0, "debt": 0}),
+            ("withdrawal_reserve", "available", -4_000, {"available": 6_000, "reserved": 0, "debt": 0}),
+            ("withdrawal_reserve", "reserved", 4_000, {"available": 6_000, "reserved": 4_000, "debt": 0}),
+            ("correction", "available", -500, {"available": 5_500, "reserved": 4_000, "debt": 0}),
         ]
         deposit = body["entries"][0]
         assert deposit["recorded_at"] > deposit["effective_at"]  # recorded now, effective days ago

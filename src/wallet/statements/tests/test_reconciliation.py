@@ -102,7 +102,7 @@ class History:
         self._record(journal)
 
     def as_of(self, instant: datetime) -> dict[str, int]:
-        totals = {"available": 0, "reserved": 0}
+        totals = {"available": 0, "reserved": 0, "debt": 0}
         for figure, amount, effective in self.moves:
             if effective < instant:
                 totals[figure] += amount
@@ -110,7 +110,7 @@ class History:
 
 
 def _figures(figures: Any) -> dict[str, int]:
-    return {"available": figures.available, "reserved": figures.reserved}
+    return {"available": figures.available, "reserved": figures.reserved, "debt": figures.debt}
 
 
 def assert_reconciles(history: History, start: datetime, end: datetime) -> None:
@@ -191,8 +191,8 @@ def test_a_late_entry_lands_in_the_period_it_took_effect_in(make_user: Any) -> N
         now=now,
     )
     assert [line.entry.amount for line in earlier.lines] == [3_000]
-    assert earlier.opening == {"available": 0, "reserved": 0}
-    assert earlier.closing == {"available": 3_000, "reserved": 0}
+    assert earlier.opening == {"available": 0, "reserved": 0, "debt": 0}
+    assert earlier.closing == {"available": 3_000, "reserved": 0, "debt": 0}
     line = earlier.lines[0].entry
     assert line.recorded_at - line.effective_at >= timedelta(days=2) - timedelta(seconds=5)
     later = statement_get(
@@ -204,7 +204,7 @@ def test_a_late_entry_lands_in_the_period_it_took_effect_in(make_user: Any) -> N
     )
     assert [line.entry.amount for line in later.lines] == [7_000]
     assert later.opening == earlier.closing
-    assert later.closing == {"available": 10_000, "reserved": 0}
+    assert later.closing == {"available": 10_000, "reserved": 0, "debt": 0}
 
 
 @pytest.mark.django_db(transaction=True)

@@ -88,11 +88,17 @@ class BalanceOutputSerializer(serializers.Serializer[Any]):
     currency = serializers.CharField()
     available = serializers.IntegerField(help_text="Minor units you can withdraw now.")
     reserved = serializers.IntegerField(help_text="Minor units held for withdrawals in flight.")
+    debt = serializers.IntegerField(
+        help_text=(
+            "Minor units you owe (a chargeback or a payout clawed back beyond your balance). Deposits settle "
+            "it first; no withdrawal is possible while it is above 0."
+        )
+    )
 
 
 class EntryOutputSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
-    account = serializers.SerializerMethodField(help_text="available or reserved")
+    account = serializers.SerializerMethodField(help_text="available, reserved or debt")
     amount = serializers.IntegerField(help_text="Signed minor units: positive adds to the account.")
     currency = serializers.CharField()
     kind = serializers.CharField(source="journal.kind")
@@ -101,7 +107,8 @@ class EntryOutputSerializer(serializers.Serializer[Any]):
     created_at = serializers.DateTimeField()
 
     def get_account(self, entry: Any) -> str:
-        return "available" if entry.account.kind == "user_available" else "reserved"
+        # The receivable account's entries move what the user owes (negative: they owe more).
+        return {"user_available": "available", "user_receivable": "debt"}.get(entry.account.kind, "reserved")
 
 
 class TransactionFilterSerializer(serializers.Serializer[Any]):

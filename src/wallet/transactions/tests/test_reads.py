@@ -17,7 +17,12 @@ Fund = Callable[[User, int], Transaction]
 
 
 def test_balance_of_a_new_user_is_zero(user_api: APIClient) -> None:
-    assert user_api.get("/api/v1/balance").json() == {"currency": "ZAR", "available": 0, "reserved": 0}
+    assert user_api.get("/api/v1/balance").json() == {
+        "currency": "ZAR",
+        "available": 0,
+        "reserved": 0,
+        "debt": 0,
+    }
 
 
 def test_balance_and_the_entries_that_explain_it(user_api: APIClient, user: User, fund: Fund) -> None:
@@ -29,6 +34,7 @@ def test_balance_and_the_entries_that_explain_it(user_api: APIClient, user: User
         "currency": "ZAR",
         "available": 6_000,
         "reserved": 4_000,
+        "debt": 0,
     }
 
     entries = user_api.get("/api/v1/balance/entries").json()
