@@ -22,8 +22,8 @@ PYTHON=${PYTHON:-python}
 ALL_QUEUES=default,webhooks,notifications,reconciliation,payouts
 
 # With the sandbox playing Revio, its `init` writes REVIO_* settings to a shared file; the wallet reads
-# its API key, brand and webhook id from it (not the URLs, which differ inside the network, nor the
-# signing keys, which are fetched and so follow a rotation).
+# its API key, brand, webhook id and EFT client credentials from it (not the URLs, which differ inside
+# the network, nor the signing keys, which are fetched and so follow a rotation).
 load_revio_config() {
   if [ -z "${REVIO_CONFIG_FILE:-}" ] || [ ! -f "$REVIO_CONFIG_FILE" ]; then
     return 0
@@ -31,7 +31,7 @@ load_revio_config() {
   while IFS= read -r line; do
     key=${line%%=*}
     case "$key" in
-      REVIO_API_KEY | REVIO_BRAND_ID | REVIO_WEBHOOK_ID) ;;
+      REVIO_API_KEY | REVIO_BRAND_ID | REVIO_WEBHOOK_ID | REVIO_EFT_CLIENT_ID | REVIO_EFT_CLIENT_SECRET) ;;
       *) continue ;;
     esac
     # A value set in the environment wins over the file.
