@@ -141,7 +141,7 @@ def build_api_endpoint(sandbox: Sandbox, methods: dict[str, tuple[str, Handler]]
             _authenticate(sandbox, request)
             response = await handler(request)
             if fault is not None and fault["action"] == "hang_after":
-                # The request took effect (e.g. the payout exists and progresses) but the answer is late
+                # The request took effect (e.g. the EFT payment exists and progresses) but the answer is late
                 # or never comes: the unknown-outcome case.
                 await asyncio.sleep(fault["seconds"])
                 if fault["then"] == "drop":
@@ -249,16 +249,6 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
     async def purchase_cancel(request: Request) -> Response:
         return json_response(sandbox.purchase_cancel(object_id(request), idempotent=True))
 
-    async def payout_create(request: Request) -> Response:
-        return json_response(sandbox.payout_create(await read_json(request)), 201)
-
-    async def payout_list(request: Request) -> Response:
-        # SANDBOX EXTENSION: Revio documents no payout list; the backend must not depend on it.
-        return json_response(sandbox.payout_list_by_reference(request.query_params.get("reference")))
-
-    async def payout_get(request: Request) -> Response:
-        return json_response(sandbox.payout_get(object_id(request)))
-
     async def public_key(request: Request) -> Response:
         return json_response(sandbox.company_public_key())
 
@@ -298,8 +288,6 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
         api("purchases/", {"POST": ("purchases.create", purchase_create)}),
         api("purchases/{id}/", {"GET": ("purchases.get", purchase_get)}),
         api("purchases/{id}/cancel/", {"POST": ("purchases.cancel", purchase_cancel)}),
-        api("payouts/", {"POST": ("payouts.create", payout_create), "GET": ("payouts.list", payout_list)}),
-        api("payouts/{id}/", {"GET": ("payouts.get", payout_get)}),
         api("public_key/", {"GET": ("public_key", public_key)}),
         api(
             "webhooks/", {"POST": ("webhooks.create", webhook_create), "GET": ("webhooks.list", webhook_list)}
@@ -516,14 +504,16 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
         # The stored document as is: unlike the API, reading here never expires the purchase.
         return json_response(sandbox.purchase_peek(object_id(request)))
 
-    async def payout_peek(request: Request) -> Response:
-        return json_response(sandbox.payout_get(object_id(request)))
+    async def purchases_lookup(request: Request) -> Response:
+        return json_response(
+            {"results": sandbox.purchases_by_reference(request.query_params.get("reference"))}
+        )
 
-    async def payout_control(request: Request) -> Response:
-        payout_id, action = object_id(request), str(request.path_params["action"])
-        if action not in ("succeed", "fail", "return"):
-            raise not_found()
-        return json_response(sandbox.payout_force(payout_id, action))
+    async def eft_payments_lookup(request: Request) -> Response:
+        reference = request.query_params.get("contractReference")
+        if not reference:
+            raise general_error("Give ?contractReference=<your reference>.", "invalid")
+        return json_response(sandbox.eft.payments_by_reference(reference))
 
     async def deliveries_list(request: Request) -> Response:
         q = request.query_params
@@ -583,6 +573,7 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
         Route("/_sandbox/eft/token_lifetime", control(eft_token_lifetime), methods=["POST"]),
         Route("/_sandbox/eft/tokens/revoke", control(eft_tokens_revoke), methods=["POST"]),
         Route("/_sandbox/eft/callbacks", control(eft_callbacks_delete), methods=["DELETE"]),
+        Route("/_sandbox/eft/payments", control(eft_payments_lookup), methods=["GET"]),
         Route("/_sandbox/eft/payments/{id}", control(eft_payment_peek), methods=["GET"]),
         Route("/_sandbox/eft/payments/{id}/{action}", control(eft_payment_control), methods=["POST"]),
         Route("/_sandbox/health", control(health), methods=["GET"]),
@@ -593,10 +584,9 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
         Route("/_sandbox/faults/http", control(http_fault_add), methods=["POST"]),
         Route("/_sandbox/faults/webhooks", control(webhook_fault_add), methods=["POST"]),
         Route("/_sandbox/faults/{fault_id:int}", control(fault_remove), methods=["DELETE"]),
+        Route("/_sandbox/purchases", control(purchases_lookup), methods=["GET"]),
         Route("/_sandbox/purchases/{id}", control(purchase_peek), methods=["GET"]),
         Route("/_sandbox/purchases/{id}/{action}", control(purchase_control), methods=["POST"]),
-        Route("/_sandbox/payouts/{id}", control(payout_peek), methods=["GET"]),
-        Route("/_sandbox/payouts/{id}/{action}", control(payout_control), methods=["POST"]),
         Route("/_sandbox/deliveries", control(deliveries_list), methods=["GET"]),
         Route("/_sandbox/deliveries/retry_now", control(deliveries_retry_now), methods=["POST"]),
         Route("/_sandbox/deliveries/{delivery_id:int}", control(delivery_detail), methods=["GET"]),

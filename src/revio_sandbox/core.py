@@ -1,4 +1,4 @@
-"""The sandbox's domain: purchases, payouts, webhook objects, keys and the events they emit.
+"""The sandbox's domain: purchases, webhook objects, keys and the events they emit.
 
 Every state change goes through here, is written to SQLite, and enqueues signed deliveries (rows in
 ``deliveries``) that ``revio_sandbox.delivery.DeliveryWorker`` sends in the background. All methods are
@@ -22,7 +22,6 @@ from revio_sandbox.events import ALL_EVENTS, MAX_RETRIES, RETRY_GAPS_SECONDS
 from revio_sandbox.faults import take_webhook_faults
 from revio_sandbox.store import STATE_TABLES, Store, dump_json, load_json
 from revio_sandbox.validation import (
-    clean_payout_create,
     clean_purchase_create,
     clean_webhook,
     products_total,
@@ -33,15 +32,6 @@ from revio_sandbox.validation import (
 OPEN_PURCHASE_STATUSES = ("created", "viewed", "error")
 DEFAULT_PURCHASE_LIFETIME_SECONDS = 3600  # `due` when the request leaves it out (INFERRED)
 FEE_PERCENT = 3  # fee_amount on a paid purchase; Revio's own example shows 450 on 15000 (INFERRED)
-
-# Payout outcomes chosen by the last four digits of the bank account number ("magic values").
-PAYOUT_OUTCOME_BY_SUFFIX = {
-    "0001": "reject",  # 400 at creation: the bank rejects the account straight away
-    "0002": "fail",  # created -> pending -> error (payout.failed)
-    "0003": "return",  # created -> pending -> success -> error later (a bank return)
-    "0004": "pending_forever",  # created -> pending, then nothing
-}
-PAYOUT_OUTCOMES = ("success", "fail", "return", "pending_forever")
 
 CLIENT_DEFAULTS: dict[str, Any] = {
     "email": "",
@@ -77,13 +67,8 @@ class RuntimeSettings:
 
     public_url: str
     time_scale: float = 1.0
-    payout_delay: float = 2.0
+    payout_delay: float = 2.0  # wall-clock seconds an EFT payment takes to reach its outcome
     delivery_timeout: float = 10.0
-
-
-def payout_outcome_for_account(bank_account: str) -> str:
-    """Map a bank account number to its magic outcome; anything unlisted succeeds."""
-    return PAYOUT_OUTCOME_BY_SUFFIX.get(bank_account[-4:], "success")
 
 
 class Sandbox:
@@ -92,7 +77,7 @@ class Sandbox:
     def __init__(self, store: Store, settings: RuntimeSettings) -> None:
         self.store = store
         self.settings = settings
-        # Set by the delivery worker so new deliveries and payout steps are picked up at once.
+        # Set by the delivery worker so new deliveries and EFT payment steps are picked up at once.
         self.on_change: Callable[[], None] = lambda: None
         from revio_sandbox.eft import EftApi  # here: eft.py needs this module's Sandbox for its types
 
@@ -152,7 +137,7 @@ class Sandbox:
         return self.company_public_key()
 
     def reset(self, *, regenerate_keys: bool = False, keep_webhooks: bool = False) -> None:
-        """Clear purchases, payouts, deliveries and faults (and webhooks unless kept).
+        """Clear purchases, payments, EFT payments, deliveries and faults (and webhooks unless kept).
 
         The api key, brand id and company id always stay. Keys stay unless ``regenerate_keys``.
         """
@@ -289,6 +274,16 @@ class Sandbox:
             raise not_found()
         return purchase
 
+    def purchases_by_reference(self, reference: str | None) -> list[dict[str, Any]]:
+        """Control API: the stored purchases carrying our ``reference`` (oldest first)."""
+        if not reference:
+            raise general_error("Give ?reference=<your reference>.", "invalid")
+        rows = self.store.fetchall(
+            "SELECT data FROM purchases WHERE json_extract(data, '$.reference') = ? ORDER BY seq",
+            (reference,),
+        )
+        return [dict(load_json(r["data"])) for r in rows]
+
     def purchase_view(self, purchase_id: str) -> dict[str, Any]:
         """The checkout page was opened: ``created`` becomes ``viewed`` (event purchase.viewed)."""
         with self.store.transaction():
@@ -398,161 +393,6 @@ class Sandbox:
             self._purchase_expire_if_due(purchase, time.time())
             self._purchase_save(purchase)
             return purchase
-
-    # -- payouts (request/response shape INFERRED: revio-api.md section 3 A) -----------------------
-
-    def payout_create(self, payload: Any, *, forced_outcome: str | None = None) -> dict[str, Any]:
-        data = clean_payout_create(payload, brand_id=self.brand_id)
-        outcome = forced_outcome or payout_outcome_for_account(data["client"]["bank_account"])
-        if outcome == "reject":
-            raise general_error(
-                "The bank rejected the beneficiary account (sandbox magic value ...0001).",
-                "payout_bank_account_rejected",
-            )
-        now = time.time()
-        payout_id = str(uuid.uuid4())
-        amount = data["payout"]["amount"]
-        payout: dict[str, Any] = {
-            "id": payout_id,
-            "type": "payout",
-            "status": "created",
-            "status_history": [{"status": "created", "timestamp": int(now)}],
-            "is_test": True,
-            "brand_id": self.brand_id,
-            "company_id": self.company_id,
-            "reference": data["reference"] or "",
-            "created_on": int(now),
-            "updated_on": int(now),
-            "client": data["client"],
-            "payout": data["payout"],
-            "payment": {
-                "is_outgoing": True,
-                "payment_type": "payout",
-                "amount": amount,
-                "currency": data["payout"]["currency"],
-                "net_amount": amount,
-                "fee_amount": 0,
-                "pending_amount": amount,
-                "pending_unfreeze_on": None,
-                "description": data["payout"]["description"],
-                "paid_on": None,
-                "remote_paid_on": None,
-            },
-            "transaction_data": {"attempts": []},
-        }
-        with self.store.transaction():
-            self.store.execute(
-                "INSERT INTO payouts (id, reference, status, outcome, next_step, next_step_at, data) "
-                "VALUES (?, ?, 'created', ?, 'pending', ?, ?)",
-                (payout_id, payout["reference"], outcome, now, dump_json(payout)),
-            )
-            self._emit(payout, "payout.created")
-        return payout
-
-    def _payout_row(self, payout_id: str) -> sqlite3.Row:
-        row = self.store.fetchone("SELECT * FROM payouts WHERE id = ?", (payout_id,))
-        if row is None:
-            raise not_found()
-        return row
-
-    def payout_get(self, payout_id: str) -> dict[str, Any]:
-        return dict(load_json(self._payout_row(payout_id)["data"]))
-
-    def payout_list_by_reference(self, reference: str | None) -> dict[str, Any]:
-        """SANDBOX EXTENSION (not a documented Revio endpoint): list payouts with a given reference."""
-        if reference is None:
-            rows = self.store.fetchall("SELECT data FROM payouts ORDER BY seq DESC LIMIT 100")
-        else:
-            rows = self.store.fetchall(
-                "SELECT data FROM payouts WHERE reference = ? ORDER BY seq", (reference,)
-            )
-        return {"results": [load_json(r["data"]) for r in rows], "next": None, "previous": None}
-
-    def _payout_apply(self, payout: dict[str, Any], step: str, now: float) -> str:
-        """Apply one lifecycle step to the payout document; return the event it emits."""
-        stamp = int(now)
-        if step == "pending":
-            _set_status(payout, "pending", stamp)
-            return "payout.pending"
-        if step == "success":
-            payout["payment"].update(paid_on=stamp, remote_paid_on=stamp, pending_amount=0)
-            payout["transaction_data"]["attempts"].insert(
-                0, {"type": "payout", "successful": True, "processing_time": stamp, "error": None}
-            )
-            _set_status(payout, "success", stamp)
-            return "payout.success"
-        if step == "fail":
-            error = {
-                "code": "payout_failed",
-                "message": "The beneficiary bank rejected the payment (sandbox).",
-            }
-        else:  # "return": the money came back after the payout had succeeded
-            error = {
-                "code": "payout_returned",
-                "message": "The beneficiary bank returned the payment (sandbox).",
-            }
-        payout["payment"].update(pending_amount=0)
-        payout["transaction_data"]["attempts"].insert(
-            0, {"type": "payout", "successful": False, "processing_time": stamp, "error": error}
-        )
-        _set_status(payout, "error", stamp)
-        return "payout.failed"
-
-    def _payout_next(
-        self, outcome: str, step: str, created: float, now: float
-    ) -> tuple[str | None, float | None]:
-        delay = self.settings.payout_delay
-        if step == "pending":
-            if outcome == "success" or outcome == "return":
-                return "success", created + delay
-            if outcome == "fail":
-                return "fail", created + delay
-            return None, None
-        if step == "success" and outcome == "return":
-            return "return", now + delay
-        return None, None
-
-    def _payout_step(self, payout_id: str, step: str, now: float, *, forced: bool = False) -> dict[str, Any]:
-        row = self._payout_row(payout_id)
-        payout = dict(load_json(row["data"]))
-        event = self._payout_apply(payout, step, now)
-        if forced:
-            next_step, next_at = None, None
-        else:
-            created = float(row["next_step_at"] or now) if step == "pending" else now
-            next_step, next_at = self._payout_next(row["outcome"], step, created, now)
-        self.store.execute(
-            "UPDATE payouts SET status = ?, next_step = ?, next_step_at = ?, data = ? WHERE id = ?",
-            (payout["status"], next_step, next_at, dump_json(payout), payout_id),
-        )
-        self._emit(payout, event)
-        return payout
-
-    def payout_force(self, payout_id: str, action: str) -> dict[str, Any]:
-        """Control API: settle a payout now. ``succeed``/``fail`` from created or pending, ``return``
-        from success. Later automatic steps are cancelled."""
-        with self.store.transaction():
-            status = self._payout_row(payout_id)["status"]
-            now = time.time()
-            if action in ("succeed", "fail"):
-                if status not in ("created", "pending"):
-                    raise general_error(
-                        f"Payout is {status}; it can no longer {action}.", "payout_state_error", 409
-                    )
-                if status == "created":
-                    self._payout_step(payout_id, "pending", now, forced=True)
-                return self._payout_step(
-                    payout_id, "success" if action == "succeed" else "fail", now, forced=True
-                )
-            if action == "return":
-                if status != "success":
-                    raise general_error(
-                        f"Payout is {status}; only a successful payout can be returned.",
-                        "payout_state_error",
-                        409,
-                    )
-                return self._payout_step(payout_id, "return", now, forced=True)
-        raise not_found()
 
     # -- webhook objects --------------------------------------------------------------------------
 
@@ -935,14 +775,7 @@ class Sandbox:
     # -- background steps -------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Run time-driven changes: payout steps that are due, purchase expiry, held deliveries."""
-        for row in self.store.fetchall(
-            "SELECT id, next_step FROM payouts "
-            "WHERE next_step IS NOT NULL AND next_step_at <= ? ORDER BY next_step_at",
-            (now,),
-        ):
-            with self.store.transaction():
-                self._payout_step(row["id"], row["next_step"], now)
+        """Run time-driven changes: EFT payment steps that are due, purchase expiry, held deliveries."""
         for row in self.store.fetchall(
             "SELECT id, next_step FROM eft_payments "
             "WHERE next_step IS NOT NULL AND next_step_at <= ? ORDER BY next_step_at",
@@ -963,11 +796,10 @@ class Sandbox:
             )
 
     def next_wakeup(self) -> float | None:
-        """The earliest time something is scheduled (a delivery attempt or a payout step)."""
+        """The earliest time something is scheduled (a delivery attempt or an EFT payment step)."""
         row = self.store.fetchone(
             "SELECT MIN(t) AS t FROM ("
             " SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'held')"
-            " UNION ALL SELECT MIN(next_step_at) FROM payouts WHERE next_step IS NOT NULL"
             " UNION ALL SELECT MIN(next_step_at) FROM eft_payments WHERE next_step IS NOT NULL)"
         )
         return None if row is None or row["t"] is None else float(row["t"])
@@ -1013,4 +845,4 @@ def _delivery_public(row: sqlite3.Row, attempts: list[dict[str, Any]]) -> dict[s
     }
 
 
-__all__ = ["PAYOUT_OUTCOMES", "PAYOUT_OUTCOME_BY_SUFFIX", "ApiError", "RuntimeSettings", "Sandbox"]
+__all__ = ["ApiError", "RuntimeSettings", "Sandbox"]

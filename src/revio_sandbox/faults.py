@@ -21,9 +21,6 @@ ENDPOINT_NAMES = (
     "purchases.create",
     "purchases.get",
     "purchases.cancel",
-    "payouts.create",
-    "payouts.list",
-    "payouts.get",
     "public_key",
     "webhooks.create",
     "webhooks.list",
@@ -68,7 +65,7 @@ def clean_http_fault(spec: Any) -> dict[str, Any]:
         raise _bad(f"action must be one of {', '.join(HTTP_ACTIONS)}")
     endpoint, match = spec.get("endpoint"), spec.get("match")
     if (endpoint is None) == (match is None):
-        raise _bad('give exactly one of "endpoint" (a name) or "match" (e.g. "POST /api/v1/payouts/*")')
+        raise _bad('give exactly one of "endpoint" (a name) or "match" (e.g. "POST /api/v1/purchases/*")')
     if endpoint is not None and endpoint not in ENDPOINT_NAMES:
         raise _bad(f"endpoint must be one of {', '.join(ENDPOINT_NAMES)}")
     if match is not None and not isinstance(match, str):

@@ -99,8 +99,8 @@ class SandboxControl:
         return dict(self._call("GET", "config"))
 
     def reset(self, *, regenerate_keys: bool = False, keep_webhooks: bool = False) -> None:
-        """Delete purchases, payouts, deliveries, faults (and webhooks unless kept). Keys stay unless
-        ``regenerate_keys``; the api key and brand id always stay."""
+        """Delete purchases, payments, EFT payments, deliveries, faults (and webhooks unless kept). Keys
+        stay unless ``regenerate_keys``; the api key and brand id always stay."""
         self._call("POST", "reset", json={"regenerate_keys": regenerate_keys, "keep_webhooks": keep_webhooks})
 
     # -- HTTP faults on the API ------------------------------------------------------------------
@@ -118,8 +118,8 @@ class SandboxControl:
         retry_after: int | None = None,
         html: bool = False,
     ) -> dict[str, Any]:
-        """The next ``count`` calls to ``endpoint`` (a name like ``"payouts.create"``, or a pattern like
-        ``"POST /api/v1/payouts/*"``; EFT names start with ``eft.``) answer ``status``; 429/503 carry
+        """The next ``count`` calls to ``endpoint`` (a name like ``"purchases.create"``, or a pattern like
+        ``"POST /api/v1/purchases/*"``; EFT names start with ``eft.``) answer ``status``; 429/503 carry
         ``Retry-After``."""
         spec: dict[str, Any] = {"action": "error", "status": status, "count": count, "html": html}
         if retry_after is not None:
@@ -147,13 +147,6 @@ class SandboxControl:
         spec = {"action": "hang_after", "seconds": seconds, "then": then, "count": count}
         return self.add_http_fault({**_endpoint_spec(endpoint), **spec})
 
-    def payout_create_times_out(
-        self, *, seconds: float = 30.0, then: Literal["drop", "answer"] = "drop"
-    ) -> dict[str, Any]:
-        """The next ``POST /payouts/`` creates the payout (which then progresses normally) but the
-        response never arrives in time: the unknown-outcome case."""
-        return self.timeout_after_processing("payouts.create", seconds=seconds, then=then)
-
     # -- webhook delivery faults -----------------------------------------------------------------
 
     def add_webhook_fault(
@@ -167,7 +160,7 @@ class SandboxControl:
         **options: Any,
     ) -> dict[str, Any]:
         """Apply ``action`` to the next ``count`` matching events. ``event_type`` may be a glob
-        (``"payout.*"``); ``target`` is ``"webhook"``, ``"callback"`` or a webhook id. Options:
+        (``"purchase.*"``); ``target`` is ``"webhook"``, ``"callback"`` or a webhook id. Options:
         ``copies`` (duplicate), ``hold_seconds`` (reorder), ``delay_ms`` (delay),
         ``signed_over`` = ``"sent"``/``"original"`` (reserialize)."""
         spec = {
@@ -218,8 +211,9 @@ class SandboxControl:
         """The stored purchase, read without side effects (the API would expire a past-due one)."""
         return dict(self._call("GET", f"purchases/{purchase_id}"))
 
-    def payout(self, payout_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"payouts/{payout_id}"))
+    def purchases_by_reference(self, reference: str) -> list[dict[str, Any]]:
+        """The stored purchases whose ``reference`` is ours (what a lookup after a lost answer needs)."""
+        return list(self._call("GET", "purchases", params={"reference": reference})["results"])
 
     def purchase_pay(self, purchase_id: str) -> dict[str, Any]:
         return dict(self._call("POST", f"purchases/{purchase_id}/pay"))
@@ -235,15 +229,6 @@ class SandboxControl:
 
     def purchase_view(self, purchase_id: str) -> dict[str, Any]:
         return dict(self._call("POST", f"purchases/{purchase_id}/view"))
-
-    def payout_succeed(self, payout_id: str) -> dict[str, Any]:
-        return dict(self._call("POST", f"payouts/{payout_id}/succeed"))
-
-    def payout_fail(self, payout_id: str) -> dict[str, Any]:
-        return dict(self._call("POST", f"payouts/{payout_id}/fail"))
-
-    def payout_return(self, payout_id: str) -> dict[str, Any]:
-        return dict(self._call("POST", f"payouts/{payout_id}/return"))
 
     # -- the EFT payments API ----------------------------------------------------------------------
 
@@ -262,6 +247,11 @@ class SandboxControl:
 
     def eft_payment(self, payment_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"eft/payments/{payment_id}"))
+
+    def eft_payments_by_reference(self, contract_reference: str) -> list[dict[str, Any]]:
+        """The EFT payments carrying ``contractReference`` (oldest first)."""
+        params = {"contractReference": contract_reference}
+        return list(self._call("GET", "eft/payments", params=params)["results"])
 
     def eft_payment_succeed(self, payment_id: str) -> dict[str, Any]:
         """Walk the rest of NEW -> QUEUED -> SUBMITTED -> ACCEPTED -> COMPLETED, a callback per state."""

@@ -23,7 +23,6 @@ _DIGITS = re.compile(r"^[0-9]+$")
 URL_MAX = 500
 REFERENCE_MAX = 128
 TITLE_MAX = 100
-PAYOUT_MAX_AMOUNT = 500_000_000  # R5,000,000 in cents: the EFT per-transaction limit Revio documents.
 
 
 def _max_length(limit: int) -> str:
@@ -216,80 +215,6 @@ def clean_purchase_create(payload: Any, *, brand_id: str) -> dict[str, Any]:
     return out
 
 
-def clean_payout_create(payload: Any, *, brand_id: str) -> dict[str, Any]:
-    """Validate a ``POST /payouts/`` body (shape INFERRED, see revio-api.md section 3 A)."""
-    data = require_object(payload)
-    errors: Errors = {}
-    out: dict[str, Any] = {}
-
-    if data.get("brand_id") in (None, ""):
-        errors["brand_id"] = [REQUIRED]
-    elif data["brand_id"] != brand_id:
-        errors["brand_id"] = [f'Invalid pk "{data["brand_id"]}" - object does not exist.']
-
-    client = data.get("client")
-    client_errors: Errors = {}
-    if not isinstance(client, dict):
-        if client is None:
-            client_errors = {"bank_account": [REQUIRED], "bank_code": [REQUIRED], "full_name": [REQUIRED]}
-        else:
-            client_errors = {"non_field_errors": ["Invalid data. Expected a dictionary."]}
-        client = {}
-    email = _clean_email(client.get("email"), errors=client_errors, required=False)
-    full_name = _clean_string(
-        client.get("full_name"), limit=128, errors=client_errors, field="full_name", required=True
-    )
-    account = client.get("bank_account")
-    if account is None or account == "":
-        client_errors.setdefault("bank_account", [REQUIRED])
-    elif not isinstance(account, str) or not _DIGITS.match(account):
-        client_errors["bank_account"] = ["Bank account number must contain digits only."]
-    elif not 6 <= len(account) <= 16:
-        client_errors["bank_account"] = ["Bank account number must be 6 to 16 digits long."]
-    code = client.get("bank_code")
-    if code is None or code == "":
-        client_errors.setdefault("bank_code", [REQUIRED])
-    elif not isinstance(code, str) or not _DIGITS.match(code) or len(code) != 6:
-        client_errors["bank_code"] = ["Bank (branch) code must be exactly 6 digits."]
-    if client_errors:
-        errors["client"] = client_errors
-    out["client"] = {
-        "email": email or "",
-        "full_name": full_name or "",
-        "bank_account": account,
-        "bank_code": code,
-    }
-
-    payout = data.get("payout")
-    payout_errors: Errors = {}
-    if not isinstance(payout, dict):
-        payout_errors = {"amount": [REQUIRED]} if payout is None else {"non_field_errors": ["Invalid data."]}
-        payout = {}
-    amount = payout.get("amount")
-    if amount is None:
-        payout_errors.setdefault("amount", [REQUIRED])
-    elif not _is_int(amount):
-        payout_errors["amount"] = ["A valid integer is required."]
-    elif amount < 1:
-        payout_errors["amount"] = ["Ensure this value is greater than or equal to 1."]
-    elif amount > PAYOUT_MAX_AMOUNT:
-        payout_errors["amount"] = [f"Ensure this value is less than or equal to {PAYOUT_MAX_AMOUNT}."]
-    currency = _clean_currency(payout.get("currency"), errors=payout_errors)
-    description = _clean_string(
-        payout.get("description"), limit=140, errors=payout_errors, field="description"
-    )
-    if payout_errors:
-        errors["payout"] = payout_errors
-    out["payout"] = {"amount": amount, "currency": currency, "description": description or ""}
-
-    out["reference"] = _clean_string(
-        data.get("reference"), limit=REFERENCE_MAX, errors=errors, field="reference"
-    )
-    if errors:
-        raise field_errors(errors)
-    return out
-
-
 def clean_webhook(payload: Any, *, partial: bool, known_events: frozenset[str]) -> dict[str, Any]:
     """Validate a Webhook create (``partial=False``) or PATCH (``partial=True``) body."""
     data = require_object(payload)
@@ -330,4 +255,4 @@ def clean_webhook(payload: Any, *, partial: bool, known_events: frozenset[str]) 
     return out
 
 
-__all__ = ["ApiError", "clean_payout_create", "clean_purchase_create", "clean_webhook", "products_total"]
+__all__ = ["ApiError", "clean_purchase_create", "clean_webhook", "products_total"]
