@@ -28,34 +28,50 @@ from revio_sandbox.validation import (
 )
 
 # Purchase statuses from which the customer can still pay, decline or cancel. `error` is not terminal:
-# a declined customer may try again on the checkout page.
-OPEN_PURCHASE_STATUSES = ("created", "viewed", "error")
-DEFAULT_PURCHASE_LIFETIME_SECONDS = 3600  # `due` when the request leaves it out (INFERRED)
+# a declined customer may try again on the checkout page; `overdue` (past `due` without due_strict) can
+# still be paid (README fact 2).
+OPEN_PURCHASE_STATUSES = ("created", "viewed", "error", "overdue")
+# Statuses that become overdue/expired when `due` passes.
+NOT_YET_DUE_STATUSES = ("created", "viewed", "error")
+DEFAULT_PURCHASE_LIFETIME_SECONDS = 3600  # `due` when the request leaves it out (README fact 2)
 FEE_PERCENT = 3  # fee_amount on a paid purchase; Revio's own example shows 450 on 15000 (INFERRED)
 
+# The Client fields of a purchase, with the empty values the platform's signed fixture shows
+# (../shared/revio-platform/signed-callback.body.json); keys a caller sends beyond these are ignored.
 CLIENT_DEFAULTS: dict[str, Any] = {
-    "email": "",
-    "phone": "",
-    "full_name": "",
-    "personal_code": "",
-    "legal_name": "",
-    "brand_name": "",
-    "registration_number": "",
-    "tax_number": "",
-    "bank_account": "",
-    "bank_code": "",
-    "street_address": "",
-    "city": "",
-    "state": "",
-    "zip_code": "",
-    "country": "",
-    "shipping_street_address": "",
-    "shipping_city": "",
-    "shipping_state": "",
-    "shipping_zip_code": "",
-    "shipping_country": "",
     "cc": [],
     "bcc": [],
+    "city": "",
+    "email": "",
+    "phone": "",
+    "country": "",
+    "zip_code": "",
+    "bank_code": "",
+    "full_name": "",
+    "brand_name": "",
+    "legal_name": "",
+    "tax_number": "",
+    "client_type": None,
+    "bank_account": "",
+    "personal_code": "",
+    "shipping_city": "",
+    "street_address": "",
+    "shipping_country": "",
+    "shipping_zip_code": "",
+    "registration_number": "",
+    "shipping_street_address": "",
+}
+ISSUER_DETAILS: dict[str, Any] = {
+    "website": "",
+    "brand_name": "Revio sandbox",
+    "legal_city": "",
+    "legal_name": "Revio sandbox",
+    "tax_number": "",
+    "bank_accounts": [{"bank_code": "", "bank_account": ""}],
+    "legal_country": "ZA",
+    "legal_zip_code": "",
+    "registration_number": "",
+    "legal_street_address": "",
 }
 
 PAGE_SIZE = 20
@@ -155,11 +171,15 @@ class Sandbox:
     # -- purchases --------------------------------------------------------------------------------
 
     def purchase_create(self, payload: Any, *, client_ip: str = "") -> dict[str, Any]:
+        """A new purchase, shaped key for key like the platform's signed fixture."""
         data = clean_purchase_create(payload, brand_id=self.brand_id)
         now = int(time.time())
         purchase_id = str(uuid.uuid4())
-        total = data["total_override"] or products_total(data["products"])
-        client = {**CLIENT_DEFAULTS, **data.get("client", {})}
+        total = (
+            data["total_override"] if data["total_override"] is not None else products_total(data["products"])
+        )
+        sent_client = data.get("client", {})
+        client = {key: sent_client.get(key, default) for key, default in CLIENT_DEFAULTS.items()}
         purchase: dict[str, Any] = {
             "id": purchase_id,
             "type": "purchase",
@@ -172,35 +192,34 @@ class Sandbox:
             "client_id": data.get("client_id"),
             "client": client,
             "purchase": {
+                "debt": 0,
+                "total": total,
                 "currency": data["currency"],
                 "products": data["products"],
-                "total": total,
-                "language": "en",
-                "notes": data["notes"],
-                "debt": 0,
+                **data["purchase_echo"],  # language, timezone, notes, email_message as sent
+                "due_strict": data["due_strict"],
                 "total_override": data["total_override"],
+                "shipping_options": [],
                 "subtotal_override": None,
                 "total_tax_override": None,
-                "total_discount_override": None,
+                "payment_method_details": {},
                 "request_client_details": [],
-                "timezone": "Africa/Johannesburg",
-                "due_strict": False,
-                "email_message": "",
-                "metadata": data["metadata"],
+                "total_discount_override": None,
             },
             "payment": None,
             "transaction_data": {
-                "payment_method": "",
                 "flow": "payform",
                 "extra": {},
                 "country": "",
                 "attempts": [],
+                "payment_method": "",
             },
             "reference": data["reference"] or "",
             "reference_generated": f"SBX{now % 10**8:08d}{secrets.randbelow(100):02d}",
             "created_on": now,
             "updated_on": now,
             "issued": time.strftime("%Y-%m-%d", time.gmtime(now)),
+            # README fact 2: due defaults to creation + 3,600 s (the signed fixture shows it).
             "due": data["due"] if data["due"] is not None else now + DEFAULT_PURCHASE_LIFETIME_SECONDS,
             "viewed_on": None,
             "checkout_url": f"{self.settings.public_url}/p/{purchase_id}/",
@@ -217,14 +236,15 @@ class Sandbox:
             "recurring_token": None,
             "marked_as_paid": False,
             "order_id": None,
-            "platform": "api",
             "product": "purchases",
-            "creator_agent": "",
+            **data["top_echo"],  # platform, creator_agent as sent
             "created_from_ip": client_ip,
+            "issuer_details": copy.deepcopy(ISSUER_DETAILS),
+            "billing_template_id": None,
+            "currency_conversion": None,
             "payment_method_whitelist": None,
             "refund_availability": "none",
             "refundable_amount": 0,
-            "tags": [],
         }
         with self.store.transaction():
             self.store.execute(
@@ -253,13 +273,16 @@ class Sandbox:
         return purchase
 
     def _purchase_expire_if_due(self, purchase: dict[str, Any], now: float) -> bool:
-        """Expire an unpaid purchase whose ``due`` has passed. No event: the platform lists none."""
+        """Past ``due``, an unpaid purchase becomes ``overdue`` (still payable) or, with
+        ``due_strict``, ``expired`` (README fact 2). No event: the platform's Event enum has neither a
+        ``purchase.overdue`` nor a ``purchase.expired``."""
         if (
-            purchase["status"] in OPEN_PURCHASE_STATUSES
+            purchase["status"] in NOT_YET_DUE_STATUSES
             and purchase["due"] is not None
             and purchase["due"] <= now
         ):
-            _set_status(purchase, "expired", int(now))
+            strict = bool(purchase["purchase"].get("due_strict"))
+            _set_status(purchase, "expired" if strict else "overdue", int(now))
             return True
         return False
 
@@ -386,9 +409,15 @@ class Sandbox:
             return purchase
 
     def purchase_expire(self, purchase_id: str) -> dict[str, Any]:
-        """Control API: move ``due`` to now and expire the purchase."""
+        """Control API: move ``due`` to now, so the purchase becomes ``overdue`` (or ``expired`` with
+        ``due_strict``)."""
         with self.store.transaction():
-            purchase = self._purchase_open(purchase_id, "expired")
+            purchase = self._purchase_require(purchase_id)
+            if purchase["status"] not in NOT_YET_DUE_STATUSES:
+                raise general_error(
+                    f"Purchase cannot pass its due date: its status is {purchase['status']}.",
+                    "purchase_payment_error",
+                )
             purchase["due"] = int(time.time())
             self._purchase_expire_if_due(purchase, time.time())
             self._purchase_save(purchase)
