@@ -95,13 +95,21 @@ async def drop_connection(request: Request) -> Response:
     return Response(status_code=502)
 
 
+PROXY_PAGE = "<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
+
+
+def _fault_headers(fault: dict[str, Any]) -> dict[str, str]:
+    return {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
+
+
 def fault_response(fault: dict[str, Any]) -> Response:
-    status = fault["status"]
-    headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
+    status, headers = fault["status"], _fault_headers(fault)
+    if fault.get("body") is not None:
+        media_type = "text/html" if fault["html"] else "application/json"
+        return Response(fault["body"], status_code=status, media_type=media_type, headers=headers)
     if fault["html"]:
         # What a proxy in front of the gateway would answer with.
-        text = f"<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
-        return HTMLResponse(text, status_code=status, headers=headers)
+        return HTMLResponse(PROXY_PAGE.format(status=status), status_code=status, headers=headers)
     codes = {
         429: (
             "rate_limited",
@@ -116,6 +124,42 @@ def fault_response(fault: dict[str, Any]) -> Response:
     return json_response({"__all__": [{"message": message, "code": code}]}, status, headers)
 
 
+async def run_with_fault(
+    request: Request,
+    fault: dict[str, Any] | None,
+    process: Callable[[], Awaitable[Response]],
+    error_response_for: Callable[[dict[str, Any]], Response],
+) -> Response:
+    """Apply an HTTP fault around processing a request (shared by the gateway and the EFT API)."""
+    action = fault["action"] if fault is not None else None
+    if fault is not None:
+        if action == "error":
+            return error_response_for(fault)
+        if action == "slow":
+            await asyncio.sleep(fault["delay_ms"] / 1000)
+        elif action == "hang":
+            # Nothing is processed while hanging; "answer" then processes the request late.
+            await asyncio.sleep(fault["seconds"])
+            if fault["then"] == "drop":
+                return await drop_connection(request)
+    try:
+        response = await process()
+    except ApiError as error:
+        if action != "error_after":
+            raise
+        response = error_response(error)
+    if fault is not None and action == "error_after":
+        # The request took full effect (object created, events enqueued); the caller sees only the error.
+        return error_response_for(fault)
+    if fault is not None and action == "hang_after":
+        # The request took effect (e.g. the EFT payment exists and progresses) but the answer is late or
+        # never comes: the unknown-outcome case.
+        await asyncio.sleep(fault["seconds"])
+        if fault["then"] == "drop":
+            return await drop_connection(request)
+    return response
+
+
 def build_api_endpoint(sandbox: Sandbox, methods: dict[str, tuple[str, Handler]]) -> Handler:
     """One path's endpoint: dispatch by method, apply faults, check the API key, answer errors."""
 
@@ -127,26 +171,12 @@ def build_api_endpoint(sandbox: Sandbox, methods: dict[str, tuple[str, Handler]]
         name, handler = methods[request.method]
         try:
             fault = take_http_fault(sandbox.store, name=name, method=request.method, path=request.url.path)
-            if fault is not None:
-                action = fault["action"]
-                if action == "error":
-                    return fault_response(fault)
-                if action == "slow":
-                    await asyncio.sleep(fault["delay_ms"] / 1000)
-                elif action == "hang":
-                    # Nothing is processed while hanging; "answer" then processes the request late.
-                    await asyncio.sleep(fault["seconds"])
-                    if fault["then"] == "drop":
-                        return await drop_connection(request)
-            _authenticate(sandbox, request)
-            response = await handler(request)
-            if fault is not None and fault["action"] == "hang_after":
-                # The request took effect (e.g. the EFT payment exists and progresses) but the answer is late
-                # or never comes: the unknown-outcome case.
-                await asyncio.sleep(fault["seconds"])
-                if fault["then"] == "drop":
-                    return await drop_connection(request)
-            return response
+
+            async def process() -> Response:
+                _authenticate(sandbox, request)
+                return await handler(request)
+
+            return await run_with_fault(request, fault, process, fault_response)
         except ApiError as error:
             return error_response(error)
 
@@ -155,11 +185,9 @@ def build_api_endpoint(sandbox: Sandbox, methods: dict[str, tuple[str, Handler]]
 
 def eft_fault_response(fault: dict[str, Any]) -> Response:
     """An injected error in the EFT API's own style (``{"statusCode", "message"}``)."""
-    status = fault["status"]
-    headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
-    if fault["html"]:
-        text = f"<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
-        return HTMLResponse(text, status_code=status, headers=headers)
+    status, headers = fault["status"], _fault_headers(fault)
+    if fault.get("body") is not None or fault["html"]:
+        return fault_response(fault)
     return json_response({"statusCode": status, "message": f"Injected error {status}."}, status, headers)
 
 
@@ -174,23 +202,13 @@ def build_eft_endpoint(
         name, handler = methods[request.method]
         try:
             fault = take_http_fault(sandbox.store, name=name, method=request.method, path=request.url.path)
-            if fault is not None:
-                if fault["action"] == "error":
-                    return eft_fault_response(fault)
-                if fault["action"] == "slow":
-                    await asyncio.sleep(fault["delay_ms"] / 1000)
-                elif fault["action"] == "hang":
-                    await asyncio.sleep(fault["seconds"])
-                    if fault["then"] == "drop":
-                        return await drop_connection(request)
-            if bearer:
-                sandbox.eft.authenticate(request.headers.get("authorization"))
-            response = await handler(request)
-            if fault is not None and fault["action"] == "hang_after":
-                await asyncio.sleep(fault["seconds"])
-                if fault["then"] == "drop":
-                    return await drop_connection(request)
-            return response
+
+            async def process() -> Response:
+                if bearer:
+                    sandbox.eft.authenticate(request.headers.get("authorization"))
+                return await handler(request)
+
+            return await run_with_fault(request, fault, process, eft_fault_response)
         except ApiError as error:
             return error_response(error)
 

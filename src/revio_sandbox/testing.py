@@ -126,6 +126,26 @@ class SandboxControl:
             spec["retry_after"] = retry_after
         return self.add_http_fault({**_endpoint_spec(endpoint), **spec})
 
+    def error_after_next(
+        self,
+        endpoint: str,
+        status: ErrorStatus | int = 502,
+        *,
+        count: int = 1,
+        retry_after: int | None = None,
+        html: bool = False,
+        body: str | None = None,
+    ) -> dict[str, Any]:
+        """The next ``count`` calls to ``endpoint`` are processed in full (the object is created and its
+        events go out) and then answer ``status`` instead: e.g. a 504 proxy page after the create
+        succeeded. ``body`` is sent as is (``text/html`` with ``html``, else JSON)."""
+        spec: dict[str, Any] = {"action": "error_after", "status": status, "count": count, "html": html}
+        if retry_after is not None:
+            spec["retry_after"] = retry_after
+        if body is not None:
+            spec["body"] = body
+        return self.add_http_fault({**_endpoint_spec(endpoint), **spec})
+
     def hang_next(
         self, endpoint: str, *, seconds: float, then: Literal["drop", "answer"] = "drop", count: int = 1
     ) -> dict[str, Any]:

@@ -87,6 +87,45 @@ class TestHttpFaults:
         receiver.wait_for(lambda rs: any(r.json().get("id") == purchase["id"] for r in rs), path="/hook")
         assert api.get(f"purchases/{purchase['id']}/").json()["status"] == "created"
 
+    def test_error_after_creates_the_purchase_then_answers_503(
+        self, sandbox: SandboxProcess, api: httpx.Client, receiver: Receiver, webhook: dict[str, Any]
+    ) -> None:
+        sandbox.control.error_after_next("purchases.create", 503)
+        response = api.post("purchases/", json=purchase_body(sandbox.brand_id, reference="DEP-503"))
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["__all__"][0]["code"] == "service_unavailable"
+        # The 503 proves nothing: the purchase exists and its purchase.created event is delivered.
+        (purchase,) = sandbox.control.purchases_by_reference("DEP-503")
+        delivery = sandbox.control.wait_for_delivery(object_id=purchase["id"], event_type="purchase.created")
+        assert signature_valid(str(webhook["public_key"]), delivery["attempts"][-1]["signature"],
+                               delivery["body"].encode())  # fmt: skip
+        assert api.post("purchases/", json=purchase_body(sandbox.brand_id)).status_code == 201
+
+    def test_error_after_on_eft_create_sends_a_proxy_page(self, sandbox: SandboxProcess) -> None:
+        from revio_sandbox.tests.support import eft_payment_body
+
+        page = "<html><body><h1>504 Gateway Time-out</h1></body></html>"
+        sandbox.control.add_http_fault(
+            {"endpoint": "eft.payments.create", "action": "error_after", "status": 504, "html": True,
+             "body": page, "retry_after": 30}
+        )  # fmt: skip
+        with sandbox.eft_client() as eft:
+            response = eft.post("v2/payment/eft", json=eft_payment_body(contractReference="W-504"))
+        assert (response.status_code, response.text) == (504, page)
+        assert response.headers["content-type"].startswith("text/html")
+        assert response.headers["retry-after"] == "30"
+        (payment,) = sandbox.control.eft_payments_by_reference("W-504")
+        assert payment["status"] in ("NEW", "QUEUED", "SUBMITTED", "ACCEPTED", "COMPLETED")
+
+    def test_error_after_a_rejected_request_still_answers_the_fault(
+        self, sandbox: SandboxProcess, api: httpx.Client
+    ) -> None:
+        sandbox.control.error_after_next("purchases.create", 502)
+        response = api.post("purchases/", json={"brand_id": sandbox.brand_id, "reference": "DEP-BAD"})
+        assert response.status_code == 502
+        assert sandbox.control.purchases_by_reference("DEP-BAD") == []
+
     def test_invalid_fault_is_400(self, sandbox: SandboxProcess) -> None:
         with pytest.raises(httpx.HTTPStatusError) as caught:
             sandbox.control.add_http_fault({"endpoint": "nope", "action": "error"})
