@@ -267,6 +267,28 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
     async def purchase_cancel(request: Request) -> Response:
         return json_response(sandbox.purchase_cancel(object_id(request), idempotent=True))
 
+    async def purchase_refund(request: Request) -> Response:
+        return json_response(sandbox.payments.refund(object_id(request), await read_json(request)))
+
+    def purchase_refused(operation: str) -> Handler:
+        async def handler(request: Request) -> Response:
+            body = await read_json(request)
+            return json_response(sandbox.payments.refuse(object_id(request), operation, body))
+
+        return handler
+
+    def query_lists(request: Request) -> dict[str, list[str]]:
+        lists: dict[str, list[str]] = {}
+        for key, value in request.query_params.multi_items():
+            lists.setdefault(key, []).append(value)
+        return lists
+
+    async def payment_methods(request: Request) -> Response:
+        return json_response(sandbox.payments.payment_methods(query_lists(request)))
+
+    async def account_balance(request: Request) -> Response:
+        return json_response(sandbox.payments.balance(query_lists(request)))
+
     async def public_key(request: Request) -> Response:
         return json_response(sandbox.company_public_key())
 
@@ -306,6 +328,16 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
         api("purchases/", {"POST": ("purchases.create", purchase_create)}),
         api("purchases/{id}/", {"GET": ("purchases.get", purchase_get)}),
         api("purchases/{id}/cancel/", {"POST": ("purchases.cancel", purchase_cancel)}),
+        api("purchases/{id}/refund/", {"POST": ("purchases.refund", purchase_refund)}),
+        *(
+            api(
+                f"purchases/{{id}}/{operation}/",
+                {"POST": (f"purchases.{operation}", purchase_refused(operation))},
+            )
+            for operation in ("capture", "release", "charge", "delete_recurring_token")
+        ),
+        api("payment_methods/", {"GET": ("payment_methods", payment_methods)}),
+        api("account/json/balance/", {"GET": ("account.balance", account_balance)}),
         api("public_key/", {"GET": ("public_key", public_key)}),
         api(
             "webhooks/", {"POST": ("webhooks.create", webhook_create), "GET": ("webhooks.list", webhook_list)}
@@ -514,9 +546,14 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
             "expire": sandbox.purchase_expire,
             "view": sandbox.purchase_view,
         }
+        if action == "chargeback":
+            return json_response(sandbox.payments.chargeback(purchase_id, await read_json(request)), 201)
         if action not in actions:
             raise not_found()
         return json_response(actions[action](purchase_id))
+
+    async def purchase_payments(request: Request) -> Response:
+        return json_response({"results": sandbox.payments.payments_for(object_id(request))})
 
     async def purchase_peek(request: Request) -> Response:
         # The stored document as is: unlike the API, reading here never expires the purchase.
@@ -604,6 +641,7 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
         Route("/_sandbox/faults/{fault_id:int}", control(fault_remove), methods=["DELETE"]),
         Route("/_sandbox/purchases", control(purchases_lookup), methods=["GET"]),
         Route("/_sandbox/purchases/{id}", control(purchase_peek), methods=["GET"]),
+        Route("/_sandbox/purchases/{id}/payments", control(purchase_payments), methods=["GET"]),
         Route("/_sandbox/purchases/{id}/{action}", control(purchase_control), methods=["POST"]),
         Route("/_sandbox/deliveries", control(deliveries_list), methods=["GET"]),
         Route("/_sandbox/deliveries/retry_now", control(deliveries_retry_now), methods=["POST"]),

@@ -98,6 +98,9 @@ class Sandbox:
         from revio_sandbox.eft import EftApi  # here: eft.py needs this module's Sandbox for its types
 
         self.eft = EftApi(self)
+        from revio_sandbox.payments import PaymentsApi
+
+        self.payments = PaymentsApi(self)
 
     # -- identity and keys ------------------------------------------------------------------------
 

@@ -27,6 +27,16 @@ CREATE TABLE IF NOT EXISTS purchases (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS purchases_open_due ON purchases (status, due);
+CREATE TABLE IF NOT EXISTS payments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    purchase_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS payments_purchase ON payments (purchase_id);
 CREATE TABLE IF NOT EXISTS webhooks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL,
@@ -101,6 +111,7 @@ CREATE TABLE IF NOT EXISTS faults (
 # Tables emptied by a reset; meta (keys, api key, brand) is handled separately.
 STATE_TABLES = (
     "purchases",
+    "payments",
     "deliveries",
     "delivery_attempts",
     "faults",

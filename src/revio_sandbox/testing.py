@@ -235,6 +235,17 @@ class SandboxControl:
         """The stored purchases whose ``reference`` is ours (what a lookup after a lost answer needs)."""
         return list(self._call("GET", "purchases", params={"reference": reference})["results"])
 
+    def purchase_chargeback(self, purchase_id: str, amount: int | None = None) -> dict[str, Any]:
+        """The card holder's bank takes ``amount`` (default: all that is left) back from a paid purchase:
+        returns the Payment (``payment.charged_back`` is sent; a full one moves the purchase to
+        ``chargeback``)."""
+        body = {} if amount is None else {"amount": amount}
+        return dict(self._call("POST", f"purchases/{purchase_id}/chargeback", json=body))
+
+    def purchase_payments(self, purchase_id: str) -> list[dict[str, Any]]:
+        """The refund and chargeback Payments of a purchase (oldest first)."""
+        return list(self._call("GET", f"purchases/{purchase_id}/payments")["results"])
+
     def purchase_pay(self, purchase_id: str) -> dict[str, Any]:
         return dict(self._call("POST", f"purchases/{purchase_id}/pay"))
 
