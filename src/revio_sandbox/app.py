@@ -226,6 +226,12 @@ def _authenticate(sandbox: Sandbox, request: Request) -> None:
         raise unauthorized("Invalid token.")
 
 
+def _control_authenticate(token: str, request: Request) -> None:
+    scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not _constant_time_equal(given.strip(), token):
+        raise unauthorized("The control API needs its token (REVIO_SANDBOX_CONTROL_TOKEN).")
+
+
 def _constant_time_equal(a: str, b: str) -> bool:
     import hmac
 
@@ -466,9 +472,11 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
 
     # -- control API (/_sandbox/, no auth: loopback/dev only) --------------------------------------
 
-    def control(handler: Handler) -> Handler:
+    def control(handler: Handler, *, open_: bool = False) -> Handler:
         async def endpoint(request: Request) -> Response:
             try:
+                if settings.control_token and not open_:
+                    _control_authenticate(settings.control_token, request)
                 return await handler(request)
             except ApiError as error:
                 return error_response(error)
@@ -485,6 +493,7 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
                 "public_url": settings.public_url,
                 "time_scale": settings.time_scale,
                 "payout_delay": settings.payout_delay,
+                "control_token_required": bool(settings.control_token),
             }
         )
 
@@ -631,7 +640,8 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
         Route("/_sandbox/eft/payments", control(eft_payments_lookup), methods=["GET"]),
         Route("/_sandbox/eft/payments/{id}", control(eft_payment_peek), methods=["GET"]),
         Route("/_sandbox/eft/payments/{id}/{action}", control(eft_payment_control), methods=["POST"]),
-        Route("/_sandbox/health", control(health), methods=["GET"]),
+        # Health stays open (no secrets in it) so process managers and SandboxProcess can poll it.
+        Route("/_sandbox/health", control(health, open_=True), methods=["GET"]),
         Route("/_sandbox/config", control(config), methods=["GET"]),
         Route("/_sandbox/reset", control(reset), methods=["POST"]),
         Route("/_sandbox/faults", control(faults_get), methods=["GET"]),

@@ -85,6 +85,8 @@ class RuntimeSettings:
     time_scale: float = 1.0
     payout_delay: float = 2.0  # wall-clock seconds an EFT payment takes to reach its outcome
     delivery_timeout: float = 10.0
+    # When set, every /_sandbox/ call but health needs "Authorization: Bearer <token>" (F9).
+    control_token: str | None = None
 
 
 class Sandbox:

@@ -68,12 +68,19 @@ class Delivery(TypedDict):
     attempts: list[DeliveryAttempt]
 
 
-class SandboxControl:
-    """Typed client for the sandbox control API (``/_sandbox/``). No API key is needed."""
+CONTROL_TOKEN_ENV = "REVIO_SANDBOX_CONTROL_TOKEN"
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+
+class SandboxControl:
+    """Typed client for the sandbox control API (``/_sandbox/``). No API key is needed; when the
+    sandbox runs with a control token, pass it (or set ``REVIO_SANDBOX_CONTROL_TOKEN``) and it is sent as
+    ``Authorization: Bearer``."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=f"{self.base_url}/_sandbox/", timeout=timeout)
+        token = token if token is not None else os.environ.get(CONTROL_TOKEN_ENV) or None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=f"{self.base_url}/_sandbox/", timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -418,6 +425,7 @@ class SandboxProcess:
         extra_env: dict[str, str] | None = None,
         startup_timeout: float = 20.0,
         keep_data: bool = False,
+        control_token: str | None = None,
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = (
@@ -433,6 +441,7 @@ class SandboxProcess:
         self.delivery_timeout = delivery_timeout
         self.extra_env = extra_env or {}
         self.startup_timeout = startup_timeout
+        self.control_token = control_token
         self._process: subprocess.Popen[bytes] | None = None
         self._control: SandboxControl | None = None
 
@@ -449,7 +458,7 @@ class SandboxProcess:
     @property
     def control(self) -> SandboxControl:
         if self._control is None:
-            self._control = SandboxControl(self.base_url)
+            self._control = SandboxControl(self.base_url, token=self.control_token or "")
         return self._control
 
     @property
@@ -523,6 +532,10 @@ class SandboxProcess:
         if self.delivery_timeout is not None:
             command += ["--delivery-timeout", repr(self.delivery_timeout)]
         env = {**os.environ, **self.extra_env}
+        # The token goes by environment (not argv, which the process list shows); none means open.
+        env.pop(CONTROL_TOKEN_ENV, None)
+        if self.control_token:
+            env[CONTROL_TOKEN_ENV] = self.control_token
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC_DIR, env.get("PYTHONPATH", "")) if p)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
