@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--payout-delay",
         type=float,
         default=_float_env("PAYOUT_DELAY", 2.0),
-        help="wall-clock seconds from payout creation to its outcome",
+        help="wall-clock seconds from EFT payment creation to its outcome",
     )
     serve.add_argument(
         "--delivery-timeout",
