@@ -54,7 +54,7 @@ class TestCreate:
         deposit = services.deposit_create(user_id=user.id, email=user.email, amount=2_000, currency="ZAR")
         purchase = revio.control.purchase(deposit.provider_object_id or "")
         assert purchase["due"] == int(deposit.created_at.timestamp()) + 900  # a unix timestamp, ours
-        # due_strict=True is on the wire (revio/tests/test_client.py); today's sandbox does not keep it.
+        assert purchase["purchase"]["due_strict"] is True  # past due it expires instead of staying payable
 
     @pytest.mark.parametrize(
         ("payload", "field"),
