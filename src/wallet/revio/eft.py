@@ -2,7 +2,7 @@
 
 Documented: the token endpoint (Basic client_id:secret, form grant_type=client_credentials, answering
 {access_token, expires_in, token_type}), a 401 {"statusCode":401,"message":"Unauthorized"} for a bad
-token, `POST /v2/payment/eft` and its fields, `POST /v2/clientcallbackurl/`. INFERRED (docs/payout-routes.md):
+token, `POST /v2/payment/eft` and its fields, `POST /v2/clientcallbackurl/`. INFERRED (docs/payouts.md):
 the payment object's shape (id, status, amountCents, contractReference, updatedAt), `GET
 /v2/payment/eft/{id}`, and the lookup `GET /v2/payment/eft?contractReference=` (a sandbox extension that
 real Revio may not have; callers treat a 404/405 as "cannot look up").

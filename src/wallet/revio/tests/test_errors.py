@@ -4,10 +4,12 @@ by field and code only."""
 import logging
 from typing import Any
 
+import httpx
 import pytest
 
 from revio_sandbox.testing import SandboxProcess
 from wallet.revio.client import api_errors, get_client
+from wallet.revio.eft import _parse
 from wallet.revio.errors import RevioApiError, RevioRejectedError
 
 
@@ -91,3 +93,17 @@ def test_a_general_error_keeps_its_code(revio: SandboxProcess) -> None:
         get_client().purchase_get("00000000-0000-4000-8000-000000000000")
     assert (raised.value.status, raised.value.code) == (404, "not_found")
     assert raised.value.errors == (RevioApiError("__all__", "not_found", "Not found."),)
+
+
+def test_an_eft_refusal_names_fields_never_the_message_that_may_echo_an_account() -> None:
+    body = {
+        "statusCode": 400,
+        "message": "Validation failed",
+        "errors": [{"field": "creditor.accountNumber", "message": "62001234567 is not a valid account"}],
+    }
+    with pytest.raises(RevioRejectedError) as raised:
+        _parse(httpx.Response(400, json=body), creating=True)
+    assert raised.value.errors == (
+        RevioApiError("creditor.accountNumber", "", "62001234567 is not a valid account"),
+    )
+    assert str(raised.value) == "EFT API 400: Bad Request (invalid: creditor.accountNumber)"
