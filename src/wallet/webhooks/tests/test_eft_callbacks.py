@@ -18,8 +18,8 @@ from wallet.transactions import services as wallet
 from wallet.transactions.models import Transaction
 from wallet.transactions.tests.conftest import BANK, EftDriver
 from wallet.webhooks.models import WebhookLog, WebhookRejection
-from wallet.webhooks.services import webhook_process
-from wallet.webhooks.tests.conftest import RevioWebhook, wait_for
+from wallet.webhooks.services import webhook_process, webhook_receive
+from wallet.webhooks.tests.conftest import RevioWebhook, Signer, wait_for
 
 URL = "/api/v1/webhooks/revio/eft"
 Fund = Callable[[User, int], Transaction]
@@ -237,3 +237,28 @@ def test_the_sandbox_delivers_unsigned_callbacks_that_complete_a_withdrawal(
     assert deliveries
     assert all(attempt["signature"] == "" for d in deliveries for attempt in d["attempts"])
     assert figures(user) == (5_000, 0)
+
+
+@pytest.mark.django_db
+def test_a_signed_gateway_payout_event_moves_nothing(
+    user: User, fund: Fund, eft: EftDriver, signer: Signer, event_body: Callable[..., bytes]
+) -> None:
+    """The gateway pays no bank accounts (platform fact 1): a signed payout.* event, even one naming one of
+    our withdrawals by its payment id, is logged and ignored; only the EFT API says what a payout did."""
+    fund(user, 10_000)
+    withdrawal = withdraw(user)
+    body = event_body(
+        id=withdrawal.provider_object_id,
+        type="payout",
+        event_type="payout.success",
+        status="success",
+        reference=str(withdrawal.id),
+    )
+    received = webhook_receive(
+        body=body, signature=signer.sign(body), source_ip="127.0.0.1", headers={}, now=timezone.now()
+    )
+    assert webhook_process(log_id=received.log_id) == "ignored"
+    assert WebhookLog.objects.get(id=received.log_id).result == "no action for payout events"
+    withdrawal.refresh_from_db()
+    assert withdrawal.status == "processing"
+    assert figures(user) == (5_000, 5_000)
