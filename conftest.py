@@ -208,12 +208,17 @@ def revio_sandbox() -> Iterator[SandboxProcess]:
 def revio(revio_sandbox: SandboxProcess, settings: Any) -> Iterator[SandboxProcess]:
     """Point the backend's Revio client at the sandbox; faults set by a test are cleared after it.
 
-    Payouts do not settle by themselves here (a one-hour delay): tests settle them through the control API.
+    Payouts (EFT payments) do not settle by themselves here (a one-hour delay): tests settle them through
+    the control API.
     """
     settings.REVIO_BASE_URL = revio_sandbox.api_url
     settings.REVIO_API_KEY = revio_sandbox.api_key
     settings.REVIO_BRAND_ID = revio_sandbox.brand_id
     settings.REVIO_READ_TIMEOUT = 2.0
+    # Withdrawals are paid by the EFT payments API, which the sandbox serves too (its own credentials).
+    settings.REVIO_EFT_BASE_URL = revio_sandbox.eft_base_url
+    settings.REVIO_EFT_TOKEN_URL = revio_sandbox.eft_token_url
+    settings.REVIO_EFT_CLIENT_ID, settings.REVIO_EFT_CLIENT_SECRET = revio_sandbox.eft_credentials()
     breaker_reset()  # the circuit breaker's state is shared (Redis): no test inherits another's failures
     yield revio_sandbox
     revio_sandbox.control.clear_faults()

@@ -4,7 +4,7 @@
 
 Runs inside the wallet's own Django (production settings, the benchmark's database and sandbox) through
 django.test.Client, so the profile covers middleware, DRF, the idempotency record, the SERIALIZABLE
-reservation, the Revio payout call and the second transaction that applies Revio's answer.
+reservation, the EFT payment call and the second transaction that applies Revio's answer.
 """
 
 from __future__ import annotations

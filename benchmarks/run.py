@@ -245,7 +245,7 @@ class Bench:
         self.monitor.add("postgres", postmaster_pid(server_url))
         self.monitor.add("redis", int(versions["redis_pid"]))
 
-        say("starting the Revio sandbox (payout delay 3600 s)")
+        say("starting the Revio sandbox (EFT payments settle after 3600 s)")
         self.sandbox = SandboxProcess(time_scale=1.0, payout_delay=3600.0)
         self.sandbox.start()
         self.monitor.add("sandbox", self.sandbox._process.pid if self.sandbox._process else None)
@@ -279,6 +279,11 @@ class Bench:
             "REVIO_PUBLIC_KEY": public_pem,
             "REVIO_WEBHOOK_PUBLIC_KEY": "",
             "REVIO_WEBHOOK_ID": "",
+            # Withdrawals are paid through the sandbox's EFT payments API (OAuth2; one token per run).
+            "REVIO_EFT_BASE_URL": self.sandbox.eft_base_url,
+            "REVIO_EFT_TOKEN_URL": self.sandbox.eft_token_url,
+            "REVIO_EFT_CLIENT_ID": self.sandbox.eft_credentials()[0],
+            "REVIO_EFT_CLIENT_SECRET": self.sandbox.eft_credentials()[1],
             # The sandbox's success_callback deliveries are signed with its own key, which we replaced
             # with ours: send them to a closed port instead of letting them be refused during the run.
             "PUBLIC_BASE_URL": f"http://127.0.0.1:{free_port()}",

@@ -22,9 +22,10 @@ PYTHON=${PYTHON:-python}
 ALL_QUEUES=default,webhooks,notifications,reconciliation,payouts
 
 # With the sandbox playing Revio, its `init` writes REVIO_* settings to a shared file; the wallet reads
-# its API key, brand and webhook id from it (not the URLs, which differ inside the network, nor the
-# signing keys, which are fetched and so follow a rotation). The file is data: each value is read as a
-# plain token (the sandbox writes them JSON-quoted) and never evaluated, so "$(...)" in it runs nothing.
+# its API key, brand, webhook id and EFT client credentials from it (not the URLs, which differ inside
+# the network, nor the signing keys, which are fetched and so follow a rotation). The file is data: each
+# value is read as a plain token (the sandbox writes them JSON-quoted) and never evaluated, so "$(...)" in
+# it runs nothing.
 load_revio_config() {
   if [ -z "${REVIO_CONFIG_FILE:-}" ] || [ ! -f "$REVIO_CONFIG_FILE" ]; then
     return 0
@@ -32,7 +33,7 @@ load_revio_config() {
   while IFS= read -r line || [ -n "$line" ]; do
     key=${line%%=*}
     case "$key" in
-      REVIO_API_KEY | REVIO_BRAND_ID | REVIO_WEBHOOK_ID) ;;
+      REVIO_API_KEY | REVIO_BRAND_ID | REVIO_WEBHOOK_ID | REVIO_EFT_CLIENT_ID | REVIO_EFT_CLIENT_SECRET) ;;
       *) continue ;;
     esac
     value=${line#*=}

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--payout-delay",
         type=float,
         default=_float_env("PAYOUT_DELAY", 2.0),
-        help="wall-clock seconds from payout creation to its outcome",
+        help="wall-clock seconds from EFT payment creation to its outcome",
     )
     serve.add_argument(
         "--delivery-timeout",
@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="timeout of one delivery request in seconds (default 10 x time scale, between 1 and 10)",
     )
     serve.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
+    # Read from the environment only, so the token never shows in the process list.
+    serve.set_defaults(control_token=_env("CONTROL_TOKEN") or None)
 
     init = commands.add_parser(
         "init", help="create keys, the api key, brand and a webhook; write a config file"
@@ -95,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="write settings for the backend here: JSON if the name ends in .json, else KEY=value env lines",
     )
     return parser
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "::1", "localhost") or host.startswith("127.")
 
 
 def _public_url(args: argparse.Namespace) -> str:
@@ -172,7 +178,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
     delivery_timeout = args.delivery_timeout or max(1.0, min(10.0, 10.0 * args.time_scale))
     sandbox, api_key, brand_id, generated = _open(
-        args, time_scale=args.time_scale, payout_delay=args.payout_delay, delivery_timeout=delivery_timeout
+        args,
+        time_scale=args.time_scale,
+        payout_delay=args.payout_delay,
+        delivery_timeout=delivery_timeout,
+        control_token=args.control_token,
     )
     url = sandbox.settings.public_url
     lines = [
@@ -181,7 +191,14 @@ def run_serve(args: argparse.Namespace) -> int:
         f"  brand id: {brand_id}",
         f"  api key:  {api_key}" + ("  (generated and stored)" if generated else ""),
         f"  time scale: {args.time_scale}  payout delay: {args.payout_delay}s",
+        "  control API: "
+        + ("needs its token" if args.control_token else "open (no REVIO_SANDBOX_CONTROL_TOKEN)"),
     ]
+    if not _is_loopback(args.host) and not args.control_token:
+        lines.append(
+            f"  WARNING: listening on {args.host} with an open control API (it shows the API key and can"
+            " settle payments); set REVIO_SANDBOX_CONTROL_TOKEN"
+        )
     print("\n".join(lines), flush=True)  # noqa: T201 - the startup banner is the point
     uvicorn.run(
         create_app(sandbox),

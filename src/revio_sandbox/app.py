@@ -95,13 +95,21 @@ async def drop_connection(request: Request) -> Response:
     return Response(status_code=502)
 
 
+PROXY_PAGE = "<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
+
+
+def _fault_headers(fault: dict[str, Any]) -> dict[str, str]:
+    return {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
+
+
 def fault_response(fault: dict[str, Any]) -> Response:
-    status = fault["status"]
-    headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
+    status, headers = fault["status"], _fault_headers(fault)
+    if fault.get("body") is not None:
+        media_type = "text/html" if fault["html"] else "application/json"
+        return Response(fault["body"], status_code=status, media_type=media_type, headers=headers)
     if fault["html"]:
         # What a proxy in front of the gateway would answer with.
-        text = f"<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
-        return HTMLResponse(text, status_code=status, headers=headers)
+        return HTMLResponse(PROXY_PAGE.format(status=status), status_code=status, headers=headers)
     codes = {
         429: (
             "rate_limited",
@@ -116,6 +124,42 @@ def fault_response(fault: dict[str, Any]) -> Response:
     return json_response({"__all__": [{"message": message, "code": code}]}, status, headers)
 
 
+async def run_with_fault(
+    request: Request,
+    fault: dict[str, Any] | None,
+    process: Callable[[], Awaitable[Response]],
+    error_response_for: Callable[[dict[str, Any]], Response],
+) -> Response:
+    """Apply an HTTP fault around processing a request (shared by the gateway and the EFT API)."""
+    action = fault["action"] if fault is not None else None
+    if fault is not None:
+        if action == "error":
+            return error_response_for(fault)
+        if action == "slow":
+            await asyncio.sleep(fault["delay_ms"] / 1000)
+        elif action == "hang":
+            # Nothing is processed while hanging; "answer" then processes the request late.
+            await asyncio.sleep(fault["seconds"])
+            if fault["then"] == "drop":
+                return await drop_connection(request)
+    try:
+        response = await process()
+    except ApiError as error:
+        if action != "error_after":
+            raise
+        response = error_response(error)
+    if fault is not None and action == "error_after":
+        # The request took full effect (object created, events enqueued); the caller sees only the error.
+        return error_response_for(fault)
+    if fault is not None and action == "hang_after":
+        # The request took effect (e.g. the EFT payment exists and progresses) but the answer is late or
+        # never comes: the unknown-outcome case.
+        await asyncio.sleep(fault["seconds"])
+        if fault["then"] == "drop":
+            return await drop_connection(request)
+    return response
+
+
 def build_api_endpoint(sandbox: Sandbox, methods: dict[str, tuple[str, Handler]]) -> Handler:
     """One path's endpoint: dispatch by method, apply faults, check the API key, answer errors."""
 
@@ -127,26 +171,12 @@ def build_api_endpoint(sandbox: Sandbox, methods: dict[str, tuple[str, Handler]]
         name, handler = methods[request.method]
         try:
             fault = take_http_fault(sandbox.store, name=name, method=request.method, path=request.url.path)
-            if fault is not None:
-                action = fault["action"]
-                if action == "error":
-                    return fault_response(fault)
-                if action == "slow":
-                    await asyncio.sleep(fault["delay_ms"] / 1000)
-                elif action == "hang":
-                    # Nothing is processed while hanging; "answer" then processes the request late.
-                    await asyncio.sleep(fault["seconds"])
-                    if fault["then"] == "drop":
-                        return await drop_connection(request)
-            _authenticate(sandbox, request)
-            response = await handler(request)
-            if fault is not None and fault["action"] == "hang_after":
-                # The request took effect (e.g. the payout exists and progresses) but the answer is late
-                # or never comes: the unknown-outcome case.
-                await asyncio.sleep(fault["seconds"])
-                if fault["then"] == "drop":
-                    return await drop_connection(request)
-            return response
+
+            async def process() -> Response:
+                _authenticate(sandbox, request)
+                return await handler(request)
+
+            return await run_with_fault(request, fault, process, fault_response)
         except ApiError as error:
             return error_response(error)
 
@@ -155,11 +185,9 @@ def build_api_endpoint(sandbox: Sandbox, methods: dict[str, tuple[str, Handler]]
 
 def eft_fault_response(fault: dict[str, Any]) -> Response:
     """An injected error in the EFT API's own style (``{"statusCode", "message"}``)."""
-    status = fault["status"]
-    headers = {"Retry-After": str(fault["retry_after"])} if fault.get("retry_after") is not None else {}
-    if fault["html"]:
-        text = f"<html><head><title>{status}</title></head><body><h1>{status}</h1></body></html>"
-        return HTMLResponse(text, status_code=status, headers=headers)
+    status, headers = fault["status"], _fault_headers(fault)
+    if fault.get("body") is not None or fault["html"]:
+        return fault_response(fault)
     return json_response({"statusCode": status, "message": f"Injected error {status}."}, status, headers)
 
 
@@ -174,23 +202,13 @@ def build_eft_endpoint(
         name, handler = methods[request.method]
         try:
             fault = take_http_fault(sandbox.store, name=name, method=request.method, path=request.url.path)
-            if fault is not None:
-                if fault["action"] == "error":
-                    return eft_fault_response(fault)
-                if fault["action"] == "slow":
-                    await asyncio.sleep(fault["delay_ms"] / 1000)
-                elif fault["action"] == "hang":
-                    await asyncio.sleep(fault["seconds"])
-                    if fault["then"] == "drop":
-                        return await drop_connection(request)
-            if bearer:
-                sandbox.eft.authenticate(request.headers.get("authorization"))
-            response = await handler(request)
-            if fault is not None and fault["action"] == "hang_after":
-                await asyncio.sleep(fault["seconds"])
-                if fault["then"] == "drop":
-                    return await drop_connection(request)
-            return response
+
+            async def process() -> Response:
+                if bearer:
+                    sandbox.eft.authenticate(request.headers.get("authorization"))
+                return await handler(request)
+
+            return await run_with_fault(request, fault, process, eft_fault_response)
         except ApiError as error:
             return error_response(error)
 
@@ -206,6 +224,12 @@ def _authenticate(sandbox: Sandbox, request: Request) -> None:
         raise unauthorized("Invalid token header. No credentials provided.")
     if not _constant_time_equal(token.strip(), sandbox.api_key):
         raise unauthorized("Invalid token.")
+
+
+def _control_authenticate(token: str, request: Request) -> None:
+    scheme, _, given = (request.headers.get("authorization") or "").partition(" ")
+    if scheme.lower() != "bearer" or not _constant_time_equal(given.strip(), token):
+        raise unauthorized("The control API needs its token (REVIO_SANDBOX_CONTROL_TOKEN).")
 
 
 def _constant_time_equal(a: str, b: str) -> bool:
@@ -249,15 +273,27 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
     async def purchase_cancel(request: Request) -> Response:
         return json_response(sandbox.purchase_cancel(object_id(request), idempotent=True))
 
-    async def payout_create(request: Request) -> Response:
-        return json_response(sandbox.payout_create(await read_json(request)), 201)
+    async def purchase_refund(request: Request) -> Response:
+        return json_response(sandbox.payments.refund(object_id(request), await read_json(request)))
 
-    async def payout_list(request: Request) -> Response:
-        # SANDBOX EXTENSION: Revio documents no payout list; the backend must not depend on it.
-        return json_response(sandbox.payout_list_by_reference(request.query_params.get("reference")))
+    def purchase_refused(operation: str) -> Handler:
+        async def handler(request: Request) -> Response:
+            body = await read_json(request)
+            return json_response(sandbox.payments.refuse(object_id(request), operation, body))
 
-    async def payout_get(request: Request) -> Response:
-        return json_response(sandbox.payout_get(object_id(request)))
+        return handler
+
+    def query_lists(request: Request) -> dict[str, list[str]]:
+        lists: dict[str, list[str]] = {}
+        for key, value in request.query_params.multi_items():
+            lists.setdefault(key, []).append(value)
+        return lists
+
+    async def payment_methods(request: Request) -> Response:
+        return json_response(sandbox.payments.payment_methods(query_lists(request)))
+
+    async def account_balance(request: Request) -> Response:
+        return json_response(sandbox.payments.balance(query_lists(request)))
 
     async def public_key(request: Request) -> Response:
         return json_response(sandbox.company_public_key())
@@ -298,8 +334,16 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
         api("purchases/", {"POST": ("purchases.create", purchase_create)}),
         api("purchases/{id}/", {"GET": ("purchases.get", purchase_get)}),
         api("purchases/{id}/cancel/", {"POST": ("purchases.cancel", purchase_cancel)}),
-        api("payouts/", {"POST": ("payouts.create", payout_create), "GET": ("payouts.list", payout_list)}),
-        api("payouts/{id}/", {"GET": ("payouts.get", payout_get)}),
+        api("purchases/{id}/refund/", {"POST": ("purchases.refund", purchase_refund)}),
+        *(
+            api(
+                f"purchases/{{id}}/{operation}/",
+                {"POST": (f"purchases.{operation}", purchase_refused(operation))},
+            )
+            for operation in ("capture", "release", "charge", "delete_recurring_token")
+        ),
+        api("payment_methods/", {"GET": ("payment_methods", payment_methods)}),
+        api("account/json/balance/", {"GET": ("account.balance", account_balance)}),
         api("public_key/", {"GET": ("public_key", public_key)}),
         api(
             "webhooks/", {"POST": ("webhooks.create", webhook_create), "GET": ("webhooks.list", webhook_list)}
@@ -428,9 +472,11 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
 
     # -- control API (/_sandbox/, no auth: loopback/dev only) --------------------------------------
 
-    def control(handler: Handler) -> Handler:
+    def control(handler: Handler, *, open_: bool = False) -> Handler:
         async def endpoint(request: Request) -> Response:
             try:
+                if settings.control_token and not open_:
+                    _control_authenticate(settings.control_token, request)
                 return await handler(request)
             except ApiError as error:
                 return error_response(error)
@@ -447,6 +493,7 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
                 "public_url": settings.public_url,
                 "time_scale": settings.time_scale,
                 "payout_delay": settings.payout_delay,
+                "control_token_required": bool(settings.control_token),
             }
         )
 
@@ -508,22 +555,29 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
             "expire": sandbox.purchase_expire,
             "view": sandbox.purchase_view,
         }
+        if action == "chargeback":
+            return json_response(sandbox.payments.chargeback(purchase_id, await read_json(request)), 201)
         if action not in actions:
             raise not_found()
         return json_response(actions[action](purchase_id))
+
+    async def purchase_payments(request: Request) -> Response:
+        return json_response({"results": sandbox.payments.payments_for(object_id(request))})
 
     async def purchase_peek(request: Request) -> Response:
         # The stored document as is: unlike the API, reading here never expires the purchase.
         return json_response(sandbox.purchase_peek(object_id(request)))
 
-    async def payout_peek(request: Request) -> Response:
-        return json_response(sandbox.payout_get(object_id(request)))
+    async def purchases_lookup(request: Request) -> Response:
+        return json_response(
+            {"results": sandbox.purchases_by_reference(request.query_params.get("reference"))}
+        )
 
-    async def payout_control(request: Request) -> Response:
-        payout_id, action = object_id(request), str(request.path_params["action"])
-        if action not in ("succeed", "fail", "return"):
-            raise not_found()
-        return json_response(sandbox.payout_force(payout_id, action))
+    async def eft_payments_lookup(request: Request) -> Response:
+        reference = request.query_params.get("contractReference")
+        if not reference:
+            raise general_error("Give ?contractReference=<your reference>.", "invalid")
+        return json_response(sandbox.eft.payments_by_reference(reference))
 
     async def deliveries_list(request: Request) -> Response:
         q = request.query_params
@@ -583,9 +637,11 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
         Route("/_sandbox/eft/token_lifetime", control(eft_token_lifetime), methods=["POST"]),
         Route("/_sandbox/eft/tokens/revoke", control(eft_tokens_revoke), methods=["POST"]),
         Route("/_sandbox/eft/callbacks", control(eft_callbacks_delete), methods=["DELETE"]),
+        Route("/_sandbox/eft/payments", control(eft_payments_lookup), methods=["GET"]),
         Route("/_sandbox/eft/payments/{id}", control(eft_payment_peek), methods=["GET"]),
         Route("/_sandbox/eft/payments/{id}/{action}", control(eft_payment_control), methods=["POST"]),
-        Route("/_sandbox/health", control(health), methods=["GET"]),
+        # Health stays open (no secrets in it) so process managers and SandboxProcess can poll it.
+        Route("/_sandbox/health", control(health, open_=True), methods=["GET"]),
         Route("/_sandbox/config", control(config), methods=["GET"]),
         Route("/_sandbox/reset", control(reset), methods=["POST"]),
         Route("/_sandbox/faults", control(faults_get), methods=["GET"]),
@@ -593,10 +649,10 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
         Route("/_sandbox/faults/http", control(http_fault_add), methods=["POST"]),
         Route("/_sandbox/faults/webhooks", control(webhook_fault_add), methods=["POST"]),
         Route("/_sandbox/faults/{fault_id:int}", control(fault_remove), methods=["DELETE"]),
+        Route("/_sandbox/purchases", control(purchases_lookup), methods=["GET"]),
         Route("/_sandbox/purchases/{id}", control(purchase_peek), methods=["GET"]),
+        Route("/_sandbox/purchases/{id}/payments", control(purchase_payments), methods=["GET"]),
         Route("/_sandbox/purchases/{id}/{action}", control(purchase_control), methods=["POST"]),
-        Route("/_sandbox/payouts/{id}", control(payout_peek), methods=["GET"]),
-        Route("/_sandbox/payouts/{id}/{action}", control(payout_control), methods=["POST"]),
         Route("/_sandbox/deliveries", control(deliveries_list), methods=["GET"]),
         Route("/_sandbox/deliveries/retry_now", control(deliveries_retry_now), methods=["POST"]),
         Route("/_sandbox/deliveries/{delivery_id:int}", control(delivery_detail), methods=["GET"]),

@@ -36,6 +36,7 @@ STATUS_TEXT = {
     "error": "Awaiting payment (the last attempt was declined)",
     "paid": "Paid",
     "cancelled": "Cancelled",
+    "overdue": "Awaiting payment (past due)",
     "expired": "Expired",
 }
 
@@ -101,7 +102,7 @@ def render_purchase_page(purchase: dict[str, Any], *, message: str | None = None
         )
     if message:
         parts.append(f'<p class="result" id="result">{escape(message)}</p>')
-    if status in ("created", "viewed", "error"):
+    if status in ("created", "viewed", "error", "overdue"):
         parts.append('<div class="actions">')
         for action, label in (("pay", f"Pay {amount}"), ("decline", "Decline"), ("cancel", "Cancel")):
             parts.append(

@@ -1,4 +1,4 @@
-"""The sandbox's domain: purchases, payouts, webhook objects, keys and the events they emit.
+"""The sandbox's domain: purchases, webhook objects, keys and the events they emit.
 
 Every state change goes through here, is written to SQLite, and enqueues signed deliveries (rows in
 ``deliveries``) that ``revio_sandbox.delivery.DeliveryWorker`` sends in the background. All methods are
@@ -22,50 +22,56 @@ from revio_sandbox.events import ALL_EVENTS, MAX_RETRIES, RETRY_GAPS_SECONDS
 from revio_sandbox.faults import take_webhook_faults
 from revio_sandbox.store import STATE_TABLES, Store, dump_json, load_json
 from revio_sandbox.validation import (
-    clean_payout_create,
     clean_purchase_create,
     clean_webhook,
     products_total,
 )
 
 # Purchase statuses from which the customer can still pay, decline or cancel. `error` is not terminal:
-# a declined customer may try again on the checkout page.
-OPEN_PURCHASE_STATUSES = ("created", "viewed", "error")
-DEFAULT_PURCHASE_LIFETIME_SECONDS = 3600  # `due` when the request leaves it out (INFERRED)
+# a declined customer may try again on the checkout page; `overdue` (past `due` without due_strict) can
+# still be paid (README fact 2).
+OPEN_PURCHASE_STATUSES = ("created", "viewed", "error", "overdue")
+# Statuses that become overdue/expired when `due` passes.
+NOT_YET_DUE_STATUSES = ("created", "viewed", "error")
+DEFAULT_PURCHASE_LIFETIME_SECONDS = 3600  # `due` when the request leaves it out (README fact 2)
 FEE_PERCENT = 3  # fee_amount on a paid purchase; Revio's own example shows 450 on 15000 (INFERRED)
 
-# Payout outcomes chosen by the last four digits of the bank account number ("magic values").
-PAYOUT_OUTCOME_BY_SUFFIX = {
-    "0001": "reject",  # 400 at creation: the bank rejects the account straight away
-    "0002": "fail",  # created -> pending -> error (payout.failed)
-    "0003": "return",  # created -> pending -> success -> error later (a bank return)
-    "0004": "pending_forever",  # created -> pending, then nothing
-}
-PAYOUT_OUTCOMES = ("success", "fail", "return", "pending_forever")
-
+# The Client fields of a purchase, with the empty values the platform's signed fixture shows
+# (../shared/revio-platform/signed-callback.body.json); keys a caller sends beyond these are ignored.
 CLIENT_DEFAULTS: dict[str, Any] = {
-    "email": "",
-    "phone": "",
-    "full_name": "",
-    "personal_code": "",
-    "legal_name": "",
-    "brand_name": "",
-    "registration_number": "",
-    "tax_number": "",
-    "bank_account": "",
-    "bank_code": "",
-    "street_address": "",
-    "city": "",
-    "state": "",
-    "zip_code": "",
-    "country": "",
-    "shipping_street_address": "",
-    "shipping_city": "",
-    "shipping_state": "",
-    "shipping_zip_code": "",
-    "shipping_country": "",
     "cc": [],
     "bcc": [],
+    "city": "",
+    "email": "",
+    "phone": "",
+    "country": "",
+    "zip_code": "",
+    "bank_code": "",
+    "full_name": "",
+    "brand_name": "",
+    "legal_name": "",
+    "tax_number": "",
+    "client_type": None,
+    "bank_account": "",
+    "personal_code": "",
+    "shipping_city": "",
+    "street_address": "",
+    "shipping_country": "",
+    "shipping_zip_code": "",
+    "registration_number": "",
+    "shipping_street_address": "",
+}
+ISSUER_DETAILS: dict[str, Any] = {
+    "website": "",
+    "brand_name": "Revio sandbox",
+    "legal_city": "",
+    "legal_name": "Revio sandbox",
+    "tax_number": "",
+    "bank_accounts": [{"bank_code": "", "bank_account": ""}],
+    "legal_country": "ZA",
+    "legal_zip_code": "",
+    "registration_number": "",
+    "legal_street_address": "",
 }
 
 PAGE_SIZE = 20
@@ -77,13 +83,10 @@ class RuntimeSettings:
 
     public_url: str
     time_scale: float = 1.0
-    payout_delay: float = 2.0
+    payout_delay: float = 2.0  # wall-clock seconds an EFT payment takes to reach its outcome
     delivery_timeout: float = 10.0
-
-
-def payout_outcome_for_account(bank_account: str) -> str:
-    """Map a bank account number to its magic outcome; anything unlisted succeeds."""
-    return PAYOUT_OUTCOME_BY_SUFFIX.get(bank_account[-4:], "success")
+    # When set, every /_sandbox/ call but health needs "Authorization: Bearer <token>" (F9).
+    control_token: str | None = None
 
 
 class Sandbox:
@@ -92,11 +95,14 @@ class Sandbox:
     def __init__(self, store: Store, settings: RuntimeSettings) -> None:
         self.store = store
         self.settings = settings
-        # Set by the delivery worker so new deliveries and payout steps are picked up at once.
+        # Set by the delivery worker so new deliveries and EFT payment steps are picked up at once.
         self.on_change: Callable[[], None] = lambda: None
         from revio_sandbox.eft import EftApi  # here: eft.py needs this module's Sandbox for its types
 
         self.eft = EftApi(self)
+        from revio_sandbox.payments import PaymentsApi
+
+        self.payments = PaymentsApi(self)
 
     # -- identity and keys ------------------------------------------------------------------------
 
@@ -152,7 +158,7 @@ class Sandbox:
         return self.company_public_key()
 
     def reset(self, *, regenerate_keys: bool = False, keep_webhooks: bool = False) -> None:
-        """Clear purchases, payouts, deliveries and faults (and webhooks unless kept).
+        """Clear purchases, payments, EFT payments, deliveries and faults (and webhooks unless kept).
 
         The api key, brand id and company id always stay. Keys stay unless ``regenerate_keys``.
         """
@@ -170,11 +176,15 @@ class Sandbox:
     # -- purchases --------------------------------------------------------------------------------
 
     def purchase_create(self, payload: Any, *, client_ip: str = "") -> dict[str, Any]:
+        """A new purchase, shaped key for key like the platform's signed fixture."""
         data = clean_purchase_create(payload, brand_id=self.brand_id)
         now = int(time.time())
         purchase_id = str(uuid.uuid4())
-        total = data["total_override"] or products_total(data["products"])
-        client = {**CLIENT_DEFAULTS, **data.get("client", {})}
+        total = (
+            data["total_override"] if data["total_override"] is not None else products_total(data["products"])
+        )
+        sent_client = data.get("client", {})
+        client = {key: sent_client.get(key, default) for key, default in CLIENT_DEFAULTS.items()}
         purchase: dict[str, Any] = {
             "id": purchase_id,
             "type": "purchase",
@@ -187,35 +197,34 @@ class Sandbox:
             "client_id": data.get("client_id"),
             "client": client,
             "purchase": {
+                "debt": 0,
+                "total": total,
                 "currency": data["currency"],
                 "products": data["products"],
-                "total": total,
-                "language": "en",
-                "notes": data["notes"],
-                "debt": 0,
+                **data["purchase_echo"],  # language, timezone, notes, email_message as sent
+                "due_strict": data["due_strict"],
                 "total_override": data["total_override"],
+                "shipping_options": [],
                 "subtotal_override": None,
                 "total_tax_override": None,
-                "total_discount_override": None,
+                "payment_method_details": {},
                 "request_client_details": [],
-                "timezone": "Africa/Johannesburg",
-                "due_strict": False,
-                "email_message": "",
-                "metadata": data["metadata"],
+                "total_discount_override": None,
             },
             "payment": None,
             "transaction_data": {
-                "payment_method": "",
                 "flow": "payform",
                 "extra": {},
                 "country": "",
                 "attempts": [],
+                "payment_method": "",
             },
             "reference": data["reference"] or "",
             "reference_generated": f"SBX{now % 10**8:08d}{secrets.randbelow(100):02d}",
             "created_on": now,
             "updated_on": now,
             "issued": time.strftime("%Y-%m-%d", time.gmtime(now)),
+            # README fact 2: due defaults to creation + 3,600 s (the signed fixture shows it).
             "due": data["due"] if data["due"] is not None else now + DEFAULT_PURCHASE_LIFETIME_SECONDS,
             "viewed_on": None,
             "checkout_url": f"{self.settings.public_url}/p/{purchase_id}/",
@@ -232,14 +241,15 @@ class Sandbox:
             "recurring_token": None,
             "marked_as_paid": False,
             "order_id": None,
-            "platform": "api",
             "product": "purchases",
-            "creator_agent": "",
+            **data["top_echo"],  # platform, creator_agent as sent
             "created_from_ip": client_ip,
+            "issuer_details": copy.deepcopy(ISSUER_DETAILS),
+            "billing_template_id": None,
+            "currency_conversion": None,
             "payment_method_whitelist": None,
             "refund_availability": "none",
             "refundable_amount": 0,
-            "tags": [],
         }
         with self.store.transaction():
             self.store.execute(
@@ -268,13 +278,16 @@ class Sandbox:
         return purchase
 
     def _purchase_expire_if_due(self, purchase: dict[str, Any], now: float) -> bool:
-        """Expire an unpaid purchase whose ``due`` has passed. No event: the platform lists none."""
+        """Past ``due``, an unpaid purchase becomes ``overdue`` (still payable) or, with
+        ``due_strict``, ``expired`` (README fact 2). No event: the platform's Event enum has neither a
+        ``purchase.overdue`` nor a ``purchase.expired``."""
         if (
-            purchase["status"] in OPEN_PURCHASE_STATUSES
+            purchase["status"] in NOT_YET_DUE_STATUSES
             and purchase["due"] is not None
             and purchase["due"] <= now
         ):
-            _set_status(purchase, "expired", int(now))
+            strict = bool(purchase["purchase"].get("due_strict"))
+            _set_status(purchase, "expired" if strict else "overdue", int(now))
             return True
         return False
 
@@ -288,6 +301,16 @@ class Sandbox:
         if purchase is None:
             raise not_found()
         return purchase
+
+    def purchases_by_reference(self, reference: str | None) -> list[dict[str, Any]]:
+        """Control API: the stored purchases carrying our ``reference`` (oldest first)."""
+        if not reference:
+            raise general_error("Give ?reference=<your reference>.", "invalid")
+        rows = self.store.fetchall(
+            "SELECT data FROM purchases WHERE json_extract(data, '$.reference') = ? ORDER BY seq",
+            (reference,),
+        )
+        return [dict(load_json(r["data"])) for r in rows]
 
     def purchase_view(self, purchase_id: str) -> dict[str, Any]:
         """The checkout page was opened: ``created`` becomes ``viewed`` (event purchase.viewed)."""
@@ -391,168 +414,19 @@ class Sandbox:
             return purchase
 
     def purchase_expire(self, purchase_id: str) -> dict[str, Any]:
-        """Control API: move ``due`` to now and expire the purchase."""
+        """Control API: move ``due`` to now, so the purchase becomes ``overdue`` (or ``expired`` with
+        ``due_strict``)."""
         with self.store.transaction():
-            purchase = self._purchase_open(purchase_id, "expired")
+            purchase = self._purchase_require(purchase_id)
+            if purchase["status"] not in NOT_YET_DUE_STATUSES:
+                raise general_error(
+                    f"Purchase cannot pass its due date: its status is {purchase['status']}.",
+                    "purchase_payment_error",
+                )
             purchase["due"] = int(time.time())
             self._purchase_expire_if_due(purchase, time.time())
             self._purchase_save(purchase)
             return purchase
-
-    # -- payouts (request/response shape INFERRED: revio-api.md section 3 A) -----------------------
-
-    def payout_create(self, payload: Any, *, forced_outcome: str | None = None) -> dict[str, Any]:
-        data = clean_payout_create(payload, brand_id=self.brand_id)
-        outcome = forced_outcome or payout_outcome_for_account(data["client"]["bank_account"])
-        if outcome == "reject":
-            raise general_error(
-                "The bank rejected the beneficiary account (sandbox magic value ...0001).",
-                "payout_bank_account_rejected",
-            )
-        now = time.time()
-        payout_id = str(uuid.uuid4())
-        amount = data["payout"]["amount"]
-        payout: dict[str, Any] = {
-            "id": payout_id,
-            "type": "payout",
-            "status": "created",
-            "status_history": [{"status": "created", "timestamp": int(now)}],
-            "is_test": True,
-            "brand_id": self.brand_id,
-            "company_id": self.company_id,
-            "reference": data["reference"] or "",
-            "created_on": int(now),
-            "updated_on": int(now),
-            "client": data["client"],
-            "payout": data["payout"],
-            "payment": {
-                "is_outgoing": True,
-                "payment_type": "payout",
-                "amount": amount,
-                "currency": data["payout"]["currency"],
-                "net_amount": amount,
-                "fee_amount": 0,
-                "pending_amount": amount,
-                "pending_unfreeze_on": None,
-                "description": data["payout"]["description"],
-                "paid_on": None,
-                "remote_paid_on": None,
-            },
-            "transaction_data": {"attempts": []},
-        }
-        with self.store.transaction():
-            self.store.execute(
-                "INSERT INTO payouts (id, reference, status, outcome, next_step, next_step_at, data) "
-                "VALUES (?, ?, 'created', ?, 'pending', ?, ?)",
-                (payout_id, payout["reference"], outcome, now, dump_json(payout)),
-            )
-            self._emit(payout, "payout.created")
-        return payout
-
-    def _payout_row(self, payout_id: str) -> sqlite3.Row:
-        row = self.store.fetchone("SELECT * FROM payouts WHERE id = ?", (payout_id,))
-        if row is None:
-            raise not_found()
-        return row
-
-    def payout_get(self, payout_id: str) -> dict[str, Any]:
-        return dict(load_json(self._payout_row(payout_id)["data"]))
-
-    def payout_list_by_reference(self, reference: str | None) -> dict[str, Any]:
-        """SANDBOX EXTENSION (not a documented Revio endpoint): list payouts with a given reference."""
-        if reference is None:
-            rows = self.store.fetchall("SELECT data FROM payouts ORDER BY seq DESC LIMIT 100")
-        else:
-            rows = self.store.fetchall(
-                "SELECT data FROM payouts WHERE reference = ? ORDER BY seq", (reference,)
-            )
-        return {"results": [load_json(r["data"]) for r in rows], "next": None, "previous": None}
-
-    def _payout_apply(self, payout: dict[str, Any], step: str, now: float) -> str:
-        """Apply one lifecycle step to the payout document; return the event it emits."""
-        stamp = int(now)
-        if step == "pending":
-            _set_status(payout, "pending", stamp)
-            return "payout.pending"
-        if step == "success":
-            payout["payment"].update(paid_on=stamp, remote_paid_on=stamp, pending_amount=0)
-            payout["transaction_data"]["attempts"].insert(
-                0, {"type": "payout", "successful": True, "processing_time": stamp, "error": None}
-            )
-            _set_status(payout, "success", stamp)
-            return "payout.success"
-        if step == "fail":
-            error = {
-                "code": "payout_failed",
-                "message": "The beneficiary bank rejected the payment (sandbox).",
-            }
-        else:  # "return": the money came back after the payout had succeeded
-            error = {
-                "code": "payout_returned",
-                "message": "The beneficiary bank returned the payment (sandbox).",
-            }
-        payout["payment"].update(pending_amount=0)
-        payout["transaction_data"]["attempts"].insert(
-            0, {"type": "payout", "successful": False, "processing_time": stamp, "error": error}
-        )
-        _set_status(payout, "error", stamp)
-        return "payout.failed"
-
-    def _payout_next(
-        self, outcome: str, step: str, created: float, now: float
-    ) -> tuple[str | None, float | None]:
-        delay = self.settings.payout_delay
-        if step == "pending":
-            if outcome == "success" or outcome == "return":
-                return "success", created + delay
-            if outcome == "fail":
-                return "fail", created + delay
-            return None, None
-        if step == "success" and outcome == "return":
-            return "return", now + delay
-        return None, None
-
-    def _payout_step(self, payout_id: str, step: str, now: float, *, forced: bool = False) -> dict[str, Any]:
-        row = self._payout_row(payout_id)
-        payout = dict(load_json(row["data"]))
-        event = self._payout_apply(payout, step, now)
-        if forced:
-            next_step, next_at = None, None
-        else:
-            created = float(row["next_step_at"] or now) if step == "pending" else now
-            next_step, next_at = self._payout_next(row["outcome"], step, created, now)
-        self.store.execute(
-            "UPDATE payouts SET status = ?, next_step = ?, next_step_at = ?, data = ? WHERE id = ?",
-            (payout["status"], next_step, next_at, dump_json(payout), payout_id),
-        )
-        self._emit(payout, event)
-        return payout
-
-    def payout_force(self, payout_id: str, action: str) -> dict[str, Any]:
-        """Control API: settle a payout now. ``succeed``/``fail`` from created or pending, ``return``
-        from success. Later automatic steps are cancelled."""
-        with self.store.transaction():
-            status = self._payout_row(payout_id)["status"]
-            now = time.time()
-            if action in ("succeed", "fail"):
-                if status not in ("created", "pending"):
-                    raise general_error(
-                        f"Payout is {status}; it can no longer {action}.", "payout_state_error", 409
-                    )
-                if status == "created":
-                    self._payout_step(payout_id, "pending", now, forced=True)
-                return self._payout_step(
-                    payout_id, "success" if action == "succeed" else "fail", now, forced=True
-                )
-            if action == "return":
-                if status != "success":
-                    raise general_error(
-                        f"Payout is {status}; only a successful payout can be returned.",
-                        "payout_state_error",
-                        409,
-                    )
-                return self._payout_step(payout_id, "return", now, forced=True)
-        raise not_found()
 
     # -- webhook objects --------------------------------------------------------------------------
 
@@ -935,14 +809,7 @@ class Sandbox:
     # -- background steps -------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Run time-driven changes: payout steps that are due, purchase expiry, held deliveries."""
-        for row in self.store.fetchall(
-            "SELECT id, next_step FROM payouts "
-            "WHERE next_step IS NOT NULL AND next_step_at <= ? ORDER BY next_step_at",
-            (now,),
-        ):
-            with self.store.transaction():
-                self._payout_step(row["id"], row["next_step"], now)
+        """Run time-driven changes: EFT payment steps that are due, purchase expiry, held deliveries."""
         for row in self.store.fetchall(
             "SELECT id, next_step FROM eft_payments "
             "WHERE next_step IS NOT NULL AND next_step_at <= ? ORDER BY next_step_at",
@@ -963,11 +830,10 @@ class Sandbox:
             )
 
     def next_wakeup(self) -> float | None:
-        """The earliest time something is scheduled (a delivery attempt or a payout step)."""
+        """The earliest time something is scheduled (a delivery attempt or an EFT payment step)."""
         row = self.store.fetchone(
             "SELECT MIN(t) AS t FROM ("
             " SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'held')"
-            " UNION ALL SELECT MIN(next_step_at) FROM payouts WHERE next_step IS NOT NULL"
             " UNION ALL SELECT MIN(next_step_at) FROM eft_payments WHERE next_step IS NOT NULL)"
         )
         return None if row is None or row["t"] is None else float(row["t"])
@@ -1013,4 +879,4 @@ def _delivery_public(row: sqlite3.Row, attempts: list[dict[str, Any]]) -> dict[s
     }
 
 
-__all__ = ["PAYOUT_OUTCOMES", "PAYOUT_OUTCOME_BY_SUFFIX", "ApiError", "RuntimeSettings", "Sandbox"]
+__all__ = ["ApiError", "RuntimeSettings", "Sandbox"]

@@ -1,7 +1,7 @@
-"""The background loop: sends webhook deliveries and runs time-driven steps (payouts, expiry).
+"""The background loop: sends webhook deliveries and runs time-driven steps (EFT payments, due dates).
 
 It runs as an asyncio task inside the uvicorn process (started by the Starlette lifespan). Work is
-driven by rows in SQLite, so a restart resumes pending deliveries and payout steps where they stopped.
+driven by rows in SQLite, so a restart resumes pending deliveries and EFT payment steps where they stopped.
 Attempts for different (object, target) chains run concurrently; within a chain strictly one at a time,
 in event order.
 """

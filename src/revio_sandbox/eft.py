@@ -55,7 +55,7 @@ PROFILE_CODE = "TEST1"
 ABBREVIATED_NAME = "TESTMERCH1"
 CALLBACK_TYPES = ("EFT_PAYMENT", "EFT_COLLECTION", "DEBICHECK_COLLECTION", "DEBICHECK_MANDATE")
 
-# Outcomes by the creditor account's last four digits, as for gateway payouts (core.py).
+# Outcomes by the creditor account's last four digits (sandbox magic values).
 OUTCOME_BY_SUFFIX = {"0001": "reject", "0002": "fail", "0003": "return", "0004": "pending_forever"}
 
 _DIGITS = re.compile(r"^\d{6,16}$")

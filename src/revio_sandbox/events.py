@@ -26,6 +26,8 @@ PURCHASE_EVENTS = (
     "purchase.refund_failure",
 )
 PAYMENT_EVENTS = ("payment.refunded", "payment.charged_back", "payment.chargeback_reversed")
+# In the platform's Event enum (a card payout product), so a webhook may subscribe to them; the sandbox
+# never emits them: there is no gateway /payouts/ (docs/sandbox-guesses.md, "Payouts").
 PAYOUT_EVENTS = ("payout.created", "payout.pending", "payout.success", "payout.failed")
 OTHER_EVENTS = ("billing_template_client.subscription_billing_cancelled",)
 

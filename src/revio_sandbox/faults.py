@@ -13,7 +13,7 @@ from typing import Any
 from revio_sandbox.errors import ApiError, general_error
 from revio_sandbox.store import Store, dump_json, load_json
 
-HTTP_ACTIONS = ("error", "hang", "slow", "hang_after")
+HTTP_ACTIONS = ("error", "error_after", "hang", "slow", "hang_after")
 WEBHOOK_ACTIONS = ("duplicate", "reorder", "delay", "drop", "bad_signature", "reserialize")
 
 # Names of the API endpoints, usable as the ``endpoint`` of an HTTP fault.
@@ -21,9 +21,13 @@ ENDPOINT_NAMES = (
     "purchases.create",
     "purchases.get",
     "purchases.cancel",
-    "payouts.create",
-    "payouts.list",
-    "payouts.get",
+    "purchases.refund",
+    "purchases.capture",
+    "purchases.release",
+    "purchases.charge",
+    "purchases.delete_recurring_token",
+    "payment_methods",
+    "account.balance",
     "public_key",
     "webhooks.create",
     "webhooks.list",
@@ -68,19 +72,28 @@ def clean_http_fault(spec: Any) -> dict[str, Any]:
         raise _bad(f"action must be one of {', '.join(HTTP_ACTIONS)}")
     endpoint, match = spec.get("endpoint"), spec.get("match")
     if (endpoint is None) == (match is None):
-        raise _bad('give exactly one of "endpoint" (a name) or "match" (e.g. "POST /api/v1/payouts/*")')
+        raise _bad('give exactly one of "endpoint" (a name) or "match" (e.g. "POST /api/v1/purchases/*")')
     if endpoint is not None and endpoint not in ENDPOINT_NAMES:
         raise _bad(f"endpoint must be one of {', '.join(ENDPOINT_NAMES)}")
     if match is not None and not isinstance(match, str):
         raise _bad("match must be a string")
     clean: dict[str, Any] = {"action": action, "endpoint": endpoint, "match": match, "count": _count(spec)}
-    if action == "error":
-        status = spec.get("status", 500)
+    if action in ("error", "error_after"):
+        # error: answer at once, nothing processed. error_after: process fully (the object is created,
+        # its events go out), then answer this instead, like a proxy timing out on a slow upstream.
+        status = spec.get("status", 500 if action == "error" else 502)
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
             raise _bad("status must be an HTTP error status (400-599)")
         clean["status"] = status
-        clean["retry_after"] = int(_number(spec, "retry_after", 1)) if status in (429, 503) else None
+        if "retry_after" in spec and spec["retry_after"] is not None:
+            clean["retry_after"] = int(_number(spec, "retry_after", 1))
+        else:
+            clean["retry_after"] = 1 if status in (429, 503) else None
         clean["html"] = bool(spec.get("html", False))
+        body = spec.get("body")
+        if body is not None and not isinstance(body, str):
+            raise _bad("body must be a string (sent as is)")
+        clean["body"] = body
     elif action in ("hang", "hang_after"):
         clean["seconds"] = _number(spec, "seconds", 30.0)
         then = spec.get("then", "drop")

@@ -1,7 +1,8 @@
 """SQLite persistence for the sandbox: every piece of state lives in one WAL-mode database file.
 
-Objects (purchases, payouts, webhooks) are stored as their JSON documents plus the few columns the
-background loop queries on. Deliveries and their attempts are rows, so pending retries survive a restart.
+Objects (purchases, payments, EFT payments, webhooks) are stored as their JSON documents plus the few
+columns the background loop queries on. Deliveries and their attempts are rows, so pending retries
+survive a restart.
 The server uses one connection from the event-loop thread only; ``revio-sandbox init`` opens its own.
 """
 
@@ -26,18 +27,16 @@ CREATE TABLE IF NOT EXISTS purchases (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS purchases_open_due ON purchases (status, due);
-CREATE TABLE IF NOT EXISTS payouts (
+CREATE TABLE IF NOT EXISTS payments (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL,
-    reference TEXT,
-    status TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    next_step TEXT,
-    next_step_at REAL,
+    purchase_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    amount INTEGER NOT NULL,
+    currency TEXT NOT NULL,
     data TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS payouts_reference ON payouts (reference);
-CREATE INDEX IF NOT EXISTS payouts_next_step ON payouts (next_step_at);
+CREATE INDEX IF NOT EXISTS payments_purchase ON payments (purchase_id);
 CREATE TABLE IF NOT EXISTS webhooks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL,
@@ -112,7 +111,7 @@ CREATE TABLE IF NOT EXISTS faults (
 # Tables emptied by a reset; meta (keys, api key, brand) is handled separately.
 STATE_TABLES = (
     "purchases",
-    "payouts",
+    "payments",
     "deliveries",
     "delivery_attempts",
     "faults",

@@ -68,12 +68,19 @@ class Delivery(TypedDict):
     attempts: list[DeliveryAttempt]
 
 
-class SandboxControl:
-    """Typed client for the sandbox control API (``/_sandbox/``). No API key is needed."""
+CONTROL_TOKEN_ENV = "REVIO_SANDBOX_CONTROL_TOKEN"
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+
+class SandboxControl:
+    """Typed client for the sandbox control API (``/_sandbox/``). No API key is needed; when the
+    sandbox runs with a control token, pass it (or set ``REVIO_SANDBOX_CONTROL_TOKEN``) and it is sent as
+    ``Authorization: Bearer``."""
+
+    def __init__(self, base_url: str, *, timeout: float = 10.0, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=f"{self.base_url}/_sandbox/", timeout=timeout)
+        token = token if token is not None else os.environ.get(CONTROL_TOKEN_ENV) or None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=f"{self.base_url}/_sandbox/", timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -99,8 +106,8 @@ class SandboxControl:
         return dict(self._call("GET", "config"))
 
     def reset(self, *, regenerate_keys: bool = False, keep_webhooks: bool = False) -> None:
-        """Delete purchases, payouts, deliveries, faults (and webhooks unless kept). Keys stay unless
-        ``regenerate_keys``; the api key and brand id always stay."""
+        """Delete purchases, payments, EFT payments, deliveries, faults (and webhooks unless kept). Keys
+        stay unless ``regenerate_keys``; the api key and brand id always stay."""
         self._call("POST", "reset", json={"regenerate_keys": regenerate_keys, "keep_webhooks": keep_webhooks})
 
     # -- HTTP faults on the API ------------------------------------------------------------------
@@ -118,12 +125,32 @@ class SandboxControl:
         retry_after: int | None = None,
         html: bool = False,
     ) -> dict[str, Any]:
-        """The next ``count`` calls to ``endpoint`` (a name like ``"payouts.create"``, or a pattern like
-        ``"POST /api/v1/payouts/*"``; EFT names start with ``eft.``) answer ``status``; 429/503 carry
+        """The next ``count`` calls to ``endpoint`` (a name like ``"purchases.create"``, or a pattern like
+        ``"POST /api/v1/purchases/*"``; EFT names start with ``eft.``) answer ``status``; 429/503 carry
         ``Retry-After``."""
         spec: dict[str, Any] = {"action": "error", "status": status, "count": count, "html": html}
         if retry_after is not None:
             spec["retry_after"] = retry_after
+        return self.add_http_fault({**_endpoint_spec(endpoint), **spec})
+
+    def error_after_next(
+        self,
+        endpoint: str,
+        status: ErrorStatus | int = 502,
+        *,
+        count: int = 1,
+        retry_after: int | None = None,
+        html: bool = False,
+        body: str | None = None,
+    ) -> dict[str, Any]:
+        """The next ``count`` calls to ``endpoint`` are processed in full (the object is created and its
+        events go out) and then answer ``status`` instead: e.g. a 504 proxy page after the create
+        succeeded. ``body`` is sent as is (``text/html`` with ``html``, else JSON)."""
+        spec: dict[str, Any] = {"action": "error_after", "status": status, "count": count, "html": html}
+        if retry_after is not None:
+            spec["retry_after"] = retry_after
+        if body is not None:
+            spec["body"] = body
         return self.add_http_fault({**_endpoint_spec(endpoint), **spec})
 
     def hang_next(
@@ -147,13 +174,6 @@ class SandboxControl:
         spec = {"action": "hang_after", "seconds": seconds, "then": then, "count": count}
         return self.add_http_fault({**_endpoint_spec(endpoint), **spec})
 
-    def payout_create_times_out(
-        self, *, seconds: float = 30.0, then: Literal["drop", "answer"] = "drop"
-    ) -> dict[str, Any]:
-        """The next ``POST /payouts/`` creates the payout (which then progresses normally) but the
-        response never arrives in time: the unknown-outcome case."""
-        return self.timeout_after_processing("payouts.create", seconds=seconds, then=then)
-
     # -- webhook delivery faults -----------------------------------------------------------------
 
     def add_webhook_fault(
@@ -167,7 +187,7 @@ class SandboxControl:
         **options: Any,
     ) -> dict[str, Any]:
         """Apply ``action`` to the next ``count`` matching events. ``event_type`` may be a glob
-        (``"payout.*"``); ``target`` is ``"webhook"``, ``"callback"`` or a webhook id. Options:
+        (``"purchase.*"``); ``target`` is ``"webhook"``, ``"callback"`` or a webhook id. Options:
         ``copies`` (duplicate), ``hold_seconds`` (reorder), ``delay_ms`` (delay),
         ``signed_over`` = ``"sent"``/``"original"`` (reserialize)."""
         spec = {
@@ -218,8 +238,20 @@ class SandboxControl:
         """The stored purchase, read without side effects (the API would expire a past-due one)."""
         return dict(self._call("GET", f"purchases/{purchase_id}"))
 
-    def payout(self, payout_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"payouts/{payout_id}"))
+    def purchases_by_reference(self, reference: str) -> list[dict[str, Any]]:
+        """The stored purchases whose ``reference`` is ours (what a lookup after a lost answer needs)."""
+        return list(self._call("GET", "purchases", params={"reference": reference})["results"])
+
+    def purchase_chargeback(self, purchase_id: str, amount: int | None = None) -> dict[str, Any]:
+        """The card holder's bank takes ``amount`` (default: all that is left) back from a paid purchase:
+        returns the Payment (``payment.charged_back`` is sent; a full one moves the purchase to
+        ``chargeback``)."""
+        body = {} if amount is None else {"amount": amount}
+        return dict(self._call("POST", f"purchases/{purchase_id}/chargeback", json=body))
+
+    def purchase_payments(self, purchase_id: str) -> list[dict[str, Any]]:
+        """The refund and chargeback Payments of a purchase (oldest first)."""
+        return list(self._call("GET", f"purchases/{purchase_id}/payments")["results"])
 
     def purchase_pay(self, purchase_id: str) -> dict[str, Any]:
         return dict(self._call("POST", f"purchases/{purchase_id}/pay"))
@@ -235,15 +267,6 @@ class SandboxControl:
 
     def purchase_view(self, purchase_id: str) -> dict[str, Any]:
         return dict(self._call("POST", f"purchases/{purchase_id}/view"))
-
-    def payout_succeed(self, payout_id: str) -> dict[str, Any]:
-        return dict(self._call("POST", f"payouts/{payout_id}/succeed"))
-
-    def payout_fail(self, payout_id: str) -> dict[str, Any]:
-        return dict(self._call("POST", f"payouts/{payout_id}/fail"))
-
-    def payout_return(self, payout_id: str) -> dict[str, Any]:
-        return dict(self._call("POST", f"payouts/{payout_id}/return"))
 
     # -- the EFT payments API ----------------------------------------------------------------------
 
@@ -262,6 +285,11 @@ class SandboxControl:
 
     def eft_payment(self, payment_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"eft/payments/{payment_id}"))
+
+    def eft_payments_by_reference(self, contract_reference: str) -> list[dict[str, Any]]:
+        """The EFT payments carrying ``contractReference`` (oldest first)."""
+        params = {"contractReference": contract_reference}
+        return list(self._call("GET", "eft/payments", params=params)["results"])
 
     def eft_payment_succeed(self, payment_id: str) -> dict[str, Any]:
         """Walk the rest of NEW -> QUEUED -> SUBMITTED -> ACCEPTED -> COMPLETED, a callback per state."""
@@ -397,6 +425,7 @@ class SandboxProcess:
         extra_env: dict[str, str] | None = None,
         startup_timeout: float = 20.0,
         keep_data: bool = False,
+        control_token: str | None = None,
     ) -> None:
         self._own_dir = data_dir is None
         self.data_dir = (
@@ -412,6 +441,7 @@ class SandboxProcess:
         self.delivery_timeout = delivery_timeout
         self.extra_env = extra_env or {}
         self.startup_timeout = startup_timeout
+        self.control_token = control_token
         self._process: subprocess.Popen[bytes] | None = None
         self._control: SandboxControl | None = None
 
@@ -428,7 +458,7 @@ class SandboxProcess:
     @property
     def control(self) -> SandboxControl:
         if self._control is None:
-            self._control = SandboxControl(self.base_url)
+            self._control = SandboxControl(self.base_url, token=self.control_token or "")
         return self._control
 
     @property
@@ -502,6 +532,10 @@ class SandboxProcess:
         if self.delivery_timeout is not None:
             command += ["--delivery-timeout", repr(self.delivery_timeout)]
         env = {**os.environ, **self.extra_env}
+        # The token goes by environment (not argv, which the process list shows); none means open.
+        env.pop(CONTROL_TOKEN_ENV, None)
+        if self.control_token:
+            env[CONTROL_TOKEN_ENV] = self.control_token
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC_DIR, env.get("PYTHONPATH", "")) if p)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")

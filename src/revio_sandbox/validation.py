@@ -23,7 +23,6 @@ _DIGITS = re.compile(r"^[0-9]+$")
 URL_MAX = 500
 REFERENCE_MAX = 128
 TITLE_MAX = 100
-PAYOUT_MAX_AMOUNT = 500_000_000  # R5,000,000 in cents: the EFT per-transaction limit Revio documents.
 
 
 def _max_length(limit: int) -> str:
@@ -34,10 +33,6 @@ def require_object(payload: Any) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise general_error("Invalid data. Expected a dictionary.", "invalid")
     return payload
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _clean_string(
@@ -84,6 +79,18 @@ def _clean_currency(value: Any, *, errors: Errors) -> str:
     return value
 
 
+def whole_number(value: Any) -> int | None:
+    """An integer, or a float with a zero fraction (the platform's own plugin sends ``2000.0``,
+    revio-platform README fact 5); anything else (bool, ``150.5``, ``"150"``) is None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
 def _clean_products(value: Any, errors: Errors) -> list[dict[str, Any]]:
     if value is None:
         errors["products"] = [REQUIRED]
@@ -102,13 +109,13 @@ def _clean_products(value: Any, errors: Errors) -> list[dict[str, Any]]:
             item_errors.append({"non_field_errors": ["Invalid data. Expected a dictionary."]})
             continue
         name = _clean_string(item.get("name"), limit=256, errors=problems, field="name", required=True)
-        price = item.get("price")
-        if price is None:
+        price = whole_number(item.get("price"))
+        if item.get("price") is None:
             problems["price"] = [REQUIRED]
-        elif not _is_int(price):
+        elif price is None:
             problems["price"] = ["A valid integer is required."]
-        elif price < 1:
-            problems["price"] = ["Ensure this value is greater than or equal to 1."]
+        elif price < 0:
+            problems["price"] = ["Ensure this value is greater than or equal to 0."]
         quantity = Decimal(1)
         if item.get("quantity") is not None:
             try:
@@ -117,8 +124,8 @@ def _clean_products(value: Any, errors: Errors) -> list[dict[str, Any]]:
                     raise InvalidOperation
             except InvalidOperation:
                 problems["quantity"] = ["A valid number is required."]
-        discount = item.get("discount", 0)
-        if not _is_int(discount) or discount < 0:
+        discount = whole_number(item.get("discount", 0))
+        if discount is None or discount < 0:
             problems["discount"] = ["A valid integer is required."]
         item_errors.append(problems)
         if not problems:
@@ -145,8 +152,60 @@ def products_total(products: list[dict[str, Any]]) -> int:
     return int(total.quantize(Decimal(1), rounding="ROUND_HALF_UP"))
 
 
+# Purchase fields echoed as sent, with the defaults the platform's signed fixture shows
+# (../shared/revio-platform/signed-callback.body.json).
+PURCHASE_ECHO_DEFAULTS: dict[str, Any] = {
+    "language": "en",
+    "timezone": "UTC",
+    "notes": "",
+    "email_message": "",
+}
+TOP_ECHO_DEFAULTS: dict[str, Any] = {"platform": "api", "creator_agent": ""}
+CLIENT_FULL_NAME_MAX = 128  # revio-platform README fact 5
+
+
+def _clean_client(data: dict[str, Any], errors: Errors, out: dict[str, Any]) -> None:
+    """``client.email`` or ``client_id``: one is required, not both (README fact 5)."""
+    client_id, client = data.get("client_id"), data.get("client")
+    if client_id is not None:
+        try:
+            out["client_id"] = str(uuid.UUID(str(client_id)))
+        except ValueError:
+            errors["client_id"] = ["Must be a valid UUID."]
+    if client is not None and not isinstance(client, dict):
+        errors["client"] = {"non_field_errors": ["Invalid data. Expected a dictionary."]}
+        return
+    client = client or {}
+    has_email = client.get("email") not in (None, "")
+    if client_id is not None and has_email:
+        errors["non_field_errors"] = ["Give either client.email or client_id, not both."]
+    client_errors: Errors = {}
+    _clean_email(client.get("email"), errors=client_errors, required=client_id is None)
+    _clean_string(
+        client.get("full_name"), limit=CLIENT_FULL_NAME_MAX, errors=client_errors, field="full_name"
+    )
+    for key in ("phone", "personal_code", "country", "bank_account", "bank_code"):
+        _clean_string(client.get(key), limit=256, errors=client_errors, field=key)
+    if client_errors:
+        errors["client"] = client_errors
+    out["client"] = {k: v for k, v in client.items() if isinstance(k, str)}
+
+
+def _echo(source: dict[str, Any], defaults: dict[str, Any], errors: Errors) -> dict[str, Any]:
+    echoed: dict[str, Any] = {}
+    for key, default in defaults.items():
+        value = source.get(key, default)
+        if value is None:
+            value = default
+        if not isinstance(value, str):
+            errors[key] = ["Not a valid string."]
+            continue
+        echoed[key] = value
+    return echoed
+
+
 def clean_purchase_create(payload: Any, *, brand_id: str) -> dict[str, Any]:
-    """Validate a ``POST /purchases/`` body; return the cleaned fields."""
+    """Validate a ``POST /purchases/`` body; return the cleaned fields. Unknown fields are ignored."""
     data = require_object(payload)
     errors: Errors = {}
     out: dict[str, Any] = {}
@@ -155,27 +214,7 @@ def clean_purchase_create(payload: Any, *, brand_id: str) -> dict[str, Any]:
         errors["brand_id"] = [REQUIRED]
     elif data["brand_id"] != brand_id:
         errors["brand_id"] = [f'Invalid pk "{data["brand_id"]}" - object does not exist.']
-
-    client_id = data.get("client_id")
-    client = data.get("client")
-    if client_id is not None:
-        try:
-            out["client_id"] = str(uuid.UUID(str(client_id)))
-        except ValueError:
-            errors["client_id"] = ["Must be a valid UUID."]
-    if client is None and client_id is None:
-        errors["client"] = {"email": [REQUIRED]}
-    elif client is not None:
-        if not isinstance(client, dict):
-            errors["client"] = {"non_field_errors": ["Invalid data. Expected a dictionary."]}
-        else:
-            client_errors: Errors = {}
-            _clean_email(client.get("email"), errors=client_errors, required=client_id is None)
-            for key in ("full_name", "phone", "personal_code", "country", "bank_account", "bank_code"):
-                _clean_string(client.get(key), limit=256, errors=client_errors, field=key)
-            if client_errors:
-                errors["client"] = client_errors
-            out["client"] = {k: v for k, v in client.items() if isinstance(k, str)}
+    _clean_client(data, errors, out)
 
     purchase = data.get("purchase")
     purchase_errors: Errors = {}
@@ -189,102 +228,37 @@ def clean_purchase_create(payload: Any, *, brand_id: str) -> dict[str, Any]:
     if "products" in purchase or not purchase_errors:
         out["products"] = _clean_products(purchase.get("products"), purchase_errors)
     total_override = purchase.get("total_override")
-    if total_override is not None and (not _is_int(total_override) or total_override < 1):
-        purchase_errors["total_override"] = ["A valid integer is required."]
+    if total_override is not None:
+        total_override = whole_number(total_override)
+        if total_override is None or total_override < 0:
+            purchase_errors["total_override"] = ["A valid integer is required."]
     out["total_override"] = total_override
-    out["notes"] = purchase.get("notes", "") if isinstance(purchase.get("notes", ""), str) else ""
-    out["metadata"] = purchase.get("metadata")
+    due_strict = purchase.get("due_strict", False)
+    if not isinstance(due_strict, bool):
+        purchase_errors["due_strict"] = ["Must be a valid boolean."]
+    out["due_strict"] = due_strict is True  # README fact 2: defaults to false
+    out["purchase_echo"] = _echo(purchase, PURCHASE_ECHO_DEFAULTS, purchase_errors)
     if purchase_errors:
         errors["purchase"] = purchase_errors
 
-    out["reference"] = _clean_string(
-        data.get("reference"), limit=REFERENCE_MAX, errors=errors, field="reference"
-    )
+    reference = data.get("reference")
+    if whole_number(reference) is not None and not isinstance(reference, float):
+        reference = str(reference)  # an integer reference is accepted (README fact 5), stored as text
+    out["reference"] = _clean_string(reference, limit=REFERENCE_MAX, errors=errors, field="reference")
     for key in ("success_redirect", "failure_redirect", "cancel_redirect", "success_callback"):
         out[key] = _clean_url(data.get(key), errors=errors, field=key)
 
     due = data.get("due")
-    if due is not None and (not _is_int(due) or due < 0):
-        errors["due"] = ["A valid integer is required."]
-        due = None
+    if due is not None:
+        due = whole_number(due)
+        if due is None or due < 0:
+            errors["due"] = ["A valid integer is required."]
+            due = None
     out["due"] = due
     for flag in ("send_receipt", "skip_capture", "force_recurring"):
         out[flag] = bool(data.get(flag, False))
+    out["top_echo"] = _echo(data, TOP_ECHO_DEFAULTS, errors)
 
-    if errors:
-        raise field_errors(errors)
-    return out
-
-
-def clean_payout_create(payload: Any, *, brand_id: str) -> dict[str, Any]:
-    """Validate a ``POST /payouts/`` body (shape INFERRED, see revio-api.md section 3 A)."""
-    data = require_object(payload)
-    errors: Errors = {}
-    out: dict[str, Any] = {}
-
-    if data.get("brand_id") in (None, ""):
-        errors["brand_id"] = [REQUIRED]
-    elif data["brand_id"] != brand_id:
-        errors["brand_id"] = [f'Invalid pk "{data["brand_id"]}" - object does not exist.']
-
-    client = data.get("client")
-    client_errors: Errors = {}
-    if not isinstance(client, dict):
-        if client is None:
-            client_errors = {"bank_account": [REQUIRED], "bank_code": [REQUIRED], "full_name": [REQUIRED]}
-        else:
-            client_errors = {"non_field_errors": ["Invalid data. Expected a dictionary."]}
-        client = {}
-    email = _clean_email(client.get("email"), errors=client_errors, required=False)
-    full_name = _clean_string(
-        client.get("full_name"), limit=128, errors=client_errors, field="full_name", required=True
-    )
-    account = client.get("bank_account")
-    if account is None or account == "":
-        client_errors.setdefault("bank_account", [REQUIRED])
-    elif not isinstance(account, str) or not _DIGITS.match(account):
-        client_errors["bank_account"] = ["Bank account number must contain digits only."]
-    elif not 6 <= len(account) <= 16:
-        client_errors["bank_account"] = ["Bank account number must be 6 to 16 digits long."]
-    code = client.get("bank_code")
-    if code is None or code == "":
-        client_errors.setdefault("bank_code", [REQUIRED])
-    elif not isinstance(code, str) or not _DIGITS.match(code) or len(code) != 6:
-        client_errors["bank_code"] = ["Bank (branch) code must be exactly 6 digits."]
-    if client_errors:
-        errors["client"] = client_errors
-    out["client"] = {
-        "email": email or "",
-        "full_name": full_name or "",
-        "bank_account": account,
-        "bank_code": code,
-    }
-
-    payout = data.get("payout")
-    payout_errors: Errors = {}
-    if not isinstance(payout, dict):
-        payout_errors = {"amount": [REQUIRED]} if payout is None else {"non_field_errors": ["Invalid data."]}
-        payout = {}
-    amount = payout.get("amount")
-    if amount is None:
-        payout_errors.setdefault("amount", [REQUIRED])
-    elif not _is_int(amount):
-        payout_errors["amount"] = ["A valid integer is required."]
-    elif amount < 1:
-        payout_errors["amount"] = ["Ensure this value is greater than or equal to 1."]
-    elif amount > PAYOUT_MAX_AMOUNT:
-        payout_errors["amount"] = [f"Ensure this value is less than or equal to {PAYOUT_MAX_AMOUNT}."]
-    currency = _clean_currency(payout.get("currency"), errors=payout_errors)
-    description = _clean_string(
-        payout.get("description"), limit=140, errors=payout_errors, field="description"
-    )
-    if payout_errors:
-        errors["payout"] = payout_errors
-    out["payout"] = {"amount": amount, "currency": currency, "description": description or ""}
-
-    out["reference"] = _clean_string(
-        data.get("reference"), limit=REFERENCE_MAX, errors=errors, field="reference"
-    )
     if errors:
         raise field_errors(errors)
     return out
@@ -314,11 +288,7 @@ def clean_webhook(payload: Any, *, partial: bool, known_events: frozenset[str]) 
         if not isinstance(events, list) or not all(isinstance(e, str) for e in events):
             errors["events"] = ["Expected a list of event names."]
         else:
-            bad = {
-                str(i): [f'"{e}" is not a valid choice.']
-                for i, e in enumerate(events)
-                if e not in known_events
-            }
+            bad = [f'"{e}" is not a valid choice.' for e in events if e not in known_events]
             if bad:
                 errors["events"] = bad
             else:
@@ -330,4 +300,4 @@ def clean_webhook(payload: Any, *, partial: bool, known_events: frozenset[str]) 
     return out
 
 
-__all__ = ["ApiError", "clean_payout_create", "clean_purchase_create", "clean_webhook", "products_total"]
+__all__ = ["ApiError", "clean_purchase_create", "clean_webhook", "products_total"]

@@ -7,12 +7,13 @@ REVIO_API_KEY = env.str("REVIO_API_KEY", default="")
 REVIO_BRAND_ID = env.str("REVIO_BRAND_ID", default="")
 REVIO_CONNECT_TIMEOUT = env.float("REVIO_CONNECT_TIMEOUT", default=3.0)
 REVIO_READ_TIMEOUT = env.float("REVIO_READ_TIMEOUT", default=15.0)
-# How withdrawals are paid out (wallet.revio.payouts): "gateway" (/payouts/) or "eft" (the EFT payments API).
-REVIO_PAYOUT_ROUTE = env.str("REVIO_PAYOUT_ROUTE", default="gateway")
 # Whether a purchase Revio marks `is_test` may credit a wallet. Never in production (a test-mode key or the
 # sandbox would mint money; wallet.core.checks refuses it under --deploy); local.py and test.py turn it on
 # because the sandbox marks everything a test.
 REVIO_ACCEPT_TEST_OBJECTS = env.bool("REVIO_ACCEPT_TEST_OBJECTS", default=False)
+# Each deposit's purchase is created with its own `due` (now + this) and `due_strict: true`: past it the
+# purchase expires and cannot be paid (without due_strict Revio would only mark it overdue, still payable).
+DEPOSIT_DUE_SECONDS = env.int("DEPOSIT_DUE_SECONDS", default=3600)
 
 # Where Revio sends the customer back after checkout, and where it posts callbacks.
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
@@ -37,8 +38,9 @@ WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=3600)
 # A worker that claimed an event and went silent this long is presumed dead; the event is retried.
 WEBHOOK_PROCESSING_LEASE_SECONDS = env.int("WEBHOOK_PROCESSING_LEASE_SECONDS", default=300)
 
-# -- the EFT payments API (REVIO_PAYOUT_ROUTE=eft; wallet.revio.eft, docs/payout-routes.md) ----------------
-# Defaults point at the local sandbox, which serves the EFT API next to the gateway.
+# -- the EFT payments API: how withdrawals are paid out (wallet.revio.eft, docs/payouts.md) ----------------
+# The gateway has no bank payouts; this is the only payout route. Defaults point at the local sandbox,
+# which serves the EFT API next to the gateway.
 REVIO_EFT_BASE_URL = env.str("REVIO_EFT_BASE_URL", default="http://127.0.0.1:8100/")
 REVIO_EFT_TOKEN_URL = env.str("REVIO_EFT_TOKEN_URL", default="http://127.0.0.1:8100/oauth2/token")
 REVIO_EFT_CLIENT_ID = env.str("REVIO_EFT_CLIENT_ID", default="")

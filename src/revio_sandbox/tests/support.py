@@ -160,17 +160,22 @@ def purchase_body(brand_id: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-def payout_body(brand_id: str, account: str = "62000000000", **overrides: Any) -> dict[str, Any]:
+def eft_payment_body(account: str = "62001234567", **overrides: Any) -> dict[str, Any]:
+    """A valid ``POST /v2/payment/eft`` body (the sandbox profile of revio-api.md section 3 B)."""
     body: dict[str, Any] = {
-        "brand_id": brand_id,
-        "client": {
-            "email": "player@example.co.za",
-            "full_name": "Thandi Nkosi",
-            "bank_account": account,
-            "bank_code": "250655",
+        "paymentDate": "2026-11-23",
+        "profileCode": "TEST1",
+        "abbreviatedName": "TESTMERCH1",
+        "contractReference": "W-1",
+        "amountCents": 12_345,
+        "serviceType": "ONEDAY",
+        "debtor": {"accountNumber": "12345678", "branchCode": "051001", "accountType": "CURRENT"},
+        "creditor": {
+            "accountNumber": account,
+            "branchCode": "250655",
+            "accountType": "SAVINGS",
+            "name": "T N",
         },
-        "payout": {"amount": 5000, "currency": "ZAR", "description": "Wallet withdrawal"},
-        "reference": "WD-000001",
     }
     body.update(overrides)
     return body

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from revio_sandbox.testing import SandboxProcess
-from revio_sandbox.tests.support import load_public_key, payout_body, purchase_body
+from revio_sandbox.tests.support import load_public_key, purchase_body
 
 
 class TestAuthentication:
@@ -123,18 +123,34 @@ class TestPurchases:
     def test_cancel_unknown_is_404(self, api: httpx.Client) -> None:
         assert api.post(f"purchases/{uuid.uuid4()}/cancel/").status_code == 404
 
-    def test_past_due_purchase_reads_as_expired(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+    def test_past_due_purchase_reads_as_overdue_and_stays_payable(
+        self, sandbox: SandboxProcess, api: httpx.Client
+    ) -> None:
         created = api.post("purchases/", json=purchase_body(sandbox.brand_id, due=1_000_000_000)).json()
+        assert created["purchase"]["due_strict"] is False
+        purchase = api.get(f"purchases/{created['id']}/").json()
+        assert purchase["status"] == "overdue"
+        assert sandbox.control.purchase_pay(created["id"])["status"] == "paid"
+
+    def test_past_due_strict_purchase_reads_as_expired(
+        self, sandbox: SandboxProcess, api: httpx.Client
+    ) -> None:
+        body = purchase_body(sandbox.brand_id, due=1_000_000_000)
+        body["purchase"]["due_strict"] = True
+        created = api.post("purchases/", json=body).json()
         purchase = api.get(f"purchases/{created['id']}/").json()
         assert purchase["status"] == "expired"
+        assert [h["status"] for h in purchase["status_history"]] == ["created", "expired"]
         assert api.post(f"purchases/{created['id']}/cancel/").status_code == 400
+        with pytest.raises(httpx.HTTPStatusError):
+            sandbox.control.purchase_pay(created["id"])
 
     def test_background_loop_expires_purchases(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
         import time
 
-        created = api.post(
-            "purchases/", json=purchase_body(sandbox.brand_id, due=int(time.time()) + 1)
-        ).json()
+        body = purchase_body(sandbox.brand_id, due=int(time.time()) + 1)
+        body["purchase"]["due_strict"] = True
+        created = api.post("purchases/", json=body).json()
         assert sandbox.control.purchase(created["id"])["status"] == "created"
         # The control API's peek never expires anything, so only the background loop can have done it.
         deadline = time.monotonic() + 5
@@ -145,38 +161,63 @@ class TestPurchases:
     @pytest.mark.parametrize(
         ("change", "expected"),
         [
-            (lambda b: b.pop("brand_id"), {"brand_id": ["This field is required."]}),
-            (lambda b: b.pop("client"), {"client": {"email": ["This field is required."]}}),
-            (lambda b: b["client"].pop("email"), {"client": {"email": ["This field is required."]}}),
+            (lambda b: b.pop("brand_id"), {"brand_id": [("This field is required.", "required")]}),
+            (lambda b: b.pop("client"), {"client.email": [("This field is required.", "required")]}),
+            (
+                lambda b: b["client"].pop("email"),
+                {"client.email": [("This field is required.", "required")]},
+            ),
             (
                 lambda b: b["client"].update(email="nope"),
-                {"client": {"email": ["Enter a valid email address."]}},
+                {"client.email": [("Enter a valid email address.", "invalid")]},
             ),
-            (lambda b: b.pop("purchase"), {"purchase": {"products": ["This field is required."]}}),
+            (
+                lambda b: b["client"].update(full_name="x" * 129),
+                {"client.full_name": [("Ensure this field has no more than 128 characters.", "max_length")]},
+            ),
+            (
+                lambda b: b.update(client_id=str(uuid.uuid4())),
+                {"__all__": [("Give either client.email or client_id, not both.", "invalid")]},
+            ),
+            (
+                lambda b: b.pop("purchase"),
+                {"purchase.products": [("This field is required.", "required")]},
+            ),
             (
                 lambda b: b["purchase"].update(products=[]),
-                {"purchase": {"products": ["Ensure this field has at least 1 elements."]}},
+                {"purchase.products": [("Ensure this field has at least 1 elements.", "min_length")]},
             ),
             (
                 lambda b: b["purchase"].update(products=[{"name": "x", "price": "150.00"}]),
-                {"purchase": {"products": [{"price": ["A valid integer is required."]}]}},
+                {"purchase.products.0.price": [("A valid integer is required.", "invalid")]},
             ),
             (
-                lambda b: b["purchase"].update(products=[{"price": 100}]),
-                {"purchase": {"products": [{"name": ["This field is required."]}]}},
+                lambda b: b["purchase"].update(products=[{"name": "x", "price": 150.5}]),
+                {"purchase.products.0.price": [("A valid integer is required.", "invalid")]},
             ),
             (
-                lambda b: b["purchase"].update(products=[{"name": "x", "price": 0}]),
-                {"purchase": {"products": [{"price": ["Ensure this value is greater than or equal to 1."]}]}},
+                lambda b: b["purchase"].update(products=[{"name": "ok", "price": 1}, {"price": 100}]),
+                {"purchase.products.1.name": [("This field is required.", "required")]},
+            ),
+            (
+                lambda b: b["purchase"].update(products=[{"name": "x", "price": -1}]),
+                {
+                    "purchase.products.0.price": [
+                        ("Ensure this value is greater than or equal to 0.", "min_value")
+                    ]
+                },
             ),
             (
                 lambda b: b.update(reference="x" * 129),
-                {"reference": ["Ensure this field has no more than 128 characters."]},
+                {"reference": [("Ensure this field has no more than 128 characters.", "max_length")]},
             ),
-            (lambda b: b.update(success_redirect="not a url"), {"success_redirect": ["Enter a valid URL."]}),
+            (
+                lambda b: b.update(success_redirect="not a url"),
+                {"success_redirect": [("Enter a valid URL.", "invalid")]},
+            ),
             (
                 lambda b: b.update(success_callback="https://a.example/" + "x" * 500),
-                {"success_callback": ["Ensure this field has no more than 500 characters."]},
+                {"success_callback": [("Ensure this field has no more than 500 characters.", "max_length")]},
             ),
         ],
     )
@@ -187,7 +228,12 @@ class TestPurchases:
         change(body)  # type: ignore[operator]
         response = api.post("purchases/", json=body)
         assert response.status_code == 400
-        assert response.json() == expected
+        # Flat keys, each a list of {"message", "code"} (README fact 4).
+        assert response.json() == {
+            key: [{"message": m, "code": c} for m, c in items]
+            for key, items in expected.items()  # type: ignore[attr-defined]
+        }
+        assert sandbox.control.purchases_by_reference(str(body.get("reference"))) == []
 
     def test_wrong_brand_is_400(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
         response = api.post("purchases/", json=purchase_body(str(uuid.uuid4())))
@@ -220,14 +266,14 @@ class TestWebhooks:
             "webhooks/",
             json={
                 "title": "Backend",
-                "events": ["purchase.paid", "payout.success"],
+                "events": ["purchase.paid", "payment.refunded"],
                 "callback": "https://b.example/h",
             },
         )
         assert created.status_code == 201
         webhook = created.json()
         assert webhook["public_key"].startswith("-----BEGIN PUBLIC KEY-----")
-        assert webhook["events"] == ["purchase.paid", "payout.success"]
+        assert webhook["events"] == ["purchase.paid", "payment.refunded"]
         assert webhook["all_events"] is False
         webhook_id = webhook["id"]
 
@@ -235,7 +281,7 @@ class TestWebhooks:
 
         patched = api.patch(f"webhooks/{webhook_id}/", json={"title": "Renamed"}).json()
         assert patched["title"] == "Renamed"
-        assert patched["events"] == ["purchase.paid", "payout.success"]
+        assert patched["events"] == ["purchase.paid", "payment.refunded"]
         assert patched["public_key"] == webhook["public_key"]
 
         put = api.put(
@@ -289,66 +335,18 @@ class TestWebhooks:
         assert api.patch(f"webhooks/{uuid.uuid4()}/", json={"title": "x"}).status_code == 404
 
 
-class TestPayoutsApi:
-    def test_create_and_get(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
-        response = api.post("payouts/", json=payout_body(sandbox.brand_id))
-        assert response.status_code == 201
-        payout = response.json()
-        assert payout["type"] == "payout"
-        assert payout["status"] == "created"
-        assert payout["is_test"] is True
-        assert payout["reference"] == "WD-000001"
-        assert payout["payment"]["is_outgoing"] is True
-        assert payout["payment"]["payment_type"] == "payout"
-        assert payout["payment"]["amount"] == 5000
-        assert payout["payment"]["currency"] == "ZAR"
-        assert payout["client"]["bank_account"] == "62000000000"
-        fetched = api.get(f"payouts/{payout['id']}/")
-        assert fetched.status_code == 200
-        assert fetched.json()["id"] == payout["id"]
-
-    def test_list_by_reference_extension(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
-        first = api.post("payouts/", json=payout_body(sandbox.brand_id, reference="WD-A")).json()
-        api.post("payouts/", json=payout_body(sandbox.brand_id, reference="WD-B"))
-        listed = api.get("payouts/", params={"reference": "WD-A"}).json()
-        assert [p["id"] for p in listed["results"]] == [first["id"]]
-        assert api.get("payouts/", params={"reference": "WD-none"}).json()["results"] == []
-
-    def test_unknown_payout_is_404(self, api: httpx.Client) -> None:
-        assert api.get(f"payouts/{uuid.uuid4()}/").status_code == 404
+class TestNoGatewayPayouts:
+    """The platform's OpenAPI has no /payouts/ (revio-platform README fact 1): an unknown route."""
 
     @pytest.mark.parametrize(
-        ("change", "expected"),
-        [
-            (
-                lambda b: b["client"].update(bank_account="12AB5678"),
-                {"client": {"bank_account": ["Bank account number must contain digits only."]}},
-            ),
-            (
-                lambda b: b["client"].update(bank_account="12345"),
-                {"client": {"bank_account": ["Bank account number must be 6 to 16 digits long."]}},
-            ),
-            (
-                lambda b: b["client"].update(bank_code="25065"),
-                {"client": {"bank_code": ["Bank (branch) code must be exactly 6 digits."]}},
-            ),
-            (lambda b: b["client"].pop("full_name"), {"client": {"full_name": ["This field is required."]}}),
-            (
-                lambda b: b["payout"].update(amount=0),
-                {"payout": {"amount": ["Ensure this value is greater than or equal to 1."]}},
-            ),
-            (
-                lambda b: b["payout"].update(amount=10.5),
-                {"payout": {"amount": ["A valid integer is required."]}},
-            ),
-            (lambda b: b.pop("brand_id"), {"brand_id": ["This field is required."]}),
-        ],
+        ("method", "path"),
+        [("POST", "payouts/"), ("GET", "payouts/"), ("GET", f"payouts/{uuid.uuid4()}/")],
     )
-    def test_field_errors(
-        self, sandbox: SandboxProcess, api: httpx.Client, change: object, expected: object
-    ) -> None:
-        body = payout_body(sandbox.brand_id)
-        change(body)  # type: ignore[operator]
-        response = api.post("payouts/", json=body)
-        assert response.status_code == 400
-        assert response.json() == expected
+    def test_payouts_is_an_unknown_route(self, api: httpx.Client, method: str, path: str) -> None:
+        response = api.request(method, path, json={} if method == "POST" else None)
+        assert response.status_code == 404
+        assert response.json() == {"__all__": [{"message": "Not found.", "code": "not_found"}]}
+
+    def test_no_payout_control_endpoints(self, sandbox: SandboxProcess) -> None:
+        response = httpx.post(f"{sandbox.base_url}/_sandbox/payouts/{uuid.uuid4()}/succeed")
+        assert response.status_code == 404

@@ -11,26 +11,7 @@ import pytest
 
 from revio_sandbox.testing import SandboxProcess
 from revio_sandbox.tests.support import Receiver
-
-
-def payment_body(account: str = "62001234567", **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "paymentDate": "2026-11-23",
-        "profileCode": "TEST1",
-        "abbreviatedName": "TESTMERCH1",
-        "contractReference": "W-1",
-        "amountCents": 12_345,
-        "serviceType": "ONEDAY",
-        "debtor": {"accountNumber": "12345678", "branchCode": "051001", "accountType": "CURRENT"},
-        "creditor": {
-            "accountNumber": account,
-            "branchCode": "250655",
-            "accountType": "SAVINGS",
-            "name": "T N",
-        },
-    }
-    body.update(overrides)
-    return body
+from revio_sandbox.tests.support import eft_payment_body as payment_body
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from revio_sandbox.testing import SandboxProcess
-from revio_sandbox.tests.support import Receiver, payout_body, purchase_body, signature_valid
+from revio_sandbox.tests.support import Receiver, purchase_body, signature_valid
 from revio_sandbox.tests.test_deliveries import independent_jsonb
 
 
@@ -34,8 +34,8 @@ class TestHttpFaults:
         assert api.get("public_key/").status_code == 200
 
     def test_503_html_like_a_proxy(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
-        sandbox.control.fail_next("payouts.get", status=503, html=True)
-        response = api.get("payouts/00000000-0000-0000-0000-000000000000/")
+        sandbox.control.fail_next("purchases.get", status=503, html=True)
+        response = api.get("purchases/00000000-0000-0000-0000-000000000000/")
         assert response.status_code == 503
         assert response.headers["content-type"].startswith("text/html")
         assert response.headers["retry-after"] == "1"
@@ -56,11 +56,11 @@ class TestHttpFaults:
     def test_hang_then_drop_does_nothing_and_times_out_the_client(
         self, sandbox: SandboxProcess, api: httpx.Client
     ) -> None:
-        sandbox.control.hang_next("payouts.create", seconds=0.8, then="drop")
+        sandbox.control.hang_next("purchases.create", seconds=0.8, then="drop")
         with pytest.raises(httpx.ReadTimeout):
-            api.post("payouts/", json=payout_body(sandbox.brand_id, reference="WD-HANG"), timeout=0.3)
+            api.post("purchases/", json=purchase_body(sandbox.brand_id, reference="DEP-HANG"), timeout=0.3)
         time.sleep(0.8)
-        assert api.get("payouts/", params={"reference": "WD-HANG"}).json()["results"] == []
+        assert sandbox.control.purchases_by_reference("DEP-HANG") == []
 
     def test_drop_closes_the_connection_without_a_response(
         self, sandbox: SandboxProcess, api: httpx.Client
@@ -76,18 +76,55 @@ class TestHttpFaults:
         assert response.status_code == 201
         assert time.monotonic() - started >= 0.5
 
-    def test_payout_accepted_but_response_times_out(
+    def test_purchase_created_but_response_times_out(
         self, sandbox: SandboxProcess, api: httpx.Client, receiver: Receiver, webhook: dict[str, Any]
     ) -> None:
-        sandbox.control.payout_create_times_out(seconds=3)
+        sandbox.control.timeout_after_processing("purchases.create", seconds=3)
         with pytest.raises(httpx.ReadTimeout):
-            api.post("payouts/", json=payout_body(sandbox.brand_id, reference="WD-UNKNOWN"), timeout=0.5)
-        # The payout exists and progresses even though the creator never heard back.
-        (payout,) = api.get("payouts/", params={"reference": "WD-UNKNOWN"}).json()["results"]
-        receiver.wait_for(
-            lambda rs: any(r.json().get("event_type") == "payout.success" for r in rs), path="/hook"
-        )
-        assert api.get(f"payouts/{payout['id']}/").json()["status"] == "success"
+            api.post("purchases/", json=purchase_body(sandbox.brand_id, reference="DEP-UNKNOWN"), timeout=0.5)
+        # The purchase exists and its event goes out even though the creator never heard back.
+        (purchase,) = sandbox.control.purchases_by_reference("DEP-UNKNOWN")
+        receiver.wait_for(lambda rs: any(r.json().get("id") == purchase["id"] for r in rs), path="/hook")
+        assert api.get(f"purchases/{purchase['id']}/").json()["status"] == "created"
+
+    def test_error_after_creates_the_purchase_then_answers_503(
+        self, sandbox: SandboxProcess, api: httpx.Client, receiver: Receiver, webhook: dict[str, Any]
+    ) -> None:
+        sandbox.control.error_after_next("purchases.create", 503)
+        response = api.post("purchases/", json=purchase_body(sandbox.brand_id, reference="DEP-503"))
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["__all__"][0]["code"] == "service_unavailable"
+        # The 503 proves nothing: the purchase exists and its purchase.created event is delivered.
+        (purchase,) = sandbox.control.purchases_by_reference("DEP-503")
+        delivery = sandbox.control.wait_for_delivery(object_id=purchase["id"], event_type="purchase.created")
+        assert signature_valid(str(webhook["public_key"]), delivery["attempts"][-1]["signature"],
+                               delivery["body"].encode())  # fmt: skip
+        assert api.post("purchases/", json=purchase_body(sandbox.brand_id)).status_code == 201
+
+    def test_error_after_on_eft_create_sends_a_proxy_page(self, sandbox: SandboxProcess) -> None:
+        from revio_sandbox.tests.support import eft_payment_body
+
+        page = "<html><body><h1>504 Gateway Time-out</h1></body></html>"
+        sandbox.control.add_http_fault(
+            {"endpoint": "eft.payments.create", "action": "error_after", "status": 504, "html": True,
+             "body": page, "retry_after": 30}
+        )  # fmt: skip
+        with sandbox.eft_client() as eft:
+            response = eft.post("v2/payment/eft", json=eft_payment_body(contractReference="W-504"))
+        assert (response.status_code, response.text) == (504, page)
+        assert response.headers["content-type"].startswith("text/html")
+        assert response.headers["retry-after"] == "30"
+        (payment,) = sandbox.control.eft_payments_by_reference("W-504")
+        assert payment["status"] in ("NEW", "QUEUED", "SUBMITTED", "ACCEPTED", "COMPLETED")
+
+    def test_error_after_a_rejected_request_still_answers_the_fault(
+        self, sandbox: SandboxProcess, api: httpx.Client
+    ) -> None:
+        sandbox.control.error_after_next("purchases.create", 502)
+        response = api.post("purchases/", json={"brand_id": sandbox.brand_id, "reference": "DEP-BAD"})
+        assert response.status_code == 502
+        assert sandbox.control.purchases_by_reference("DEP-BAD") == []
 
     def test_invalid_fault_is_400(self, sandbox: SandboxProcess) -> None:
         with pytest.raises(httpx.HTTPStatusError) as caught:

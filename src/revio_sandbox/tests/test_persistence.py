@@ -46,19 +46,17 @@ def test_restart_keeps_objects_keys_and_delivers_pending_events(
     assert [a["status_code"] for a in delivery["attempts"]] == [500, 200]
 
 
-def test_payout_steps_continue_after_restart(tmp_path: Path) -> None:
-    from revio_sandbox.tests.support import payout_body
+def test_eft_payment_steps_continue_after_restart(tmp_path: Path) -> None:
+    from revio_sandbox.tests.support import eft_payment_body
 
     with SandboxProcess(tmp_path / "data", payout_delay=1.0) as process:
-        with process.api_client() as api:
-            payout = api.post("payouts/", json=payout_body(process.brand_id)).json()
-            assert api.get(f"payouts/{payout['id']}/").json()["status"] in ("created", "pending")
+        with process.eft_client() as eft:
+            payment = eft.post("v2/payment/eft", json=eft_payment_body()).json()
         process.restart()
-        with process.api_client() as api:
-            deadline = time.monotonic() + 5
-            while api.get(f"payouts/{payout['id']}/").json()["status"] != "success":
-                assert time.monotonic() < deadline, "payout never completed after restart"
-                time.sleep(0.1)
+        deadline = time.monotonic() + 5
+        while process.control.eft_payment(payment["id"])["status"] != "COMPLETED":
+            assert time.monotonic() < deadline, "EFT payment never completed after restart"
+            time.sleep(0.1)
 
 
 def test_retry_now_skips_the_backoff(slow_sandbox: SandboxProcess, receiver: Receiver) -> None:

@@ -1,18 +1,19 @@
 """Provider reconciliation: our deposits and withdrawals of a period against Revio's objects, one by one.
 
-Revio documents no list endpoints, so every object is read with a GET by its id; webhook events of the
-period that name objects we do not know cover what we never recorded. A run records discrepancies by class
+Revio documents no list endpoints, so every object is read with a GET by its id (purchases from the
+gateway, payouts from the EFT API); webhook events and confirmed EFT callbacks of the period that name
+objects we do not know cover what we never recorded. A run records discrepancies by class
 and proposes what to do; it moves no money and changes no transaction (recovery and operators do that).
 """
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from wallet.reconciliation.models import (
@@ -22,13 +23,16 @@ from wallet.reconciliation.models import (
     RunStatus,
 )
 from wallet.reconciliation.recovery import payouts_by_reference
+from wallet.revio import payouts as revio_payouts
 from wallet.revio.client import get_client
 from wallet.revio.contracts import Payout, PayoutOutcome, Purchase, PurchaseOutcome
 from wallet.revio.errors import RevioRejectedError
-from wallet.revio.payouts import get_payout_route
 from wallet.transactions import public as transactions
 
 logger = logging.getLogger(__name__)
+
+# webhooks.services.EFT_OBJECT_TYPE: the webhook log is read as data here, not through the webhooks app.
+_EFT_OBJECT_TYPE = "eft_payment"
 
 S = transactions.TransactionStatus
 T = transactions.TransactionType
@@ -54,9 +58,9 @@ _WITHDRAWAL_EXPECTED: dict[PayoutOutcome, set[str]] = {
 @dataclass
 class _Context:
     run: ReconciliationRun
-    # Per payout route: does its lookup by reference work (a sandbox extension on the gateway)? One
-    # route answering 404/405 says nothing about the other's.
-    lookup_available: dict[str, bool] = field(default_factory=dict)
+    # Does the EFT API's lookup by reference work (a sandbox extension)? None until first asked.
+    lookup_available: bool | None = None
+    retired_route: int = 0  # withdrawals sent by the retired gateway route: not compared
 
 
 def provider_reconciliation_run(
@@ -84,12 +88,16 @@ def provider_reconciliation_run(
                 run.withdrawals_checked += 1
                 _compare_withdrawal(ctx, txn)
         _compare_webhook_objects(ctx, start=start, end=end)
-        for route, available in sorted(ctx.lookup_available.items()):
-            if not available:
-                run.notes += (
-                    f"The {route} payout route offers no lookup by reference (404/405): a second payout for "
-                    "one withdrawal and payouts we never recorded are found only through webhook events.\n"
-                )
+        if ctx.lookup_available is False:
+            run.notes += (
+                "The EFT API offers no lookup by reference (404/405): a second payout for one withdrawal "
+                "and payouts we never recorded are found only through callbacks.\n"
+            )
+        if ctx.retired_route:
+            run.notes += (
+                f"{ctx.retired_route} withdrawal(s) sent by the retired gateway payout route were not "
+                "compared: no API can read them back; open ones are operator tasks.\n"
+            )
         run.status = RunStatus.COMPLETED
     except Exception as exc:
         logger.exception("reconciliation run %s failed", run.id)
@@ -197,8 +205,11 @@ def _compare_deposit(ctx: _Context, txn: transactions.Transaction) -> None:
 
 
 def _compare_withdrawal(ctx: _Context, txn: transactions.Transaction) -> None:
+    if txn.payout_route == revio_payouts.RETIRED_ROUTE:
+        ctx.retired_route += 1
+        return
     sent = txn.payout_requested_at or txn.provider_object_id
-    found = _lookup(ctx, str(txn.id), txn.payout_route) if sent else []
+    found = _lookup(ctx, str(txn.id)) if sent else []
     if found is not None and len(found) > 1:
         _record(
             ctx,
@@ -213,7 +224,7 @@ def _compare_withdrawal(ctx: _Context, txn: transactions.Transaction) -> None:
     payout: Payout | None = None
     if txn.provider_object_id:
         try:
-            payout = get_payout_route(txn.payout_route).get(txn.provider_object_id)
+            payout = revio_payouts.get_payouts().get(txn.provider_object_id)
         except RevioRejectedError as exc:
             if exc.status != 404:
                 raise
@@ -272,12 +283,11 @@ def _compare_object(
         )
 
 
-def _lookup(ctx: _Context, reference: str, route: str = "") -> list[Payout] | None:
-    route = route or settings.REVIO_PAYOUT_ROUTE
-    if ctx.lookup_available.get(route) is False:
+def _lookup(ctx: _Context, reference: str) -> list[Payout] | None:
+    if ctx.lookup_available is False:
         return None
-    found = payouts_by_reference(reference, route)
-    ctx.lookup_available[route] = found is not None
+    found = payouts_by_reference(reference)
+    ctx.lookup_available = found is not None
     return found
 
 
@@ -285,10 +295,10 @@ def _compare_webhook_objects(ctx: _Context, *, start: datetime, end: datetime) -
     """Revio objects that webhook events of the period name and we do not know."""
     # Read-only use of the webhook log; it is the record of every object Revio told us about.
     webhook_log = apps.get_model("webhooks", "WebhookLog")
+    # EFT callbacks are unsigned: only those whose payment the EFT API confirmed (processed) count.
     events = (
-        webhook_log.objects.filter(
-            received_at__gte=start, received_at__lt=end, object_type__in=["purchase", "payout"]
-        )
+        webhook_log.objects.filter(received_at__gte=start, received_at__lt=end)
+        .filter(Q(object_type="purchase") | Q(object_type=_EFT_OBJECT_TYPE, status="processed"))
         .order_by("object_id", "id")
         .values("object_type", "object_id", "reference", "event_type")
     )

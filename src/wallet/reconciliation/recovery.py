@@ -20,10 +20,10 @@ from django.db.models import Q
 
 from wallet.core import metrics
 from wallet.reconciliation.models import StuckKind, StuckStatus, StuckTransaction
+from wallet.revio import payouts as revio_payouts
 from wallet.revio.client import get_client
 from wallet.revio.contracts import Payout
 from wallet.revio.errors import RevioError, RevioRejectedError
-from wallet.revio.payouts import get_payout_route
 from wallet.transactions import public as transactions
 
 logger = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ def _check(row: StuckTransaction, *, now: datetime, report: RecoveryReport) -> N
             elif row.kind == StuckKind.WITHDRAWAL_UNKNOWN:
                 result = _check_withdrawal_unknown(txn, row, now=now)
             else:
-                result = _check_withdrawal_processing(txn)
+                result = _check_withdrawal_processing(txn, row)
         except RevioError as exc:
             result = f"Revio could not be asked: {exc}"
             logger.warning("recovery of %s %s: %s", txn.type, txn.id, result)
@@ -212,6 +212,7 @@ def _check_deposit(txn: transactions.Transaction, *, now: datetime) -> str:
         provider_status=purchase.status,
         source=SOURCE,
         is_test=purchase.is_test,
+        checkout_url=purchase.checkout_url,
     )
     return f"Revio purchase {purchase.status}: {applied}"
 
@@ -233,17 +234,18 @@ def _apply_payout(txn: transactions.Transaction, payout: Payout) -> str:
     return f"Revio payout {payout.id} {payout.status}: {applied}"
 
 
-def _check_withdrawal_processing(txn: transactions.Transaction) -> str:
+def _check_withdrawal_processing(txn: transactions.Transaction, row: StuckTransaction) -> str:
+    if txn.payout_route == revio_payouts.RETIRED_ROUTE:
+        return _hand_to_retired_route_operator(txn, row)
     if not txn.provider_object_id:
         return "processing without a payout id: nothing to look up"
-    return _apply_payout(txn, get_payout_route(txn.payout_route).get(txn.provider_object_id))
+    return _apply_payout(txn, revio_payouts.get_payouts().get(txn.provider_object_id))
 
 
-def payouts_by_reference(reference: str, route: str = "") -> list[Payout] | None:
-    """Revio's payouts carrying our reference on `route` (the one the withdrawal was sent through; empty
-    for the configured one), or None when Revio offers no such lookup (404/405)."""
+def payouts_by_reference(reference: str) -> list[Payout] | None:
+    """Revio's EFT payments carrying our reference, or None when Revio offers no such lookup (404/405)."""
     try:
-        payouts = get_payout_route(route).find_by_reference(reference)
+        payouts = revio_payouts.get_payouts().find_by_reference(reference)
     except RevioRejectedError as exc:
         if exc.status in (404, 405):
             return None
@@ -252,9 +254,11 @@ def payouts_by_reference(reference: str, route: str = "") -> list[Payout] | None
 
 
 def _check_withdrawal_unknown(txn: transactions.Transaction, row: StuckTransaction, *, now: datetime) -> str:
+    if txn.payout_route == revio_payouts.RETIRED_ROUTE:
+        return _hand_to_retired_route_operator(txn, row)
     if txn.provider_object_id:
-        return _apply_payout(txn, get_payout_route(txn.payout_route).get(txn.provider_object_id))
-    found = payouts_by_reference(str(txn.id), txn.payout_route)
+        return _apply_payout(txn, revio_payouts.get_payouts().get(txn.provider_object_id))
+    found = payouts_by_reference(str(txn.id))
     if found is not None and len(found) == 1:
         return "found by reference: " + _apply_payout(txn, found[0])
     if found is not None and len(found) > 1:
@@ -279,6 +283,15 @@ def _check_withdrawal_unknown(txn: transactions.Transaction, row: StuckTransacti
             txn, row, reason=f"payout outcome unknown since {requested_at.isoformat()}; {evidence}"
         )
     return f"no evidence yet ({evidence}); waiting for payout.created or a later check"
+
+
+def _hand_to_retired_route_operator(txn: transactions.Transaction, row: StuckTransaction) -> str:
+    """A payout sent through the retired gateway route cannot be read back (the gateway has no payouts,
+    and the EFT API does not know it): "not found" there is no proof that no money left, so a person
+    settles it from Revio's dashboard (transactions migration 0005)."""
+    return _hand_to_operator(
+        txn, row, reason="sent by the retired gateway payout route; check Revio's dashboard"
+    )
 
 
 def _hand_to_operator(txn: transactions.Transaction, row: StuckTransaction, *, reason: str) -> str:

@@ -1,8 +1,11 @@
-"""RevioClient: purchases, payouts and the public key over Revio's gateway API (revio-api.md §1-§3).
+"""RevioClient: purchases, the company balance and the public keys over Revio's gateway API.
+
+The gateway pays no bank accounts (it has no `/payouts/`: ../shared/revio-platform/README.md, fact 1);
+payouts go through the EFT payments API (wallet.revio.eft, wallet.revio.payouts).
 
 Every call has explicit timeouts and shares one connection pool per process. Reads are retried on
 transient failures; creates are retried only when the request certainly never reached Revio, because
-Revio documents no idempotency key (a second create would be a second purchase or payout).
+Revio documents no idempotency key (a second create would be a second purchase).
 """
 
 import json
@@ -19,20 +22,14 @@ from django.conf import settings
 
 from wallet.core import metrics
 from wallet.revio import breaker
-from wallet.revio.contracts import (
-    PAYOUT_OUTCOMES,
-    PURCHASE_OUTCOMES,
-    BankAccount,
-    Payout,
-    PayoutOutcome,
-    Purchase,
-    PurchaseOutcome,
-)
+from wallet.revio.contracts import PURCHASE_OUTCOMES, CompanyBalance, Purchase, PurchaseOutcome
 from wallet.revio.errors import (
+    RevioApiError,
     RevioError,
     RevioOutcomeUnknownError,
     RevioRejectedError,
     RevioUnavailableError,
+    errors_summary,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,8 +82,11 @@ class RevioClient:
         success_redirect: str,
         failure_redirect: str,
         success_callback: str,
+        due: int,
     ) -> Purchase:
-        """Create a purchase for a deposit; the customer pays it on `checkout_url`.
+        """Create a purchase for a deposit; the customer pays it on `checkout_url` until `due` (a unix
+        timestamp). With `due_strict` the purchase expires then and can no longer be paid; without it
+        Revio would only mark it overdue, still payable (platform fact 2).
 
         :raises RevioRejectedError: Revio refused it (bad request, bad key).
         :raises RevioUnavailableError: Revio was unreachable or overloaded; nothing was created.
@@ -95,9 +95,11 @@ class RevioClient:
         body = {
             "brand_id": self.config.brand_id,
             "reference": reference,
+            "due": due,
             "client": {"email": email},
             "purchase": {
                 "currency": currency,
+                "due_strict": True,
                 "products": [{"name": "Wallet deposit", "price": amount, "quantity": "1"}],
             },
             "success_redirect": success_redirect,
@@ -114,38 +116,12 @@ class RevioClient:
         # Cancelling twice is harmless, so it is retried like a read.
         return _purchase(self._read("POST", f"purchases/{purchase_id}/cancel/"))
 
-    # -- payouts (withdrawals) ------------------------------------------------------------------------
+    # -- the company balance (platform fact 6) --------------------------------------------------------
 
-    def payout_create(
-        self, *, reference: str, amount: int, currency: str, bank_account: BankAccount, email: str
-    ) -> Payout:
-        """Ask Revio to pay `amount` out to the bank account. Our withdrawal id is the reference.
-
-        :raises RevioRejectedError: refused (e.g. an invalid account); nothing was created.
-        :raises RevioUnavailableError: unreachable or overloaded; nothing was created.
-        :raises RevioOutcomeUnknownError: it may have been created: do not send it again.
-        """
-        body = {
-            "brand_id": self.config.brand_id,
-            "reference": reference,
-            "client": {
-                "email": email,
-                "full_name": bank_account.account_holder,
-                "bank_account": bank_account.account_number,
-                "bank_code": bank_account.bank_code,
-            },
-            "payout": {"amount": amount, "currency": currency, "description": "Wallet withdrawal"},
-        }
-        return _created(_payout, self._create("payouts/", body))
-
-    def payout_get(self, payout_id: str) -> Payout:
-        return _payout(self._read("GET", f"payouts/{payout_id}/"))
-
-    def payouts_find_by_reference(self, reference: str) -> list[Payout]:
-        """Payouts carrying our reference. A sandbox extension: real Revio documents no list endpoint,
-        so callers must treat RevioRejectedError (404/405) as "cannot look up" and fall back."""
-        data = self._read("GET", "payouts/", params={"reference": reference})
-        return [_payout(item) for item in data.get("results", [])]
+    def company_balance(self) -> dict[str, CompanyBalance]:
+        """What Revio holds for us now, by currency (`GET /account/json/balance/`)."""
+        data = self._read("GET", "account/json/balance/")
+        return _balances(data)
 
     def public_key(self) -> str:
         """The company public key (PEM) that signs success_callback deliveries."""
@@ -218,14 +194,19 @@ class RevioClient:
                 if creating:
                     raise RevioOutcomeUnknownError("Revio answered 2xx with a body that is not JSON") from exc
                 raise RevioUnavailableError("Revio answered with a body that is not JSON") from exc
-        message, code = _error_message(response)
+        summary, errors = _error_details(response)
+        if errors:
+            logger.info("Revio answered %s: %s", status, summary)  # codes and fields, never the messages
+        error: type[RevioError]
         if status in _UNAVAILABLE_STATUSES:
-            raise RevioUnavailableError(f"Revio {status}: {message}", status=status, code=code)
-        if 400 <= status < 500:
-            raise RevioRejectedError(f"Revio {status}: {message}", status=status, code=code)
-        if creating:
-            raise RevioOutcomeUnknownError(f"Revio {status}: {message}", status=status, code=code)
-        raise RevioUnavailableError(f"Revio {status}: {message}", status=status, code=code)
+            error = RevioUnavailableError
+        elif 400 <= status < 500:
+            error = RevioRejectedError
+        elif creating:
+            error = RevioOutcomeUnknownError
+        else:
+            error = RevioUnavailableError
+        raise error(f"Revio {status}: {summary}", status=status, errors=errors)
 
 
 @contextmanager
@@ -256,18 +237,44 @@ def _observed(operation: str) -> Iterator[None]:
         )
 
 
-def _error_message(response: httpx.Response) -> tuple[str, str | None]:
-    """Revio errors come as {"__all__": [{message, code}]} (or one object), or per field."""
+def api_errors(data: Any) -> tuple[RevioApiError, ...]:
+    """Revio's error body as our types. The platform answers Django-form style: each key (`__all__` or a
+    field; nested objects by field) maps to a list of `{"message", "code"}`; `__all__` sometimes holds a
+    single object instead of a list (platform fact 4). Anything else yields no errors."""
+    found: list[RevioApiError] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, dict) and _is_error_object(item):
+                found.append(
+                    RevioApiError(prefix, str(item.get("code") or ""), str(item.get("message") or ""))
+                )
+            elif isinstance(item, dict):  # a nested object's own fields
+                for key, nested in item.items():
+                    walk(f"{prefix}.{key}", nested)
+            elif isinstance(item, str):  # a bare message, as DRF answers
+                found.append(RevioApiError(prefix, "", item))
+
+    if isinstance(data, dict):
+        for key, value in data.items():
+            walk(str(key), value)
+    return tuple(found)
+
+
+def _is_error_object(item: dict[str, Any]) -> bool:
+    # {"message", "code"}, as opposed to a nested object that happens to have a field called "code".
+    parts = [item[key] for key in ("message", "code") if key in item]
+    return bool(parts) and all(isinstance(part, str | None) for part in parts)
+
+
+def _error_details(response: httpx.Response) -> tuple[str, tuple[RevioApiError, ...]]:
+    """What to say about an error answer (fields and codes only) and the errors themselves."""
     try:
-        data = response.json()
+        errors = api_errors(response.json())
     except json.JSONDecodeError:
-        return response.text[:200] or response.reason_phrase, None
-    if isinstance(data, dict) and "__all__" in data:
-        general = data["__all__"]
-        first = general[0] if isinstance(general, list) and general else general
-        if isinstance(first, dict):
-            return str(first.get("message", "")), first.get("code")
-    return json.dumps(data)[:500], None
+        return f"{response.reason_phrase} (not JSON)", ()
+    return (errors_summary(errors) if errors else response.reason_phrase), errors
 
 
 def _created(parse: Callable[[Any], T], data: Any) -> T:
@@ -298,21 +305,23 @@ def _purchase(data: Any) -> Purchase:
         raise RevioError(f"unexpected purchase object from Revio: {exc!r}") from exc
 
 
-def _payout(data: Any) -> Payout:
+def _balances(data: Any) -> dict[str, CompanyBalance]:
+    """`{currency: {balance, fee_sell, reserved, gross_balance, pending_outgoing, available_balance}}`."""
     try:
-        payment = data.get("payment") or {}
-        return Payout(
-            id=str(data["id"]),
-            status=str(data["status"]),
-            outcome=PAYOUT_OUTCOMES.get(str(data["status"]), PayoutOutcome.UNKNOWN),
-            amount=int(payment["amount"]),
-            currency=str(payment["currency"]),
-            reference=str(data.get("reference") or ""),
-            updated_on=int(data.get("updated_on") or 0),
-            is_test=bool(data.get("is_test", False)),
-        )
+        return {
+            str(currency): CompanyBalance(
+                currency=str(currency),
+                balance=int(entry["balance"]),
+                gross=int(entry["gross_balance"]),
+                fees=int(entry.get("fee_sell") or 0),
+                reserved=int(entry.get("reserved") or 0),
+                pending_outgoing=int(entry.get("pending_outgoing") or 0),
+                available=int(entry.get("available_balance", entry["balance"])),
+            )
+            for currency, entry in data.items()
+        }
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise RevioError(f"unexpected payout object from Revio: {exc!r}") from exc
+        raise RevioError(f"unexpected company balance from Revio: {exc!r}") from exc
 
 
 def revio_settings() -> RevioSettings:

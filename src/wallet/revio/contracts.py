@@ -11,13 +11,7 @@ Purchase status (Revio)                      -> PurchaseOutcome
   blocked                                    -> FAILED    (fraud/security check: terminal)
   pending_refund, refunded, chargeback       -> REVERSED  (was paid, money going back: operator review)
 
-Payout status (Revio, inferred; docs/sandbox-guesses.md) -> PayoutOutcome
-  created                                    -> ACCEPTED
-  pending                                    -> PENDING
-  success                                    -> SUCCEEDED
-  error                                      -> FAILED    (before or after success; the wallet decides which)
-
-EFT payment state (EFT payments API, revio-api.md §3 B; docs/payout-routes.md) -> PayoutOutcome
+EFT payment state (EFT payments API, revio-api.md §3 B; docs/payouts.md) -> PayoutOutcome
   NEW                                        -> ACCEPTED  (created, not yet queued for the bank)
   QUEUED, SUBMITTED, ACCEPTED                -> PENDING   (EFT's ACCEPTED = the bank took the instruction;
                                                            the money has not arrived yet)
@@ -80,14 +74,6 @@ PURCHASE_OUTCOMES: dict[str, PurchaseOutcome] = {
     **dict.fromkeys(["pending_refund", "refunded", "chargeback"], PurchaseOutcome.REVERSED),
 }
 
-PAYOUT_OUTCOMES: dict[str, PayoutOutcome] = {
-    "created": PayoutOutcome.ACCEPTED,
-    "pending": PayoutOutcome.PENDING,
-    "success": PayoutOutcome.SUCCEEDED,
-    "error": PayoutOutcome.FAILED,
-}
-
-
 EFT_PAYOUT_OUTCOMES: dict[str, PayoutOutcome] = {
     "NEW": PayoutOutcome.ACCEPTED,
     **dict.fromkeys(["QUEUED", "SUBMITTED", "ACCEPTED", "CUTOFF"], PayoutOutcome.PENDING),
@@ -132,3 +118,20 @@ class BankAccount:
     account_number: str
     bank_code: str
     account_type: str
+
+
+@dataclass(frozen=True)
+class CompanyBalance:
+    """Revio's company balance in one currency (`GET /account/json/balance/`), in minor units.
+
+    `gross` is what Revio holds for us before its fees (paid purchases, less refunds, chargebacks and
+    completed EFT payouts); `balance` is after fees (`fee_sell`); `pending_outgoing` is on its way out.
+    """
+
+    currency: str
+    balance: int
+    gross: int
+    fees: int
+    reserved: int
+    pending_outgoing: int
+    available: int

@@ -2,7 +2,7 @@
 
 Documented: the token endpoint (Basic client_id:secret, form grant_type=client_credentials, answering
 {access_token, expires_in, token_type}), a 401 {"statusCode":401,"message":"Unauthorized"} for a bad
-token, `POST /v2/payment/eft` and its fields, `POST /v2/clientcallbackurl/`. INFERRED (docs/payout-routes.md):
+token, `POST /v2/payment/eft` and its fields, `POST /v2/clientcallbackurl/`. INFERRED (docs/payouts.md):
 the payment object's shape (id, status, amountCents, contractReference, updatedAt), `GET
 /v2/payment/eft/{id}`, and the lookup `GET /v2/payment/eft?contractReference=` (a sandbox extension that
 real Revio may not have; callers treat a 404/405 as "cannot look up").
@@ -34,6 +34,7 @@ from wallet.revio import breaker
 from wallet.revio.client import _NOT_SENT, _observed
 from wallet.revio.contracts import EFT_PAYOUT_OUTCOMES, Payout, PayoutOutcome
 from wallet.revio.errors import (
+    RevioApiError,
     RevioError,
     RevioOutcomeUnknownError,
     RevioRejectedError,
@@ -282,31 +283,38 @@ def _parse(response: httpx.Response, *, creating: bool) -> Any:
                     "the EFT API answered 2xx with a body that is not JSON"
                 ) from exc
             raise RevioUnavailableError("the EFT API answered with a body that is not JSON") from exc
-    message = _error_message(response)
+    summary, errors = _error_details(response)
+    error: type[RevioError]
     if status in _UNAVAILABLE_STATUSES:
-        raise RevioUnavailableError(f"EFT API {status}: {message}", status=status)
-    if 400 <= status < 500:
-        raise RevioRejectedError(f"EFT API {status}: {message}", status=status)
-    if creating:
-        raise RevioOutcomeUnknownError(f"EFT API {status}: {message}", status=status)
-    raise RevioUnavailableError(f"EFT API {status}: {message}", status=status)
+        error = RevioUnavailableError
+    elif 400 <= status < 500:
+        error = RevioRejectedError
+    elif creating:
+        error = RevioOutcomeUnknownError
+    else:
+        error = RevioUnavailableError
+    raise error(f"EFT API {status}: {summary}", status=status, errors=errors)
 
 
-def _error_message(response: httpx.Response) -> str:
-    """{"statusCode", "message"} (documented for 401), plus per-field `errors` (INFERRED)."""
+def _error_details(response: httpx.Response) -> tuple[str, tuple[RevioApiError, ...]]:
+    """{"statusCode", "message"} (documented for 401), plus per-field `errors` (INFERRED). The summary
+    names fields only: a message can echo the creditor's account number."""
     try:
         data = response.json()
     except json.JSONDecodeError:
-        return response.text[:200] or response.reason_phrase
-    if isinstance(data, dict) and "message" in data:
-        errors = data.get("errors")
-        fields = ""
-        if isinstance(errors, list):
-            fields = "; ".join(
-                f"{e.get('field')}: {e.get('message')}" for e in errors[:5] if isinstance(e, dict)
-            )
-        return f"{data['message']}" + (f" ({fields})" if fields else "")
-    return json.dumps(data)[:500]
+        return f"{response.reason_phrase} (not JSON)", ()
+    if not isinstance(data, dict):
+        return response.reason_phrase, ()
+    listed = data.get("errors")
+    errors = tuple(
+        RevioApiError(str(e.get("field") or "__all__"), str(e.get("code") or ""), str(e.get("message") or ""))
+        for e in (listed if isinstance(listed, list) else [])
+        if isinstance(e, dict)
+    )
+    if not errors and isinstance(data.get("message"), str):
+        errors = (RevioApiError("__all__", "", data["message"]),)
+    fields = sorted({e.field for e in errors} - {"__all__"})[:10]
+    return response.reason_phrase + (f" (invalid: {', '.join(fields)})" if fields else ""), errors
 
 
 def eft_payout(data: Any) -> Payout:

@@ -1,85 +1,45 @@
-"""The payout seam: how a withdrawal's money leaves, behind one interface with one adapter per route.
+"""Payouts: how a withdrawal's money leaves. Revio's EFT payments API is the only way to pay a bank account.
 
-The wallet, the webhook pipeline and reconciliation call `get_payout_route()` and see the same `Payout`
-(id, status, outcome, amount, currency, reference) whichever route is configured (REVIO_PAYOUT_ROUTE):
+The gateway has no `/payouts/` for bank accounts (../shared/revio-platform/README.md, fact 1; ADR 0007 as
+amended), so there is one route: `POST /v2/payment/eft` with OAuth2 client credentials (wallet.revio.eft),
+with unsigned callbacks that only trigger a re-read. The wallet, the webhook pipeline and reconciliation
+see `Payout` (id, status, outcome, amount, currency, reference), never the EFT API's own shapes.
 
-- "gateway": the gateway's `/payouts/` (revio-api.md §3 A; request and states inferred), signed
-  `payout.*` webhooks.
-- "eft": Revio's documented EFT payments API (§3 B; OAuth2, `/v2/payment/eft`, unsigned callbacks).
-
-Each withdrawal records the route that sent it (transactions.payout_route); readers pass it to
-`get_payout_route(name)`, so switching the setting never reads an in-flight payout from the wrong API.
-
-Every adapter keeps the same promises as RevioClient.payout_create: RevioRejectedError and
-RevioUnavailableError mean nothing was created; RevioOutcomeUnknownError means it may have been, so the
-caller must neither send it again nor refund it blindly; RevioCircuitOpenError means it was never sent.
+`EftPayouts.create` keeps RevioClient's create promises: RevioRejectedError and RevioUnavailableError
+mean nothing was created; RevioOutcomeUnknownError means it may have been, so the caller must neither
+send it again nor refund it blindly; RevioCircuitOpenError means it was never sent.
 """
 
 from datetime import datetime
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from wallet.revio.client import RevioClient, _created, get_client
+from wallet.revio.client import _created
 from wallet.revio.contracts import BankAccount, Payout
 from wallet.revio.eft import EFT_CURRENCY, EftClient, eft_payout, get_eft_client
 from wallet.revio.errors import RevioRejectedError
 
+# What transactions.payout_route records for a payout sent here. Withdrawals sent before the gateway
+# route was retired carry "gateway" (transactions migration 0005 flags the open ones for an operator).
+ROUTE = "eft"
+RETIRED_ROUTE = "gateway"
 
-class PayoutRoute(Protocol):
-    name: str
-
-    def create(
-        self, *, reference: str, amount: int, currency: str, bank_account: BankAccount, email: str
-    ) -> Payout: ...
-
-    def get(self, payout_id: str) -> Payout: ...
-
-    def find_by_reference(self, reference: str) -> list[Payout]:
-        """Payouts carrying our reference; RevioRejectedError when the route cannot look them up."""
-        ...
-
-
-class GatewayPayouts:
-    """Payouts through the gateway's `/payouts/` (the wallet core's route)."""
-
-    name = "gateway"
-
-    def __init__(self, client: RevioClient) -> None:
-        self.client = client
-
-    def create(
-        self, *, reference: str, amount: int, currency: str, bank_account: BankAccount, email: str
-    ) -> Payout:
-        return self.client.payout_create(
-            reference=reference, amount=amount, currency=currency, bank_account=bank_account, email=email
-        )
-
-    def get(self, payout_id: str) -> Payout:
-        return self.client.payout_get(payout_id)
-
-    def find_by_reference(self, reference: str) -> list[Payout]:
-        return self.client.payouts_find_by_reference(reference)
+_SAST = ZoneInfo("Africa/Johannesburg")
 
 
 class EftPayouts:
-    """Payouts through Revio's EFT payments API (`POST /v2/payment/eft`, OAuth2; wallet.revio.eft).
+    """Payouts through `POST /v2/payment/eft`. Our withdrawal id is the contractReference; the debtor (our
+    account), the profile and the service type come from settings (REVIO_EFT_*), the creditor from the
+    withdrawal's bank details."""
 
-    Our withdrawal id is the contractReference. The debtor (our account), the profile and the service
-    type come from settings (REVIO_EFT_*); the creditor from the withdrawal's bank details.
-    """
-
-    name = "eft"
     ACCOUNT_TYPES = ("CURRENT", "SAVINGS", "TRANSMISSION")
 
     def __init__(self, client: EftClient) -> None:
         self.client = client
 
-    def create(
-        self, *, reference: str, amount: int, currency: str, bank_account: BankAccount, email: str
-    ) -> Payout:
-        """Ask Revio to pay `amount` out by EFT. Same promises as RevioClient.payout_create.
+    def create(self, *, reference: str, amount: int, currency: str, bank_account: BankAccount) -> Payout:
+        """Ask Revio to pay `amount` out by EFT.
 
         :raises RevioRejectedError: refused, or not expressible as an EFT payment; nothing was created.
         :raises RevioUnavailableError: unreachable or overloaded; nothing was created.
@@ -126,20 +86,10 @@ class EftPayouts:
         return eft_payout(self.client.payment_get(payout_id))
 
     def find_by_reference(self, reference: str) -> list[Payout]:
+        """Payments carrying our reference; RevioRejectedError (404/405) when the lookup does not exist."""
         return [eft_payout(item) for item in self.client.payments_find(reference)]
 
 
-_SAST = ZoneInfo("Africa/Johannesburg")
-
-PAYOUT_ROUTES = ("gateway", "eft")
-
-
-def get_payout_route(name: str | None = None) -> PayoutRoute:
-    """The payout route called `name` (the one a withdrawal was sent through), else the configured one
-    (settings.REVIO_PAYOUT_ROUTE) for a payout not sent yet."""
-    route = name or settings.REVIO_PAYOUT_ROUTE
-    if route == "gateway":
-        return GatewayPayouts(get_client())
-    if route == "eft":
-        return EftPayouts(get_eft_client())
-    raise ValueError(f"REVIO_PAYOUT_ROUTE must be one of {PAYOUT_ROUTES}, not {route!r}")
+def get_payouts() -> EftPayouts:
+    """The payout API for the configured EFT credentials."""
+    return EftPayouts(get_eft_client())

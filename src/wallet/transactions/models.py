@@ -54,9 +54,9 @@ class Transaction(models.Model):
     payout_attempts = models.PositiveSmallIntegerField(
         default=0, help_text="Payout requests sent to Revio (at most one unless Revio refused it)."
     )
-    # Withdrawals only: the payout route (wallet.revio.payouts: "gateway" or "eft") the request was sent
-    # through, set with payout_requested_at. A payout is read back from the route that made it, whatever
-    # REVIO_PAYOUT_ROUTE says now; empty until sent.
+    # Withdrawals only: the route the payout request went through, set with payout_requested_at: "eft"
+    # (the only route now), or "gateway" for history from before the gateway route was retired (open ones
+    # are an operator's: migration 0005, docs/deploy.md); empty until sent.
     payout_route = models.CharField(max_length=16, blank=True, default="")
     needs_review = models.BooleanField(default=False)
     review_reason = models.CharField(max_length=255, blank=True)

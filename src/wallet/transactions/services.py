@@ -22,7 +22,6 @@ from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
-from wallet.accounts import public as accounts
 from wallet.core import crypto, idempotency
 from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
 from wallet.core.errors import ValidationFailedError
@@ -31,11 +30,11 @@ from wallet.events import public as events  # outgoing events (issue 19): the ho
 from wallet.ledger import public as ledger
 from wallet.notifications import public as notifications
 from wallet.revio import breaker as revio_breaker
+from wallet.revio import payouts as revio_payouts
 from wallet.revio.breaker import RevioCircuitOpenError
 from wallet.revio.client import get_client
 from wallet.revio.contracts import BankAccount, PayoutOutcome, PurchaseOutcome
 from wallet.revio.errors import RevioNotCreatedError, RevioOutcomeUnknownError, RevioUnavailableError
-from wallet.revio.payouts import get_payout_route
 from wallet.transactions import states
 from wallet.transactions.errors import (
     DepositNotStartedError,
@@ -93,6 +92,7 @@ def deposit_create(
         idempotency.record_claim(claim, resource_id=deposit.id)
 
     base = settings.FRONTEND_URL.rstrip("/")
+    due = int(deposit.created_at.timestamp()) + settings.DEPOSIT_DUE_SECONDS
     try:
         purchase = get_client().purchase_create(
             reference=str(deposit.id),
@@ -102,6 +102,7 @@ def deposit_create(
             success_redirect=f"{base}/deposits/{deposit.id}?result=success",
             failure_redirect=f"{base}/deposits/{deposit.id}?result=failure",
             success_callback=settings.PUBLIC_BASE_URL.rstrip("/") + settings.REVIO_CALLBACK_PATH,
+            due=due,
         )
     except RevioNotCreatedError as exc:
         logger.warning("deposit %s: Revio did not create the purchase: %s", deposit.id, exc)
@@ -118,12 +119,18 @@ def deposit_create(
         logger.warning("deposit %s: purchase outcome unknown: %s", deposit.id, exc)
         raise DepositOutcomeUnknownError(details={"deposit_id": str(deposit.id)}) from exc
 
-    Transaction.objects.filter(id=deposit.id, provider_object_id__isnull=True).update(
+    # The id and checkout URL are stored by whichever comes first: this answer, or Revio's purchase.created
+    # event processed before it arrived (deposit_apply_provider_state). Neither overwrites the other.
+    linked = Transaction.objects.filter(id=deposit.id, provider_object_id__isnull=True).update(
         provider_object_id=purchase.id,
         provider_status=purchase.status,
         checkout_url=purchase.checkout_url,
         updated_at=timezone.now(),
     )
+    if not linked:  # the event came first: its purchase is this one (else it was flagged), URL maybe not
+        Transaction.objects.filter(id=deposit.id, provider_object_id=purchase.id, checkout_url="").update(
+            checkout_url=purchase.checkout_url
+        )
     deposit.refresh_from_db()
     return deposit
 
@@ -146,8 +153,10 @@ def deposit_apply_provider_state(
     provider_status: str,
     source: str,
     is_test: bool = False,
+    checkout_url: str = "",
 ) -> Applied:
     """Apply Revio's current state of the deposit's purchase (read from Revio, not from an event body).
+    The purchase's `checkout_url` is stored if the deposit has none yet (its event came first).
 
     PAID credits the deposit once; CANCELLED, EXPIRED and FAILED close it; a failed card attempt and
     PENDING change nothing; REVERSED (refund, chargeback) flags it for an operator. If amount, currency or
@@ -168,6 +177,10 @@ def deposit_apply_provider_state(
             return _flag_for_review(locked, mismatch, source=source)
         locked.provider_object_id = purchase_id
         locked.provider_status = provider_status
+        linked = ["provider_object_id", "provider_status"]
+        if checkout_url and not locked.checkout_url:  # the event before deposit_create stored the answer
+            locked.checkout_url = checkout_url
+            linked.append("checkout_url")
         target = {
             PurchaseOutcome.PAID: S.COMPLETED,
             PurchaseOutcome.CANCELLED: S.CANCELLED,
@@ -175,12 +188,12 @@ def deposit_apply_provider_state(
             PurchaseOutcome.FAILED: S.FAILED,
         }.get(outcome)
         if outcome == PurchaseOutcome.REVERSED:
-            locked.save(update_fields=["provider_object_id", "provider_status"])
+            locked.save(update_fields=linked)
             return _flag_for_review(
                 locked, f"Revio reports the payment {provider_status}: refund or chargeback", source=source
             )
         if target is None or locked.status == target:
-            locked.save(update_fields=["provider_object_id", "provider_status"])
+            locked.save(update_fields=linked)
             return Applied.UNCHANGED
         if locked.status == S.COMPLETED:
             return Applied.STALE  # paid is final for a deposit; a later "cancelled" is out of date
@@ -191,7 +204,7 @@ def deposit_apply_provider_state(
             target,
             source=source,
             detail=f"Revio purchase {provider_status}",
-            also_save=["provider_object_id", "provider_status"],
+            also_save=linked,
         )
         if target == S.COMPLETED:
             if locked.failure_reason:
@@ -214,7 +227,10 @@ def withdrawal_create(
     bank_account: BankAccount,
     claim: idempotency.IdempotencyClaim | None = None,
 ) -> Transaction:
-    """Reserve the amount at once, then ask Revio to pay it out.
+    """Reserve the amount at once, then ask Revio to pay it out by EFT.
+
+    `email` is the user's address; the EFT API takes none, so it is not sent (kept so callers need not
+    change).
 
     The reservation (available → reserved) commits before Revio is called, so no row lock is held across
     the HTTP call and an accepted payout can never be lost to a rollback. Revio's answer decides the rest:
@@ -280,7 +296,6 @@ def withdrawal_create(
         withdrawal_id=withdrawal.id,
         amount=amount,
         currency=currency,
-        email=email,
         bank_account=bank_account,
         source=Source.API,
     )
@@ -295,7 +310,6 @@ def withdrawal_payout_send(
     withdrawal_id: uuid.UUID,
     amount: int,
     currency: str,
-    email: str,
     bank_account: BankAccount,
     source: str,
 ) -> tuple[str, Transaction | None]:
@@ -310,24 +324,21 @@ def withdrawal_payout_send(
     that shows it need not read it again.
     """
     now = timezone.now()
-    route = get_payout_route()  # the configured route; recorded so the payout is read back from it
     claimed = Transaction.objects.filter(
         id=withdrawal_id,
         type=TransactionType.WITHDRAWAL,
         status=S.PENDING,
         payout_requested_at__isnull=True,
         provider_object_id__isnull=True,
-    ).update(payout_requested_at=now, payout_attempts=F("payout_attempts") + 1, payout_route=route.name)
+    ).update(
+        payout_requested_at=now, payout_attempts=F("payout_attempts") + 1, payout_route=revio_payouts.ROUTE
+    )
     if not claimed:
         return "skipped", None  # sent already (or being sent), or no longer pending
     crash_point("withdrawal.payout_claimed")
     try:
-        payout = route.create(
-            reference=str(withdrawal_id),
-            amount=amount,
-            currency=currency,
-            bank_account=bank_account,
-            email=email,
+        payout = revio_payouts.get_payouts().create(
+            reference=str(withdrawal_id), amount=amount, currency=currency, bank_account=bank_account
         )
     except RevioCircuitOpenError:
         # Refused before sending: nothing left this process, so it may be sent later, once.
@@ -374,12 +385,10 @@ def withdrawals_send_queued(*, now: datetime, limit: int = 100) -> dict[str, int
         ).order_by("created_at")[:limit]
     )
     for withdrawal in queued:
-        user = accounts.user_get(user_id=withdrawal.user_id)
         result, _current = withdrawal_payout_send(
             withdrawal_id=withdrawal.id,
             amount=withdrawal.amount,
             currency=withdrawal.currency,
-            email=user.email if user else "",
             bank_account=withdrawal_bank_account(withdrawal=withdrawal),
             source=Source.RECONCILIATION,
         )

@@ -30,10 +30,10 @@ from wallet.core import metrics
 from wallet.core.db import model_columns, model_from_row
 from wallet.core.faults import crash_point
 from wallet.core.http.parsers import JsonBodyError, loads_json
+from wallet.revio import payouts as revio_payouts
 from wallet.revio.client import get_client
 from wallet.revio.contracts import Payout, PayoutOutcome, Purchase
 from wallet.revio.errors import RevioError, RevioRejectedError
-from wallet.revio.payouts import get_payout_route
 from wallet.transactions import public as transactions
 from wallet.webhooks import keys
 from wallet.webhooks.errors import (
@@ -421,8 +421,6 @@ def _dispatch(log: WebhookLog) -> tuple[str, str, bool]:
         return _apply_purchase(log)
     if log.object_type == EFT_OBJECT_TYPE:
         return _apply_eft_payment(log)
-    if log.object_type == "payout":
-        return _apply_payout(log)
     if log.event_type in _REFUND_EVENTS:
         return _flag_refund(log)
     return WebhookStatus.IGNORED, f"no action for {log.object_type} events", False
@@ -466,27 +464,10 @@ def _apply_purchase(log: WebhookLog) -> tuple[str, str, bool]:
             provider_status=purchase.status,
             source=transactions.TransactionEvent.Source.WEBHOOK,
             is_test=purchase.is_test,
+            checkout_url=purchase.checkout_url,
         )
 
     return _apply_revio_object(log, transactions.TransactionType.DEPOSIT, get_client().purchase_get, apply)
-
-
-def _apply_payout(log: WebhookLog) -> tuple[str, str, bool]:
-    def apply(withdrawal: Any, payout: Payout) -> str:
-        return transactions.withdrawal_apply_provider_state(
-            withdrawal_id=withdrawal.id,
-            outcome=payout.outcome,
-            payout_id=payout.id,
-            amount=payout.amount,
-            currency=payout.currency,
-            provider_status=payout.status,
-            source=transactions.TransactionEvent.Source.WEBHOOK,
-        )
-
-    # payout.* events come from the gateway: its payout is read there, whichever route is configured. A
-    # gateway payout naming a withdrawal sent by EFT disagrees with it and is flagged for review.
-    read = get_payout_route("gateway").get
-    return _apply_revio_object(log, transactions.TransactionType.WITHDRAWAL, read, apply)
 
 
 def _apply_eft_payment(log: WebhookLog) -> tuple[str, str, bool]:
@@ -498,7 +479,7 @@ def _apply_eft_payment(log: WebhookLog) -> tuple[str, str, bool]:
     """
     source = transactions.TransactionEvent.Source.WEBHOOK
     try:
-        payout = get_payout_route("eft").get(log.object_id)
+        payout = revio_payouts.get_payouts().get(log.object_id)
     except RevioRejectedError as exc:
         if exc.status == 404:
             return WebhookStatus.IGNORED, "no such EFT payment at Revio: nothing to apply", False
@@ -515,7 +496,8 @@ def _apply_eft_payment(log: WebhookLog) -> tuple[str, str, bool]:
         raise RetryLaterError(f"no withdrawal {withdrawal_id} (yet)")
     if withdrawal.type != transactions.TransactionType.WITHDRAWAL:
         return WebhookStatus.IGNORED, "the payment's contractReference is not one of our withdrawals", False
-    if withdrawal.payout_route and withdrawal.payout_route != "eft":
+    if withdrawal.payout_route and withdrawal.payout_route != revio_payouts.ROUTE:
+        # Sent by the retired gateway route: an EFT payment for it may be a second payout.
         transactions.transaction_flag_for_review(
             transaction_id=withdrawal.id,
             reason=f"EFT payment {payout.id} names a withdrawal paid out via {withdrawal.payout_route}",

@@ -16,6 +16,7 @@ import os
 import random
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -205,6 +206,11 @@ class System:
             "REVIO_API_KEY": sandbox.api_key,
             "REVIO_BRAND_ID": sandbox.brand_id,
             "REVIO_READ_TIMEOUT": str(REVIO_READ_TIMEOUT),
+            # Payouts go through the sandbox's EFT payments API, with its own OAuth2 credentials.
+            "REVIO_EFT_BASE_URL": sandbox.eft_base_url,
+            "REVIO_EFT_TOKEN_URL": sandbox.eft_token_url,
+            "REVIO_EFT_CLIENT_ID": sandbox.eft_credentials()[0],
+            "REVIO_EFT_CLIENT_SECRET": sandbox.eft_credentials()[1],
             "PUBLIC_BASE_URL": self.url,
             "WALLET_CRASH_POINTS": ",".join(sorted(CRASH_POINTS)),
             "WALLET_CRASH_MARKER_DIR": str(self.markers),
@@ -259,6 +265,7 @@ class System:
             created.raise_for_status()
             self.webhook_id = created.json()["id"]
         self.env["REVIO_WEBHOOK_ID"] = self.webhook_id
+        self.sandbox.eft_register_callback(f"{self.webhook_url}/eft")  # EFT_PAYMENT callbacks: triggers
         self.start_web()
         self.start_worker()
 
@@ -271,6 +278,7 @@ class System:
         if self.webhook_id:
             with self.sandbox.api_client() as client:
                 client.delete(f"webhooks/{self.webhook_id}/")
+            self.sandbox.control.eft_delete_callbacks(url_prefix=self.url)
 
     def _durable_commits(self, on: bool) -> None:
         """The test server runs with synchronous_commit=off (testenv.py, for speed): a crash of PostgreSQL
@@ -487,7 +495,7 @@ class Scenario:
         self.control = system.sandbox.control
         self.api = Api(system.url, user.email, password)
         self.failure: Failure | None = None
-        self.payouts_before = {payout["id"] for payout in self.recent_payouts()}
+        self.payments_mark = self.eft_payments_mark()
 
     # -- the workload ---------------------------------------------------------------------------------
 
@@ -542,19 +550,21 @@ class Scenario:
     def _withdraw_while(
         self, hit: Callable[[Callable[[], None]], None], body: dict[str, Any], key: str, *, late_answer: bool
     ) -> None:
-        """Send a withdrawal whose payout Revio creates but answers late (or never); once the payout exists
+        """Send a withdrawal whose EFT payment Revio creates but answers late (or never); once it exists
         at Revio, while the web process still waits for the answer, `hit` takes a server down until the
         customer has had an answer (the callable it is given waits for that)."""
         if late_answer:  # answered before the web process gives up: it has something to record
             self.control.timeout_after_processing(
-                "payouts.create", seconds=REVIO_READ_TIMEOUT - 1.5, then="answer"
+                "eft.payments.create", seconds=REVIO_READ_TIMEOUT - 1.5, then="answer"
             )
         else:  # never answered in time: the outcome is unknown
-            self.control.payout_create_times_out(seconds=REVIO_READ_TIMEOUT + 1, then="drop")
-        # Revio's payout.created webhook is held back into the outage: otherwise it could settle the state
-        # before the failure lands, and it should meet the broken server instead.
+            self.control.timeout_after_processing(
+                "eft.payments.create", seconds=REVIO_READ_TIMEOUT + 1, then="drop"
+            )
+        # The payment's first callbacks (NEW, then QUEUED at once) are held back into the outage: otherwise
+        # they could settle the state before the failure lands, and they should meet the broken server.
         self.control.delay_next_event(
-            OUTAGE_WEBHOOK_DELAY_MS, event_type="payout.*", target=self.system.webhook_id
+            OUTAGE_WEBHOOK_DELAY_MS, event_type="EFT_PAYMENT.*", target="eft", count=2
         )
         answers: list[str] = []
         sender = threading.Thread(
@@ -595,7 +605,8 @@ class Scenario:
     # -- recovery -------------------------------------------------------------------------------------
 
     def deliveries(self) -> list[Delivery]:
-        """The sandbox's deliveries about this scenario's purchases and payouts (the sandbox is shared)."""
+        """The sandbox's deliveries about this scenario's purchases and EFT payments (the sandbox is
+        shared)."""
         mine = Transaction.objects.filter(user_id=self.user.id)
         objects = {str(oid) for oid in mine.values_list("provider_object_id", flat=True) if oid}
         for withdrawal_id in mine.filter(type="withdrawal").values_list("id", flat=True):
@@ -607,17 +618,26 @@ class Scenario:
         ]
 
     def payouts_at_revio(self, withdrawal_id: Any) -> list[dict[str, Any]]:
-        with self.system.sandbox.api_client() as client:
-            found = client.get("payouts/", params={"reference": str(withdrawal_id)})
+        """The EFT payments carrying the withdrawal's id as their contractReference."""
+        with self.system.sandbox.eft_client() as client:
+            found = client.get("v2/payment/eft", params={"contractReference": str(withdrawal_id)})
             found.raise_for_status()
             return list(found.json()["results"])
 
-    def recent_payouts(self) -> list[dict[str, Any]]:
-        """The sandbox's latest payouts, whoever made them (a sandbox extension without a reference)."""
-        with self.system.sandbox.api_client() as client:
-            found = client.get("payouts/")
-            found.raise_for_status()
-            return list(found.json()["results"])
+    def eft_payments_mark(self) -> int:
+        with contextlib.closing(self._sandbox_db()) as db:
+            return int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM eft_payments").fetchone()[0])
+
+    def eft_payments_since(self, mark: int) -> list[tuple[str, str]]:
+        """(id, contractReference) of every EFT payment the sandbox created after `mark`, whoever made it,
+        read from its store (the API looks payments up by reference only)."""
+        with contextlib.closing(self._sandbox_db()) as db:
+            query = "SELECT id, contract_reference FROM eft_payments WHERE seq > ?"
+            return [(str(i), str(ref)) for i, ref in db.execute(query, (mark,))]
+
+    def _sandbox_db(self) -> sqlite3.Connection:
+        path = self.system.sandbox.data_dir / "sandbox.db"
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
 
     def quiet(self) -> bool:
         ours = (d for d in self.control.deliveries() if d["url"].startswith(self.system.url))
@@ -654,9 +674,9 @@ class Scenario:
         for withdrawal, outcome in zip(withdrawals, self.plan.payout_outcomes, strict=True):
             if withdrawal.status == "processing" and withdrawal.provider_object_id:
                 if outcome == "succeed":
-                    self.control.payout_succeed(withdrawal.provider_object_id)
+                    self.control.eft_payment_succeed(withdrawal.provider_object_id)
                 else:
-                    self.control.payout_fail(withdrawal.provider_object_id)
+                    self.control.eft_payment_fail(withdrawal.provider_object_id)
 
     def recover_and_measure(self) -> Figures:
         self.recover()
@@ -704,10 +724,10 @@ class Scenario:
             str(withdrawal_id)
             for withdrawal_id in mine.filter(type="withdrawal").values_list("id", flat=True)
         }
-        for payout in self.recent_payouts():
-            if payout["id"] not in self.payouts_before and payout["reference"] not in references:
+        for payment_id, reference in self.eft_payments_since(self.payments_mark):
+            if reference not in references:
                 figures.double_payouts += 1
-                figures.problems.append(f"payout {payout['id']} for unknown withdrawal {payout['reference']}")
+                figures.problems.append(f"EFT payment {payment_id} for unknown withdrawal {reference}")
         for txn in mine.filter(status__in=["pending", "processing"]):
             if txn.id not in operator:
                 figures.non_final += 1

@@ -3,7 +3,7 @@
 The server is gunicorn (several worker processes, each with threads, as in production and in benchmarks/),
 started once for this module against this run's test database, Redis and the session's Revio sandbox. Every
 request below is real HTTP from a thread of its own, released together by a barrier; the checks read the
-database the server wrote and the sandbox's own record of payouts.
+database the server wrote and the sandbox's own record of payouts (EFT payments).
 
 Limits: the per-user money-write rate limit (60/min) and the withdrawal risk limits (5 open, 50,000 a day)
 would refuse most of 200 withdrawals by policy before the money logic saw them. They are raised in the
@@ -116,6 +116,11 @@ def server(
         REVIO_API_KEY=revio_sandbox.api_key,
         REVIO_BRAND_ID=revio_sandbox.brand_id,
         REVIO_READ_TIMEOUT="30",  # a slow sandbox under this load must not turn into unknown outcomes
+        # Payouts go through the sandbox's EFT payments API (one OAuth2 token, shared through Redis).
+        REVIO_EFT_BASE_URL=revio_sandbox.eft_base_url,
+        REVIO_EFT_TOKEN_URL=revio_sandbox.eft_token_url,
+        REVIO_EFT_CLIENT_ID=revio_sandbox.eft_credentials()[0],
+        REVIO_EFT_CLIENT_SECRET=revio_sandbox.eft_credentials()[1],
         REVIO_PUBLIC_KEY=pem.decode(),
         REVIO_WEBHOOK_PUBLIC_KEY="",
         REVIO_WEBHOOK_ID="",
@@ -266,11 +271,11 @@ class BalanceWatch:
 
 
 def payouts_by_reference(server: Server, references: list[str]) -> Counter[str]:
-    """How many payouts the sandbox holds for each reference, through its API."""
+    """How many EFT payments the sandbox holds for each contractReference, through its API."""
     counts: Counter[str] = Counter()
-    with server.sandbox.api_client(timeout=30) as client:
+    with server.sandbox.eft_client(timeout=30) as client:
         for reference in references:
-            response = client.get("payouts/", params={"reference": reference})
+            response = client.get("v2/payment/eft", params={"contractReference": reference})
             response.raise_for_status()
             counts[reference] = len(response.json()["results"])
     return counts
@@ -278,14 +283,15 @@ def payouts_by_reference(server: Server, references: list[str]) -> Counter[str]:
 
 def sandbox_payout_mark(server: Server) -> int:
     with contextlib.closing(_sandbox_db(server)) as db:
-        return int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM payouts").fetchone()[0])
+        return int(db.execute("SELECT COALESCE(MAX(seq), 0) FROM eft_payments").fetchone()[0])
 
 
 def sandbox_payouts_since(server: Server, mark: int) -> list[str]:
-    """References of every payout the sandbox created after `mark`, read from its store: a payout sent for
-    a withdrawal we do not have (an orphan) would show up here and nowhere else."""
+    """References of every EFT payment the sandbox created after `mark`, read from its store: a payout
+    sent for a withdrawal we do not have (an orphan) would show up here and nowhere else."""
+    query = "SELECT contract_reference FROM eft_payments WHERE seq > ?"
     with contextlib.closing(_sandbox_db(server)) as db:
-        return [str(row[0]) for row in db.execute("SELECT reference FROM payouts WHERE seq > ?", (mark,))]
+        return [str(row[0]) for row in db.execute(query, (mark,))]
 
 
 def _sandbox_db(server: Server) -> sqlite3.Connection:

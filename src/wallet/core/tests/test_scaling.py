@@ -178,6 +178,10 @@ def cluster(revio_sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFact
         REVIO_API_KEY=revio_sandbox.api_key,
         REVIO_BRAND_ID=revio_sandbox.brand_id,
         REVIO_READ_TIMEOUT="5",
+        REVIO_EFT_BASE_URL=revio_sandbox.eft_base_url,
+        REVIO_EFT_TOKEN_URL=revio_sandbox.eft_token_url,
+        REVIO_EFT_CLIENT_ID=revio_sandbox.eft_credentials()[0],
+        REVIO_EFT_CLIENT_SECRET=revio_sandbox.eft_credentials()[1],
         # Revio's success_callback goes to B; its Webhook object (below) to A.
         PUBLIC_BASE_URL=web_b,
         # Production settings against the sandbox, as in docker-compose.yml: its purchases are test objects,
@@ -462,7 +466,7 @@ def test_an_idempotency_key_holds_across_processes(cluster: Cluster) -> None:
     assert withdrawals() == 1
 
     # and when: one key is in flight on A and B at once (Revio's payout answer slowed to widen the window)
-    cluster.sandbox.control.slow_next("payouts.create", delay_ms=1_500, count=2)
+    cluster.sandbox.control.slow_next("eft.payments.create", delay_ms=1_500, count=2)
     try:
         key = f"scaling-{uuid.uuid4()}"
         racing = all_at_once([withdraw(base, access, 2_000, key) for base in cluster.webs])

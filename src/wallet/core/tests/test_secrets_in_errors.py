@@ -95,7 +95,7 @@ def test_a_withdrawal_that_revio_refuses_does_not_log_the_account_number(
     records: list[logging.LogRecord],
 ) -> None:
     fund(user, 20_000)
-    revio.control.fail_next("payouts.create", status=500, count=5)
+    revio.control.fail_next("eft.payments.create", status=500, count=5)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {login(client, user.email)['access']}")
 

@@ -41,6 +41,7 @@ from wallet.ledger.selectors import balance_get, ledger_problems
 from wallet.reconciliation.invariants import reserved_problems
 from wallet.revio.client import get_client
 from wallet.revio.contracts import BankAccount
+from wallet.revio.payouts import get_payouts
 from wallet.transactions import services
 from wallet.transactions.errors import DepositNotStartedError, DepositOutcomeUnknownError
 from wallet.transactions.tests.conftest import BANK
@@ -101,7 +102,7 @@ def _deposit(sandbox: SandboxProcess, owner: User, amount: int) -> str:
 
 def _apply_payout(withdrawal: Any) -> None:
     assert withdrawal.provider_object_id
-    payout = get_client().payout_get(withdrawal.provider_object_id)
+    payout = get_payouts().get(withdrawal.provider_object_id)  # the EFT payment, read back
     services.withdrawal_apply_provider_state(
         withdrawal_id=withdrawal.id,
         outcome=payout.outcome,
@@ -129,12 +130,12 @@ def _withdraw(sandbox: SandboxProcess, owner: User, amount: int, ending: str) ->
         return "withdrawal, outcome unknown"
     control = sandbox.control
     if ending == "fail":
-        control.payout_fail(withdrawal.provider_object_id)
+        control.eft_payment_fail(withdrawal.provider_object_id)
     else:
-        control.payout_succeed(withdrawal.provider_object_id)
+        control.eft_payment_succeed(withdrawal.provider_object_id)
     _apply_payout(withdrawal)
     if ending == "return":
-        control.payout_return(withdrawal.provider_object_id)
+        control.eft_payment_return(withdrawal.provider_object_id)
         _apply_payout(withdrawal)
     return f"withdrawal, {ending}"
 

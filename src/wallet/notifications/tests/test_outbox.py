@@ -86,10 +86,10 @@ class TestOneEmailPerStateChange:
         mailoutbox.clear()
         withdrawal = withdraw(user, 7_500)
         payout_id = withdrawal.provider_object_id or ""
-        revio.control.payout_succeed(payout_id)
+        revio.control.eft_payment_succeed(payout_id)
         assert apply_payout(withdrawal) == services.Applied.CHANGED
         assert apply_payout(withdrawal) == services.Applied.UNCHANGED
-        revio.control.payout_return(payout_id)
+        revio.control.eft_payment_return(payout_id)
         assert apply_payout(withdrawal) == services.Applied.CHANGED
         assert apply_payout(withdrawal) == services.Applied.UNCHANGED
         for row_id in Notification.objects.values_list("id", flat=True):

@@ -41,7 +41,7 @@ def failed_withdrawal(user: User, fund: Fund, revio: SandboxProcess) -> Transact
     withdrawal = services.withdrawal_create(
         user_id=user.id, email=user.email, amount=7_500, currency="ZAR", bank_account=BankAccount(**BANK)
     )
-    revio.control.payout_fail(withdrawal.provider_object_id or "")
+    revio.control.eft_payment_fail(withdrawal.provider_object_id or "")
     assert apply_payout(withdrawal) == services.Applied.CHANGED
     withdrawal.refresh_from_db()
     # The earlier emails (deposit paid, withdrawal on its way) went out with their own tasks.

@@ -13,10 +13,10 @@ from wallet.revio import breaker
 from wallet.revio.contracts import BankAccount
 from wallet.transactions import services
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import (  # noqa: F401 - fund and payout_route are fixtures
+from wallet.transactions.tests.conftest import (  # noqa: F401 - fund and eft are fixtures
     BANK,
+    eft,
     fund,
-    payout_route,
 )
 
 

@@ -15,6 +15,7 @@ from wallet.ledger.selectors import balance_get
 from wallet.reconciliation.tests.conftest import later
 from wallet.revio import breaker
 from wallet.revio.client import get_client
+from wallet.revio.payouts import get_payouts
 from wallet.transactions import services
 from wallet.transactions.models import Transaction
 from wallet.transactions.tests.conftest import BANK
@@ -30,7 +31,7 @@ def open_breaker(revio: SandboxProcess, user_api: APIClient, settings: Any) -> N
     settings.REVIO_BREAKER_FAILURE_THRESHOLD = 3
     settings.REVIO_BREAKER_COOLDOWN_SECONDS = 1.0
     revio.control.fail_next("purchases.create", status=503, count=100)
-    revio.control.fail_next("payouts.create", status=503, count=100)
+    revio.control.fail_next("eft.payments.create", status=503, count=100)
     for _ in range(3):
         response = user_api.post("/api/v1/deposits", {"amount": 2_000}, format="json")
         assert response.status_code == 503
@@ -95,7 +96,7 @@ def test_withdrawals_are_queued_while_open_and_paid_out_once_after_recovery(
     assert (balance.available, balance.reserved) == (13_000, 7_000)  # reserved at once
     assert Transaction.objects.filter(id__in=ids, payout_requested_at__isnull=True).count() == 2
     assert services.withdrawals_send_queued(now=later(minutes=5)) == {}  # still open: nothing sent
-    assert remaining(revio, "payouts.create") == 100
+    assert remaining(revio, "eft.payments.create") == 100
 
     revio.control.clear_faults()
     time.sleep(1.1)
@@ -118,8 +119,8 @@ def test_withdrawals_are_queued_while_open_and_paid_out_once_after_recovery(
     results.append(services.withdrawals_send_queued(now=later(minutes=6)))
     assert sum(r.get("sent", 0) for r in results) == 2
     for withdrawal_id in ids:
-        assert len(get_client().payouts_find_by_reference(withdrawal_id)) == 1
+        assert len(get_payouts().find_by_reference(withdrawal_id)) == 1
         withdrawal = Transaction.objects.get(id=withdrawal_id)
         assert (withdrawal.status, withdrawal.payout_attempts) == ("processing", 1)
     assert services.withdrawals_send_queued(now=later(minutes=10)) == {}
-    assert all(len(get_client().payouts_find_by_reference(i)) == 1 for i in ids)
+    assert all(len(get_payouts().find_by_reference(i)) == 1 for i in ids)

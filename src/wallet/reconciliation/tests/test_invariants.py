@@ -17,7 +17,7 @@ from wallet.reconciliation import invariants
 from wallet.reconciliation.models import InvariantCheck
 from wallet.transactions import services
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import BANK
+from wallet.transactions.tests.conftest import BANK, apply_payout
 
 pytestmark = pytest.mark.django_db
 
@@ -35,6 +35,8 @@ def sentry_events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def books(user: User, fund: Fund, revio: SandboxProcess) -> Transaction:
+    # The session's sandbox holds every earlier test's payments: its company balance starts from ours.
+    revio.control.reset(keep_webhooks=True)
     fund(user, 10_000)
     return services.withdrawal_create(
         user_id=user.id,
@@ -45,14 +47,58 @@ def books(user: User, fund: Fund, revio: SandboxProcess) -> Transaction:
     )
 
 
-def test_good_books_pass_and_the_clearing_check_says_it_was_skipped(
-    books: Transaction, sentry_events: list[Any]
+def test_good_books_pass_with_the_clearing_position_compared(
+    books: Transaction, sentry_events: list[Any], revio: SandboxProcess
 ) -> None:
+    """10,000 deposited, 3,000 on its way out by EFT (pending at Revio, reserved with us): both sides say
+    Revio holds 10,000."""
     check = invariants.invariants_check(now=books.created_at)
-    assert (check.ok, check.problems) == (True, [])
-    assert "revio_clearing_position" in check.skipped[0]
+    assert (check.ok, check.problems, check.skipped) == (True, [], [])
+    assert invariants.clearing_held() == {"ZAR": 10_000}
+    assert revio_gross(revio) == 10_000
     assert sentry_events == []
     assert InvariantCheck.objects.count() == 1
+
+
+def revio_gross(revio: SandboxProcess) -> int:
+    with revio.api_client() as client:
+        return int(client.get("account/json/balance/").json()["ZAR"]["gross_balance"])
+
+
+def test_a_completed_payout_on_both_sides_still_agrees(
+    user: User, books: Transaction, revio: SandboxProcess, sentry_events: list[Any]
+) -> None:
+    revio.control.eft_payment_succeed(books.provider_object_id or "")
+    apply_payout(books)
+    check = invariants.invariants_check(now=books.created_at)
+    assert (check.ok, check.problems) == (True, [])
+    assert invariants.clearing_held() == {"ZAR": 7_000}
+
+
+def test_money_at_revio_our_ledger_does_not_know_is_a_clearing_discrepancy(
+    user: User, books: Transaction, revio: SandboxProcess, sentry_events: list[Any]
+) -> None:
+    lost = services.deposit_create(user_id=user.id, email=user.email, amount=2_500, currency="ZAR")
+    revio.control.purchase_pay(lost.provider_object_id or "")  # paid at Revio; its event never applied
+
+    check = invariants.invariants_check(now=books.created_at)
+
+    assert not check.ok
+    assert check.problems == [
+        "revio_clearing_position (ZAR): our ledger says Revio holds 10000, Revio's gross balance is 12500 "
+        "(Revio more by 2500)"
+    ]
+    assert len(sentry_events) == 1
+
+
+def test_an_unreadable_revio_balance_is_recorded_as_skipped_not_as_good(
+    books: Transaction, revio: SandboxProcess, sentry_events: list[Any]
+) -> None:
+    revio.control.fail_next("account.balance", status=503, count=10)
+    check = invariants.invariants_check(now=books.created_at)
+    assert (check.ok, check.problems) == (True, [])
+    assert len(check.skipped) == 1
+    assert check.skipped[0].startswith("revio_clearing_position: not compared, Revio's balance could not")
 
 
 def test_a_balance_changed_behind_the_ledgers_back_fires(

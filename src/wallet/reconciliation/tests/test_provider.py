@@ -22,7 +22,7 @@ from wallet.reconciliation.services import provider_reconciliation_daily
 from wallet.reconciliation.tests.conftest import later
 from wallet.transactions import services
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import BANK, PayoutDriver
+from wallet.transactions.tests.conftest import BANK, EftDriver
 from wallet.webhooks.models import WebhookLog
 
 pytestmark = pytest.mark.django_db
@@ -53,9 +53,7 @@ def create_at_revio(revio: SandboxProcess, path: str, body: dict[str, Any]) -> d
 
 
 @pytest.fixture
-def planted(
-    user: User, fund: Fund, revio: SandboxProcess, payout_route: PayoutDriver
-) -> dict[str, Transaction]:
+def planted(user: User, fund: Fund, revio: SandboxProcess, eft: EftDriver) -> dict[str, Transaction]:
     fund(user, 20_000)  # a clean, completed deposit: no discrepancy
     create = services.deposit_create
     paid_not_applied = create(user_id=user.id, email=user.email, amount=3_000, currency="ZAR")
@@ -72,7 +70,7 @@ def planted(
         bank_account=services.BankAccount(**BANK),
     )
     # A second payout with the same reference (someone re-sent it by hand): a possible double payout.
-    payout_route.create_by_hand(reference=str(withdrawal.id), amount=6_000, account_number="62001234567")
+    eft.create_by_hand(reference=str(withdrawal.id), amount=6_000, account_number="62001234567")
     # A second purchase naming a deposit that already has one; and a purchase that is not ours at all.
     second = create_at_revio(
         revio,
@@ -166,39 +164,47 @@ def test_the_command_and_the_admin_csv_export(planted: dict[str, Any], admin_use
     assert client.get(run_page).status_code == 200
 
 
-def test_one_route_without_a_lookup_does_not_switch_off_the_others(
-    user: User, fund: Fund, revio: SandboxProcess, settings: Any
+def test_without_the_eft_lookup_the_run_says_so_and_still_compares_by_id(
+    user: User, fund: Fund, revio: SandboxProcess, eft: EftDriver
 ) -> None:
-    """Withdrawals on both routes in one period; the gateway's lookup by reference answers 404."""
-    from wallet.transactions.tests.conftest import use_payout_route
-
     fund(user, 20_000)
-    use_payout_route("gateway", revio, settings)
-    on_gateway = services.withdrawal_create(
-        user_id=user.id,
-        email=user.email,
-        amount=1_000,
-        currency="ZAR",
-        bank_account=services.BankAccount(**BANK),
-    )
-    eft = use_payout_route("eft", revio, settings)
-    on_eft = services.withdrawal_create(
+    withdrawal = services.withdrawal_create(
         user_id=user.id,
         email=user.email,
         amount=2_000,
         currency="ZAR",
         bank_account=services.BankAccount(**BANK),
     )
-    # A second EFT payment for the EFT withdrawal: only the EFT lookup can find it.
-    eft.create_by_hand(reference=str(on_eft.id), amount=2_000, account_number="62001234567")
-    revio.control.fail_next("payouts.list", status=404, count=10)
+    eft.succeed(withdrawal.provider_object_id or "")  # Revio paid it; we never heard
+    revio.control.fail_next("eft.payments.list", status=404, count=10)  # like real Revio: no lookup
 
     today = timezone.now().date()
     run = provider_reconciliation_run(date_from=today, date_to=today, triggered_by="test")
 
-    assert run.status == "completed"
-    assert "gateway payout route offers no lookup" in run.notes
-    assert "eft payout route" not in run.notes
-    kinds_by_txn = {(d.transaction_id, d.kind) for d in run.discrepancies.all()}
-    assert any(txn_id == on_eft.id for txn_id, _ in kinds_by_txn), kinds_by_txn
-    assert not any(txn_id == on_gateway.id for txn_id, _ in kinds_by_txn), kinds_by_txn
+    assert run.status == "completed", run.error
+    assert "The EFT API offers no lookup by reference" in run.notes
+    found = {(d.kind, d.transaction_id) for d in run.discrepancies.all()}
+    assert found == {(DiscrepancyKind.STATUS_MISMATCH, withdrawal.id)}
+
+
+def test_a_withdrawal_sent_by_the_retired_gateway_route_is_noted_not_compared(
+    user: User, fund: Fund, revio: SandboxProcess
+) -> None:
+    """No API can read a gateway payout back: reading it from the EFT API would answer 404 and look like
+    a payout Revio never made."""
+    fund(user, 20_000)
+    withdrawal = services.withdrawal_create(
+        user_id=user.id,
+        email=user.email,
+        amount=2_000,
+        currency="ZAR",
+        bank_account=services.BankAccount(**BANK),
+    )
+    Transaction.objects.filter(id=withdrawal.id).update(payout_route="gateway", provider_object_id="gw-1")
+
+    today = timezone.now().date()
+    run = provider_reconciliation_run(date_from=today, date_to=today, triggered_by="test")
+
+    assert run.status == "completed", run.error
+    assert "1 withdrawal(s) sent by the retired gateway payout route were not compared" in run.notes
+    assert not run.discrepancies.filter(transaction_id=withdrawal.id).exists()

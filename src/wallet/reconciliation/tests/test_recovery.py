@@ -18,7 +18,7 @@ from wallet.reconciliation.recovery import RecoveryReport, recovery_run
 from wallet.reconciliation.tests.conftest import later
 from wallet.transactions import services
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import PayoutDriver
+from wallet.transactions.tests.conftest import EftDriver
 
 pytestmark = pytest.mark.django_db
 
@@ -59,12 +59,12 @@ class TestLostWebhooks:
         assert deposit.events.filter(source="reconciliation", to_status="completed").count() == 1
 
     def test_a_paid_out_withdrawal_whose_webhooks_never_came_is_completed(
-        self, user: User, fund: Fund, withdraw: Withdraw, payout_route: PayoutDriver
+        self, user: User, fund: Fund, withdraw: Withdraw, eft: EftDriver
     ) -> None:
         fund(user, 10_000)
         withdrawal = withdraw(user, 6_000)
         assert withdrawal.status == "processing"
-        payout_route.succeed(withdrawal.provider_object_id or "")
+        eft.succeed(withdrawal.provider_object_id or "")
 
         assert recovery_run(now=later(hours=2)).checked == 0  # processing for a while is normal
         recovery_run(now=later(days=2))
@@ -91,13 +91,13 @@ class TestLostWebhooks:
 
 class TestPayoutFailedHoursLater:
     def test_is_refunded_once_however_often_recovery_runs(
-        self, user: User, fund: Fund, withdraw: Withdraw, payout_route: PayoutDriver
+        self, user: User, fund: Fund, withdraw: Withdraw, eft: EftDriver
     ) -> None:
         fund(user, 9_000)
         withdrawal = withdraw(user, 5_000, "62000000002")  # ...0002: accepted, then the bank rejects it
         assert withdrawal.status == "processing"
         assert figures(user) == (4_000, 5_000)
-        payout_route.fail(withdrawal.provider_object_id or "")
+        eft.fail(withdrawal.provider_object_id or "")
 
         first = recovery_run(now=later(days=2))
         second = recovery_run(now=later(days=2))
@@ -109,34 +109,34 @@ class TestPayoutFailedHoursLater:
         assert journals(withdrawal) == [JournalKind.WITHDRAWAL_RELEASE, JournalKind.WITHDRAWAL_RESERVE]
 
     def test_a_bank_return_after_success_recredits_once(
-        self, user: User, fund: Fund, withdraw: Withdraw, payout_route: PayoutDriver
+        self, user: User, fund: Fund, withdraw: Withdraw, eft: EftDriver
     ) -> None:
         fund(user, 9_000)
         withdrawal = withdraw(user, 5_000, "62000000003")
         payout_id = withdrawal.provider_object_id or ""
-        payout_route.succeed(payout_id)
+        eft.succeed(payout_id)
         recovery_run(now=later(days=2))
         assert status(withdrawal) == "completed"
-        payout_route.bank_return(payout_id)
+        eft.bank_return(payout_id)
 
         # A completed withdrawal is not watched; the provider reconciliation reports the return instead,
         # and applying Revio's state (as the webhook would) returns the money once.
         services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
-            **_payout_state(payout_route, payout_id),
+            **_payout_state(eft, payout_id),
             source="reconciliation",
         )
         services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
-            **_payout_state(payout_route, payout_id),
+            **_payout_state(eft, payout_id),
             source="reconciliation",
         )
         assert status(withdrawal) == "returned"
         assert figures(user) == (9_000, 0)
 
 
-def _payout_state(payout_route: PayoutDriver, payout_id: str) -> dict[str, Any]:
-    payout = payout_route.get(payout_id)
+def _payout_state(eft: EftDriver, payout_id: str) -> dict[str, Any]:
+    payout = eft.get(payout_id)
     return {
         "outcome": payout.outcome,
         "payout_id": payout.id,
@@ -148,10 +148,10 @@ def _payout_state(payout_route: PayoutDriver, payout_id: str) -> dict[str, Any]:
 
 class TestPayoutCreationTimedOut:
     def test_the_payout_is_found_by_reference_never_sent_twice_and_converges(
-        self, user: User, fund: Fund, withdraw: Withdraw, payout_route: PayoutDriver
+        self, user: User, fund: Fund, withdraw: Withdraw, eft: EftDriver
     ) -> None:
         fund(user, 9_000)
-        payout_route.create_times_out(seconds=4)
+        eft.create_times_out(seconds=4)
         withdrawal = withdraw(user, 4_000)
         assert withdrawal.status == "pending"
         assert withdrawal.payout_requested_at is not None
@@ -160,22 +160,22 @@ class TestPayoutCreationTimedOut:
         assert services.withdrawals_send_queued(now=later(hours=1)) == {}
         recovery_run(now=later(minutes=15))
         assert status(withdrawal) == "processing"
-        payouts = payout_route.find(str(withdrawal.id))
+        payouts = eft.find(str(withdrawal.id))
         assert len(payouts) == 1
         assert withdrawal.provider_object_id == payouts[0].id
 
-        payout_route.succeed(payouts[0].id)
+        eft.succeed(payouts[0].id)
         recovery_run(now=later(days=2))
         assert status(withdrawal) == "completed"
-        assert len(payout_route.find(str(withdrawal.id))) == 1
+        assert len(eft.find(str(withdrawal.id))) == 1
         assert withdrawal.payout_attempts == 1
         assert figures(user) == (5_000, 0)
 
     def test_no_payout_at_revio_fails_it_only_when_the_lookup_is_authoritative(
-        self, user: User, fund: Fund, withdraw: Withdraw, payout_route: PayoutDriver, settings: Any
+        self, user: User, fund: Fund, withdraw: Withdraw, eft: EftDriver, settings: Any
     ) -> None:
         fund(user, 9_000)
-        payout_route.fail_next_create(status=500)  # outcome unknown; nothing was created
+        eft.fail_next_create(status=500)  # outcome unknown; nothing was created
         withdrawal = withdraw(user, 4_000)
         assert withdrawal.status == "pending"
 
@@ -188,7 +188,7 @@ class TestPayoutCreationTimedOut:
         recovery_run(now=later(minutes=30))  # the next check, after the 5-minute back-off
         assert status(withdrawal) == "failed"
         assert figures(user) == (9_000, 0)
-        assert payout_route.find(str(withdrawal.id)) == []
+        assert eft.find(str(withdrawal.id)) == []
 
     def test_without_a_lookup_it_becomes_an_operator_task_and_no_money_moves(
         self,
@@ -196,13 +196,13 @@ class TestPayoutCreationTimedOut:
         fund: Fund,
         withdraw: Withdraw,
         revio: SandboxProcess,
-        payout_route: PayoutDriver,
+        eft: EftDriver,
         caplog: Any,
     ) -> None:
         fund(user, 9_000)
-        payout_route.create_times_out(seconds=4)
+        eft.create_times_out(seconds=4)
         withdrawal = withdraw(user, 4_000)
-        payout_route.fail_next_lookup(status=405, count=50)  # like real Revio: no lookup
+        eft.fail_next_lookup(status=405, count=50)  # like real Revio: no lookup
         before = metrics.read("reconciliation_operator_tasks")
 
         recovery_run(now=later(minutes=20))
@@ -221,7 +221,7 @@ class TestPayoutCreationTimedOut:
         assert any("needs an operator" in r.getMessage() for r in caplog.records)
         assert recovery_run(now=later(days=3)).checked == 0  # an operator task is not re-checked
         revio.control.clear_faults()
-        assert len(payout_route.find(str(withdrawal.id))) == 1
+        assert len(eft.find(str(withdrawal.id))) == 1
 
 
 class TestBackoffAndAlerts:
@@ -258,7 +258,7 @@ def _minutes(n: float) -> Any:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_recovery_runs_apply_each_transaction_once(
-    user: User, fund: Fund, withdraw: Withdraw, revio: SandboxProcess, payout_route: PayoutDriver
+    user: User, fund: Fund, withdraw: Withdraw, revio: SandboxProcess, eft: EftDriver
 ) -> None:
     fund(user, 20_000)
     deposits = [
@@ -268,7 +268,7 @@ def test_two_concurrent_recovery_runs_apply_each_transaction_once(
     for deposit in deposits:
         revio.control.purchase_pay(deposit.provider_object_id or "")
     failing = withdraw(user, 5_000, "62000000002")
-    payout_route.fail(failing.provider_object_id or "")
+    eft.fail(failing.provider_object_id or "")
     now = later(days=2)
 
     reports: list[RecoveryReport] = []
@@ -297,3 +297,31 @@ def test_two_concurrent_recovery_runs_apply_each_transaction_once(
         assert journals(deposit) == [JournalKind.DEPOSIT_CREDIT]
     assert journals(failing) == [JournalKind.WITHDRAWAL_RELEASE, JournalKind.WITHDRAWAL_RESERVE]
     assert figures(user) == (20_000 + sum(1_000 + i for i in range(6)), 0)
+
+
+class TestRetiredGatewayRoute:
+    """Withdrawals sent by the gateway's /payouts/ before it was retired: nothing can read them back."""
+
+    @pytest.mark.parametrize("state", ["processing", "unknown"])
+    def test_an_open_one_becomes_an_operator_task_and_no_money_moves(
+        self, user: User, fund: Fund, withdraw: Withdraw, eft: EftDriver, state: str, settings: Any
+    ) -> None:
+        settings.RECONCILIATION_PAYOUT_LOOKUP_AUTHORITATIVE = True  # an empty lookup would refund an EFT one
+        fund(user, 9_000)
+        if state == "unknown":
+            eft.fail_next_create(status=500)
+        withdrawal = withdraw(user, 4_000)
+        Transaction.objects.filter(id=withdrawal.id).update(payout_route="gateway")
+
+        recovery_run(now=later(days=2))
+
+        row = StuckTransaction.objects.get(transaction_id=withdrawal.id)
+        assert row.status == StuckStatus.OPERATOR
+        assert "retired gateway payout route" in row.operator_reason
+        withdrawal.refresh_from_db()
+        assert (withdrawal.status, withdrawal.needs_review) == (
+            "processing" if state == "processing" else "pending",
+            True,
+        )
+        assert figures(user) == (5_000, 4_000)  # neither refunded nor paid again
+        assert len(eft.find(str(withdrawal.id))) == (1 if state == "processing" else 0)

@@ -14,8 +14,28 @@ from wallet.revio.errors import RevioError, RevioOutcomeUnknownError, RevioRejec
 from wallet.transactions.models import Transaction
 
 
+class _Recorder(BaseHTTPRequestHandler):
+    """Keeps the body of every create and answers with a purchase."""
+
+    bodies: list[Any] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0)))))
+        data = json.dumps(
+            {"id": "p1", "status": "created", "purchase": {"total": 100, "currency": "ZAR"}, "reference": "r"}
+        ).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class _OddRevio(BaseHTTPRequestHandler):
-    """Answers every create with 201 and a body that is JSON but not a purchase or payout."""
+    """Answers every create with 201 and a body that is JSON but not a purchase."""
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -33,7 +53,7 @@ class _OddRevio(BaseHTTPRequestHandler):
         self._answer(201, {"unexpected": True})
 
     def do_GET(self) -> None:
-        if self.path.startswith("/api/v1/payouts/missing/"):
+        if self.path.startswith("/api/v1/purchases/missing/"):
             self._answer(404, {"__all__": [{"message": "Not found.", "code": "not_found"}]})
         else:
             self._answer(200, {"id": "x"})
@@ -42,6 +62,15 @@ class _OddRevio(BaseHTTPRequestHandler):
 @pytest.fixture
 def odd_revio() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _OddRevio)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api/v1/"
+    server.shutdown()
+    server.server_close()
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/api/v1/"
@@ -66,7 +95,26 @@ def test_an_unreadable_answer_to_a_create_is_an_unknown_outcome(odd_revio: str) 
             success_redirect="x",
             failure_redirect="x",
             success_callback="x",
+            due=1_800_000_000,
         )
+
+
+def test_a_purchase_is_created_with_its_own_due_and_due_strict() -> None:
+    """Without due_strict Revio lets a purchase be paid after its due (overdue, still payable)."""
+    _Recorder.bodies = []
+    for url in serve(_Recorder):
+        client_for(url).purchase_create(
+            reference="r",
+            amount=100,
+            currency="ZAR",
+            email="a@b.co",
+            success_redirect="x",
+            failure_redirect="x",
+            success_callback="x",
+            due=1_800_000_123,
+        )
+    (body,) = _Recorder.bodies
+    assert (body["due"], body["purchase"]["due_strict"]) == (1_800_000_123, True)
 
 
 def test_an_unreadable_answer_to_a_read_is_an_error_not_a_crash(odd_revio: str) -> None:
@@ -75,7 +123,7 @@ def test_an_unreadable_answer_to_a_read_is_an_error_not_a_crash(odd_revio: str) 
         client.purchase_get("p1")
     assert not isinstance(raised.value, RevioOutcomeUnknownError)
     with pytest.raises(RevioRejectedError) as rejected:
-        client.payout_get("missing")
+        client.purchase_get("missing")
     assert rejected.value.status == 404
     assert rejected.value.code == "not_found"
 

@@ -16,18 +16,14 @@ from wallet.ledger.selectors import balance_get
 from wallet.revio.contracts import BankAccount, PayoutOutcome
 from wallet.revio.eft import get_eft_client
 from wallet.revio.errors import RevioOutcomeUnknownError, RevioRejectedError, RevioUnavailableError
-from wallet.revio.payouts import EftPayouts, get_payout_route
+from wallet.revio.payouts import get_payouts
 from wallet.transactions import services
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import (
-    BANK,
-    PayoutDriver,
-    use_payout_route,
-)
+from wallet.transactions.tests.conftest import BANK, EftDriver
 
 Fund = Callable[[User, int], Transaction]
 
-# The one table (wallet.revio.contracts, docs/payout-routes.md), restated here so a change to it is seen.
+# The one table (wallet.revio.contracts, docs/payouts.md), restated here so a change to it is seen.
 EXPECTED = {
     "NEW": PayoutOutcome.ACCEPTED,
     "QUEUED": PayoutOutcome.PENDING,
@@ -45,8 +41,8 @@ EXPECTED = {
 
 
 @pytest.fixture
-def eft(revio: SandboxProcess, settings: Any) -> Iterator[PayoutDriver]:
-    driver = use_payout_route("eft", revio, settings)
+def eft(revio: SandboxProcess) -> Iterator[EftDriver]:
+    driver = EftDriver(sandbox=revio)
     get_eft_client().forget_token()
     yield driver
     revio.control.eft_set_token_lifetime(86_400)
@@ -57,18 +53,14 @@ def token_requests(revio: SandboxProcess) -> int:
 
 
 def create(reference: str, amount: int = 5_000, **bank: str) -> Any:
-    return get_payout_route("eft").create(
-        reference=reference,
-        amount=amount,
-        currency="ZAR",
-        bank_account=BankAccount(**{**BANK, **bank}),
-        email="",
+    return get_payouts().create(
+        reference=reference, amount=amount, currency="ZAR", bank_account=BankAccount(**{**BANK, **bank})
     )
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_payouts_without_a_token_fetch_it_once(
-    eft: PayoutDriver, revio: SandboxProcess, report_figure: Callable[[str], None]
+    eft: EftDriver, revio: SandboxProcess, report_figure: Callable[[str], None]
 ) -> None:
     before = token_requests(revio)
     barrier = threading.Barrier(12)
@@ -94,7 +86,7 @@ def test_concurrent_payouts_without_a_token_fetch_it_once(
     assert fetched == 1
 
 
-def test_a_cached_token_is_reused_until_near_its_expiry(eft: PayoutDriver, revio: SandboxProcess) -> None:
+def test_a_cached_token_is_reused_until_near_its_expiry(eft: EftDriver, revio: SandboxProcess) -> None:
     before = token_requests(revio)
     for n in range(3):
         create(f"reuse-{n}")
@@ -103,7 +95,7 @@ def test_a_cached_token_is_reused_until_near_its_expiry(eft: PayoutDriver, revio
 
 @pytest.mark.django_db
 def test_an_expired_token_is_refreshed_without_failing_a_payout(
-    eft: PayoutDriver, revio: SandboxProcess, user: User, fund: Fund, settings: Any
+    eft: EftDriver, revio: SandboxProcess, user: User, fund: Fund, settings: Any
 ) -> None:
     fund(user, 10_000)
     revio.control.eft_set_token_lifetime(1)
@@ -123,7 +115,7 @@ def test_an_expired_token_is_refreshed_without_failing_a_payout(
 
 
 @pytest.mark.django_db
-def test_a_revoked_token_is_replaced_once(eft: PayoutDriver, revio: SandboxProcess) -> None:
+def test_a_revoked_token_is_replaced_once(eft: EftDriver, revio: SandboxProcess) -> None:
     create("before-revocation")
     revio.control.eft_revoke_tokens()
     before = token_requests(revio)
@@ -134,7 +126,7 @@ def test_a_revoked_token_is_replaced_once(eft: PayoutDriver, revio: SandboxProce
 
 
 def test_short_lived_tokens_are_refetched_before_they_lapse(
-    eft: PayoutDriver, revio: SandboxProcess, settings: Any
+    eft: EftDriver, revio: SandboxProcess, settings: Any
 ) -> None:
     revio.control.eft_set_token_lifetime(2)
     settings.REVIO_EFT_TOKEN_MARGIN_SECONDS = 1
@@ -147,7 +139,7 @@ def test_short_lived_tokens_are_refetched_before_they_lapse(
 
 @pytest.mark.django_db
 def test_refused_credentials_fail_the_withdrawal_and_return_the_reservation(
-    eft: PayoutDriver, revio: SandboxProcess, user: User, fund: Fund, settings: Any
+    eft: EftDriver, revio: SandboxProcess, user: User, fund: Fund, settings: Any
 ) -> None:
     fund(user, 10_000)
     settings.REVIO_EFT_CLIENT_SECRET = "wrong"
@@ -159,7 +151,7 @@ def test_refused_credentials_fail_the_withdrawal_and_return_the_reservation(
     assert (balance.available, balance.reserved) == (10_000, 0)
 
 
-def test_error_promises_match_the_gateway_client(eft: PayoutDriver, revio: SandboxProcess) -> None:
+def test_error_promises_match_the_gateway_clients(eft: EftDriver, revio: SandboxProcess) -> None:
     with pytest.raises(RevioRejectedError):
         create("too-much", amount=500_000_001)  # over the EFT API's R5m limit: 400, nothing created
     assert eft.find("too-much") == []
@@ -180,11 +172,11 @@ def test_error_promises_match_the_gateway_client(eft: PayoutDriver, revio: Sandb
 
 
 def test_the_request_carries_our_reference_profile_debtor_and_service_type(
-    eft: PayoutDriver, settings: Any
+    eft: EftDriver, settings: Any
 ) -> None:
     settings.REVIO_EFT_SERVICE_TYPE = "SAMEDAY"
     payout = create("ref-1", amount=7_700, account_type="savings")
-    sent = eft.raw(payout.id)["raw"]
+    sent = eft.payment(payout.id)
     assert (sent["contractReference"], sent["amountCents"], sent["serviceType"]) == (
         "ref-1",
         7_700,
@@ -201,10 +193,9 @@ def test_the_request_carries_our_reference_profile_debtor_and_service_type(
     assert (payout.amount, payout.currency, payout.reference) == (7_700, "ZAR", "ref-1")
 
 
-def test_every_eft_state_maps_through_the_one_table(eft: PayoutDriver, revio: SandboxProcess) -> None:
+def test_every_eft_state_maps_through_the_one_table(eft: EftDriver, revio: SandboxProcess) -> None:
     assert set(EXPECTED) == set(STATES)
-    route = get_payout_route("eft")
-    assert isinstance(route, EftPayouts)
+    route = get_payouts()
     payout = create("states", account_number="62000000004")
     seen = {}
     for state in STATES:

@@ -12,7 +12,7 @@ from wallet.accounts.models import User
 from wallet.ledger.selectors import ledger_problems
 from wallet.revio.client import get_client
 from wallet.revio.contracts import Payout
-from wallet.revio.payouts import get_payout_route
+from wallet.revio.payouts import get_payouts
 from wallet.transactions import services
 from wallet.transactions.models import Transaction, TransactionEvent
 
@@ -58,10 +58,10 @@ def apply_deposit(deposit: Transaction, *, source: str = TransactionEvent.Source
 
 
 def apply_payout(withdrawal: Transaction, *, source: str = TransactionEvent.Source.WEBHOOK) -> str:
-    """Read the withdrawal's payout from the route that sent it and apply its current state."""
+    """Read the withdrawal's EFT payment from Revio and apply its current state."""
     withdrawal.refresh_from_db()
     assert withdrawal.provider_object_id
-    payout = get_payout_route(withdrawal.payout_route).get(withdrawal.provider_object_id)
+    payout = get_payouts().get(withdrawal.provider_object_id)
     return services.withdrawal_apply_provider_state(
         withdrawal_id=withdrawal.id,
         outcome=payout.outcome,
@@ -85,65 +85,29 @@ def fund(revio: SandboxProcess) -> Callable[[User, int], Transaction]:
 
 
 @dataclass
-class PayoutDriver:
-    """Plays Revio's side of a payout on one route, so each withdrawal scenario runs unchanged on both:
-    the gateway's /payouts/ and the EFT payments API (parametrised through the `payout_route` fixture)."""
+class EftDriver:
+    """Plays Revio's side of a payout on the EFT payments API (the sandbox's control API), and reads what
+    Revio holds."""
 
-    name: str
     sandbox: SandboxProcess
-
-    @property
-    def is_eft(self) -> bool:
-        return self.name == "eft"
-
-    @property
-    def create_endpoint(self) -> str:
-        return "eft.payments.create" if self.is_eft else "payouts.create"
-
-    @property
-    def lookup_endpoint(self) -> str:
-        return "eft.payments.list" if self.is_eft else "payouts.list"
-
-    @property
-    def delivery_target(self) -> str:
-        """The sandbox's delivery target of this route's events (for delivery faults)."""
-        return "eft" if self.is_eft else "webhook"
-
-    @property
-    def in_progress_event(self) -> str:
-        """The event of a state between accepted and paid, as logged in WebhookLog.event_type."""
-        return "EFT_PAYMENT.SUBMITTED" if self.is_eft else "payout.pending"
+    create_endpoint = "eft.payments.create"
+    lookup_endpoint = "eft.payments.list"
+    delivery_target = "eft"  # the sandbox's delivery target of EFT callbacks (for delivery faults)
+    in_progress_event = "EFT_PAYMENT.SUBMITTED"  # a state between accepted and paid, as logged
 
     def succeed(self, payout_id: str) -> None:
-        control = self.sandbox.control
-        control.eft_payment_succeed(payout_id) if self.is_eft else control.payout_succeed(payout_id)
+        self.sandbox.control.eft_payment_succeed(payout_id)
 
     def fail(self, payout_id: str) -> None:
-        control = self.sandbox.control
-        control.eft_payment_fail(payout_id) if self.is_eft else control.payout_fail(payout_id)
+        self.sandbox.control.eft_payment_fail(payout_id)
 
     def bank_return(self, payout_id: str) -> None:
-        """The bank sends the money back after the payout succeeded (EFT: COMPLETED -> UNPAID)."""
-        control = self.sandbox.control
-        control.eft_payment_return(payout_id) if self.is_eft else control.payout_return(payout_id)
+        """The bank sends the money back after the payout succeeded (COMPLETED -> UNPAID)."""
+        self.sandbox.control.eft_payment_return(payout_id)
 
-    def raw(self, payout_id: str) -> dict[str, Any]:
-        """What Revio holds, in one shape: reference, amount and the beneficiary account number."""
-        if self.is_eft:
-            payment = self.sandbox.control.eft_payment(payout_id)
-            return {
-                "reference": payment["contractReference"],
-                "amount": payment["amountCents"],
-                "account_number": payment["creditor"]["accountNumber"],
-                "raw": payment,
-            }
-        payout = self.sandbox.control.payout(payout_id)
-        return {
-            "reference": payout["reference"],
-            "amount": payout["payment"]["amount"],
-            "account_number": payout["client"]["bank_account"],
-            "raw": payout,
-        }
+    def payment(self, payout_id: str) -> dict[str, Any]:
+        """The EFT payment as the sandbox holds it (contractReference, amountCents, creditor, ...)."""
+        return self.sandbox.control.eft_payment(payout_id)
 
     def create_times_out(self, seconds: float) -> None:
         """The next create takes effect at Revio, but its answer never arrives in time."""
@@ -156,57 +120,35 @@ class PayoutDriver:
         self.sandbox.control.fail_next(self.lookup_endpoint, status=status, count=count)
 
     def find(self, reference: str) -> list[Payout]:
-        return get_payout_route(self.name).find_by_reference(reference)
+        return get_payouts().find_by_reference(reference)
 
     def get(self, payout_id: str) -> Payout:
-        return get_payout_route(self.name).get(payout_id)
+        return get_payouts().get(payout_id)
 
     def create_by_hand(self, *, reference: str, amount: int, account_number: str) -> str:
-        """A second payout made outside the wallet (someone at the dashboard): returns its id."""
-        if self.is_eft:
-            body = {
-                "paymentDate": "2026-01-01",
-                "profileCode": "TEST1",
-                "abbreviatedName": "TESTMERCH1",
-                "contractReference": reference,
-                "amountCents": amount,
-                "serviceType": "SAMEDAY",
-                "debtor": {"accountNumber": "12345678", "branchCode": "051001", "accountType": "CURRENT"},
-                "creditor": {
-                    "accountNumber": account_number,
-                    "branchCode": "250655",
-                    "accountType": "CURRENT",
-                    "name": "T N",
-                },
-            }
-            with self.sandbox.eft_client() as client:
-                response = client.post("v2/payment/eft", json=body)
-        else:
-            body = {
-                "brand_id": self.sandbox.brand_id,
-                "reference": reference,
-                "client": {"email": "a@b.c", "full_name": "T N", "bank_account": account_number}
-                | {"bank_code": "250655"},
-                "payout": {"amount": amount, "currency": "ZAR", "description": "by hand"},
-            }
-            with self.sandbox.api_client() as client:
-                response = client.post("payouts/", json=body)
+        """A second payment made outside the wallet (someone at the dashboard): returns its id."""
+        body = {
+            "paymentDate": "2026-01-01",
+            "profileCode": "TEST1",
+            "abbreviatedName": "TESTMERCH1",
+            "contractReference": reference,
+            "amountCents": amount,
+            "serviceType": "SAMEDAY",
+            "debtor": {"accountNumber": "12345678", "branchCode": "051001", "accountType": "CURRENT"},
+            "creditor": {
+                "accountNumber": account_number,
+                "branchCode": "250655",
+                "accountType": "CURRENT",
+                "name": "T N",
+            },
+        }
+        with self.sandbox.eft_client() as client:
+            response = client.post("v2/payment/eft", json=body)
         response.raise_for_status()
         return str(response.json()["id"])
 
 
-def use_payout_route(name: str, sandbox: SandboxProcess, settings: Any) -> PayoutDriver:
-    """Point the wallet's payout seam at `name` ("gateway" or "eft") on the sandbox."""
-    settings.REVIO_PAYOUT_ROUTE = name
-    client_id, secret = sandbox.eft_credentials()
-    settings.REVIO_EFT_BASE_URL = sandbox.eft_base_url
-    settings.REVIO_EFT_TOKEN_URL = sandbox.eft_token_url
-    settings.REVIO_EFT_CLIENT_ID = client_id
-    settings.REVIO_EFT_CLIENT_SECRET = secret
-    return PayoutDriver(name=name, sandbox=sandbox)
-
-
-@pytest.fixture(params=["gateway", "eft"])
-def payout_route(request: pytest.FixtureRequest, revio: SandboxProcess, settings: Any) -> PayoutDriver:
-    """Run the test once per payout route (REVIO_PAYOUT_ROUTE), driving the sandbox accordingly."""
-    return use_payout_route(request.param, revio, settings)
+@pytest.fixture
+def eft(revio: SandboxProcess) -> EftDriver:
+    """Revio's EFT side of a payout (the `revio` fixture points the wallet's EFT client at the sandbox)."""
+    return EftDriver(sandbox=revio)

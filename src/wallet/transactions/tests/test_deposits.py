@@ -47,6 +47,15 @@ class TestCreate:
         assert purchase["success_callback"].endswith("/api/v1/webhooks/revio")
         assert available(user) == 0  # nothing is credited before Revio confirms payment
 
+    def test_each_purchase_is_due_deposit_due_seconds_after_its_deposit(
+        self, user: User, revio: SandboxProcess, settings: Any
+    ) -> None:
+        settings.DEPOSIT_DUE_SECONDS = 900
+        deposit = services.deposit_create(user_id=user.id, email=user.email, amount=2_000, currency="ZAR")
+        purchase = revio.control.purchase(deposit.provider_object_id or "")
+        assert purchase["due"] == int(deposit.created_at.timestamp()) + 900  # a unix timestamp, ours
+        assert purchase["purchase"]["due_strict"] is True  # past due it expires instead of staying payable
+
     @pytest.mark.parametrize(
         ("payload", "field"),
         [

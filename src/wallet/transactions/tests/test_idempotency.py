@@ -134,7 +134,7 @@ class TestInFlight:
         user = make_user()
         fund(user, 10_000)
         token = login(APIClient(), user.email)["access"]
-        revio.control.slow_next("payouts.create", delay_ms=1_500)
+        revio.control.slow_next("eft.payments.create", delay_ms=1_500)
         body = {"amount": 2_000, "bank_account": BANK}
         results: dict[str, Any] = {}
 

@@ -22,7 +22,7 @@ from wallet.revio.contracts import PayoutOutcome
 from wallet.revio.eft import get_eft_client
 from wallet.transactions import services
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import BANK, PayoutDriver, apply_payout
+from wallet.transactions.tests.conftest import BANK, EftDriver, apply_payout
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +42,7 @@ def withdraw(api: APIClient, amount: int, **bank: str) -> Any:
 
 class TestCreate:
     def test_reserves_at_once_and_pays_out_with_our_id_as_reference(
-        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
+        self, user_api: APIClient, user: User, fund: Fund, eft: EftDriver
     ) -> None:
         fund(user, 20_000)
         response = withdraw(user_api, 7_500)
@@ -61,11 +61,11 @@ class TestCreate:
         assert "62001234567" not in response.content.decode()
         assert figures(user) == (12_500, 7_500)
         withdrawal = Transaction.objects.get(id=body["id"])
-        assert withdrawal.payout_route == payout_route.name
-        payout = payout_route.raw(withdrawal.provider_object_id or "")
-        assert payout["reference"] == body["id"]
-        assert payout["amount"] == 7_500
-        assert payout["account_number"] == "62001234567"
+        assert withdrawal.payout_route == "eft"
+        payment = eft.payment(withdrawal.provider_object_id or "")
+        assert payment["contractReference"] == body["id"]
+        assert payment["amountCents"] == 7_500
+        assert payment["creditor"]["accountNumber"] == "62001234567"
 
     def test_bank_details_are_encrypted_at_rest(self, user_api: APIClient, user: User, fund: Fund) -> None:
         fund(user, 20_000)
@@ -97,7 +97,7 @@ class TestCreate:
         assert not Journal.objects.exists()
 
     def test_the_answer_is_the_withdrawal_as_stored(
-        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
+        self, user_api: APIClient, user: User, fund: Fund, eft: EftDriver
     ) -> None:
         fund(user, 20_000)
         created = withdraw(user_api, 2_500)
@@ -154,7 +154,7 @@ class TestCreate:
         assert figures(user) == (5_000, 0)
 
     def test_a_refused_account_fails_and_returns_the_reservation(
-        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
+        self, user_api: APIClient, user: User, fund: Fund, eft: EftDriver
     ) -> None:
         fund(user, 9_000)
         body = withdraw(user_api, 4_000, account_number="62000000001").json()  # the sandbox refuses ...0001
@@ -165,37 +165,37 @@ class TestCreate:
         assert kinds == {JournalKind.WITHDRAWAL_RESERVE, JournalKind.WITHDRAWAL_RELEASE}
 
     def test_revio_unavailable_fails_and_returns_the_reservation(
-        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
+        self, user_api: APIClient, user: User, fund: Fund, eft: EftDriver
     ) -> None:
         fund(user, 9_000)
-        payout_route.fail_next_create(status=503, count=3)
+        eft.fail_next_create(status=503, count=3)
         body = withdraw(user_api, 4_000).json()
         assert body["status"] == "failed"
         assert figures(user) == (9_000, 0)
 
     @pytest.mark.parametrize("fault", ["server_error", "timeout_after_processing"])
     def test_unknown_outcome_stays_pending_reserved_and_is_not_resent(
-        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver, fault: str
+        self, user_api: APIClient, user: User, fund: Fund, eft: EftDriver, fault: str
     ) -> None:
         fund(user, 9_000)
         if fault == "server_error":
-            payout_route.fail_next_create(status=500)
+            eft.fail_next_create(status=500)
         else:
-            payout_route.create_times_out(seconds=5)
+            eft.create_times_out(seconds=5)
         body = withdraw(user_api, 4_000).json()
         assert body["status"] == "pending"
         assert figures(user) == (5_000, 4_000)  # still reserved: neither refunded nor sent twice
-        created_at_revio = payout_route.find(body["id"])
+        created_at_revio = eft.find(body["id"])
         assert len(created_at_revio) == (1 if fault == "timeout_after_processing" else 0)
 
 
 class TestLaterOutcomes:
     def test_success_completes_and_the_money_leaves(
-        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
+        self, user_api: APIClient, user: User, fund: Fund, eft: EftDriver
     ) -> None:
         fund(user, 10_000)
         withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
-        payout_route.succeed(withdrawal.provider_object_id or "")
+        eft.succeed(withdrawal.provider_object_id or "")
         assert apply_payout(withdrawal) == services.Applied.CHANGED
         assert apply_payout(withdrawal) == services.Applied.UNCHANGED
         withdrawal.refresh_from_db()
@@ -203,11 +203,11 @@ class TestLaterOutcomes:
         assert figures(user) == (4_000, 0)
 
     def test_failure_after_acceptance_refunds_exactly_once(
-        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
+        self, user_api: APIClient, user: User, fund: Fund, eft: EftDriver
     ) -> None:
         fund(user, 10_000)
         withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
-        payout_route.fail(withdrawal.provider_object_id or "")
+        eft.fail(withdrawal.provider_object_id or "")
         assert apply_payout(withdrawal) == services.Applied.CHANGED
         for _ in range(3):
             assert apply_payout(withdrawal) == services.Applied.UNCHANGED
@@ -221,14 +221,14 @@ class TestLaterOutcomes:
         )
 
     def test_a_bank_return_after_success_recredits_once(
-        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver
+        self, user_api: APIClient, user: User, fund: Fund, eft: EftDriver
     ) -> None:
         fund(user, 10_000)
         withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
-        payout_route.succeed(withdrawal.provider_object_id or "")
+        eft.succeed(withdrawal.provider_object_id or "")
         apply_payout(withdrawal)
         assert figures(user) == (4_000, 0)
-        payout_route.bank_return(withdrawal.provider_object_id or "")
+        eft.bank_return(withdrawal.provider_object_id or "")
         assert apply_payout(withdrawal) == services.Applied.CHANGED
         assert apply_payout(withdrawal) == services.Applied.UNCHANGED
         withdrawal.refresh_from_db()
@@ -238,10 +238,10 @@ class TestLaterOutcomes:
         assert history == ["pending", "processing", "completed", "returned"]
 
     def test_success_straight_from_pending_passes_through_processing(
-        self, user: User, fund: Fund, payout_route: PayoutDriver
+        self, user: User, fund: Fund, eft: EftDriver
     ) -> None:
         fund(user, 10_000)
-        payout_route.create_times_out(seconds=5)
+        eft.create_times_out(seconds=5)
         withdrawal = services.withdrawal_create(
             user_id=user.id,
             email=user.email,
@@ -250,9 +250,9 @@ class TestLaterOutcomes:
             bank_account=services.BankAccount(**BANK),
         )
         assert withdrawal.status == "pending"
-        [payout] = payout_route.find(str(withdrawal.id))
-        payout_route.succeed(payout.id)
-        payout = payout_route.get(payout.id)
+        [payout] = eft.find(str(withdrawal.id))
+        eft.succeed(payout.id)
+        payout = eft.get(payout.id)
         result = services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
             outcome=payout.outcome,
@@ -274,11 +274,11 @@ class TestLaterOutcomes:
 
     @pytest.mark.parametrize("stale", [PayoutOutcome.ACCEPTED, PayoutOutcome.PENDING])
     def test_out_of_order_states_are_stale_and_change_nothing(
-        self, user_api: APIClient, user: User, fund: Fund, payout_route: PayoutDriver, stale: PayoutOutcome
+        self, user_api: APIClient, user: User, fund: Fund, eft: EftDriver, stale: PayoutOutcome
     ) -> None:
         fund(user, 10_000)
         withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
-        payout_route.succeed(withdrawal.provider_object_id or "")
+        eft.succeed(withdrawal.provider_object_id or "")
         apply_payout(withdrawal)
         result = services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
@@ -362,16 +362,16 @@ def test_fifty_concurrent_withdrawals_never_overdraw(
     fund: Fund,
     settings: Any,
     report_figure: Callable[[str], None],
-    payout_route: PayoutDriver,
+    eft: EftDriver,
 ) -> None:
     """50 clients withdraw 1,000 each at once from a balance of 12,000 over HTTP: exactly 12 are accepted.
 
-    On the EFT route the 12 payouts also start without a cached OAuth2 token: one of them fetches it."""
+    The 12 payouts also start without a cached OAuth2 token: one of them fetches it."""
     settings.WITHDRAWAL_MAX_OPEN = 100
     user = make_user()
     fund(user, 12_000)
     get_eft_client().forget_token()
-    token_requests = payout_route.sandbox.control.eft_state()["token_requests"]
+    token_requests = eft.sandbox.control.eft_state()["token_requests"]
     token = login(APIClient(), user.email)["access"]
     statuses: list[int] = []
     barrier = threading.Barrier(50)
@@ -391,13 +391,13 @@ def test_fifty_concurrent_withdrawals_never_overdraw(
     for thread in threads:
         thread.join()
     available, reserved = figures(user)
-    fetched = payout_route.sandbox.control.eft_state()["token_requests"] - token_requests
+    fetched = eft.sandbox.control.eft_state()["token_requests"] - token_requests
     report_figure(
-        f"concurrent withdrawals over HTTP ({payout_route.name}): 50 tried, {statuses.count(201)} accepted, "
-        f"{statuses.count(409)} refused, overdrafts {int(available < 0)}, reserved {reserved} of 12,000"
-        + (f", EFT tokens fetched {fetched}" if payout_route.is_eft else "")
+        f"concurrent withdrawals over HTTP (EFT): 50 tried, {statuses.count(201)} accepted, "
+        f"{statuses.count(409)} refused, overdrafts {int(available < 0)}, reserved {reserved} of 12,000, "
+        f"EFT tokens fetched {fetched}"
     )
-    assert fetched == (1 if payout_route.is_eft else 0)
+    assert fetched == 1
     assert statuses.count(201) == 12
     assert statuses.count(409) == 38
     assert figures(user) == (0, 12_000)

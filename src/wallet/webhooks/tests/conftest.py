@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.core.cache import cache
 
 from revio_sandbox.testing import SandboxProcess
-from wallet.transactions.tests.conftest import fund, payout_route  # noqa: F401 - fixtures, used by name
+from wallet.transactions.tests.conftest import eft, fund  # noqa: F401 - fixtures, used by name
 
 
 def jsonb(value: Any) -> bytes:

@@ -13,7 +13,7 @@ from wallet.ledger.models import Journal
 from wallet.ledger.selectors import balance_get
 from wallet.transactions import services as wallet
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import BANK, PayoutDriver
+from wallet.transactions.tests.conftest import BANK, EftDriver
 from wallet.webhooks.models import WebhookLog, WebhookRejection
 from wallet.webhooks.tests.conftest import RevioWebhook, wait_for
 
@@ -139,25 +139,25 @@ class TestWithdrawals:
     trigger a re-read of the payment."""
 
     def test_accepted_then_paid_out(
-        self, make_user: Any, revio_webhook: RevioWebhook, payout_route: PayoutDriver
+        self, make_user: Any, revio_webhook: RevioWebhook, eft: EftDriver
     ) -> None:
         user = make_user()
         withdrawal = funded_withdrawal(user, revio_webhook, 5_000)
         assert withdrawal.status == "processing"
-        payout_route.succeed(withdrawal.provider_object_id or "")
+        eft.succeed(withdrawal.provider_object_id or "")
         wait_for(lambda: settled(withdrawal, "completed"), what="the payout to complete")
         assert balance_get(user_id=user.id, currency="ZAR").reserved == 0
         assert available(user) == 15_000
 
     def test_success_delivered_before_pending_ends_completed_with_the_stale_event_ignored(
-        self, make_user: Any, revio_webhook: RevioWebhook, payout_route: PayoutDriver
+        self, make_user: Any, revio_webhook: RevioWebhook, eft: EftDriver
     ) -> None:
         user = make_user()
         withdrawal = funded_withdrawal(user, revio_webhook, 5_000)
         control = revio_webhook.sandbox.control
-        pending_event = payout_route.in_progress_event
-        control.reorder_next_event(event_type=pending_event, target=payout_route.delivery_target)
-        payout_route.succeed(withdrawal.provider_object_id or "")
+        pending_event = eft.in_progress_event
+        control.reorder_next_event(event_type=pending_event, target=eft.delivery_target)
+        eft.succeed(withdrawal.provider_object_id or "")
         wait_for(
             lambda: (
                 WebhookLog.objects.filter(object_id=withdrawal.provider_object_id, event_type=pending_event)
@@ -176,30 +176,30 @@ class TestWithdrawals:
         assert available(user) == 15_000
 
     def test_failed_after_acceptance_refunds_once(
-        self, make_user: Any, revio_webhook: RevioWebhook, payout_route: PayoutDriver
+        self, make_user: Any, revio_webhook: RevioWebhook, eft: EftDriver
     ) -> None:
         user = make_user()
         withdrawal = funded_withdrawal(user, revio_webhook, 5_000)
-        payout_route.fail(withdrawal.provider_object_id or "")
+        eft.fail(withdrawal.provider_object_id or "")
         wait_for(lambda: settled(withdrawal, "failed"), what="the payout to fail")
         assert (available(user), balance_get(user_id=user.id, currency="ZAR").reserved) == (20_000, 0)
 
     def test_returned_by_the_bank_hours_later_is_recredited(
-        self, make_user: Any, revio_webhook: RevioWebhook, payout_route: PayoutDriver
+        self, make_user: Any, revio_webhook: RevioWebhook, eft: EftDriver
     ) -> None:
         user = make_user()
         withdrawal = funded_withdrawal(user, revio_webhook, 5_000)
-        payout_route.succeed(withdrawal.provider_object_id or "")
+        eft.succeed(withdrawal.provider_object_id or "")
         wait_for(lambda: settled(withdrawal, "completed"), what="the payout to complete")
-        payout_route.bank_return(withdrawal.provider_object_id or "")
+        eft.bank_return(withdrawal.provider_object_id or "")
         wait_for(lambda: settled(withdrawal, "returned"), what="the bank return")
         assert available(user) == 20_000
 
     def test_an_unknown_outcome_is_resolved_by_the_created_event_carrying_our_reference(
-        self, make_user: Any, revio_webhook: RevioWebhook, payout_route: PayoutDriver
+        self, make_user: Any, revio_webhook: RevioWebhook, eft: EftDriver
     ) -> None:
         user = make_user()
-        payout_route.create_times_out(seconds=5)
+        eft.create_times_out(seconds=5)
         withdrawal = funded_withdrawal(user, revio_webhook, 5_000)
         # Our request timed out, but Revio created the payout and tells us so with our reference on it
         # (EFT: the callback names the payment, whose re-read carries our contractReference).

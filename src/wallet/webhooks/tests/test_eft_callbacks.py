@@ -16,18 +16,13 @@ from wallet.ledger.models import Journal
 from wallet.ledger.selectors import balance_get
 from wallet.transactions import services as wallet
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import BANK, PayoutDriver, use_payout_route
+from wallet.transactions.tests.conftest import BANK, EftDriver
 from wallet.webhooks.models import WebhookLog, WebhookRejection
-from wallet.webhooks.services import webhook_process
-from wallet.webhooks.tests.conftest import RevioWebhook, wait_for
+from wallet.webhooks.services import webhook_process, webhook_receive
+from wallet.webhooks.tests.conftest import RevioWebhook, Signer, wait_for
 
 URL = "/api/v1/webhooks/revio/eft"
 Fund = Callable[[User, int], Transaction]
-
-
-@pytest.fixture
-def eft(revio: SandboxProcess, settings: Any) -> PayoutDriver:
-    return use_payout_route("eft", revio, settings)
 
 
 def figures(user: User) -> tuple[int, int]:
@@ -78,7 +73,7 @@ def journals(txn: Transaction) -> list[str]:
 class TestForgedCallbacksChangeNothing:
     @pytest.mark.parametrize("claimed", ["COMPLETED", "TRANSACTION_FAILURE", "UNPAID", "MADE_UP"])
     def test_an_invented_status_for_a_real_payment(
-        self, api: APIClient, user: User, fund: Fund, eft: PayoutDriver, claimed: str
+        self, api: APIClient, user: User, fund: Fund, eft: EftDriver, claimed: str
     ) -> None:
         fund(user, 10_000)
         withdrawal = withdraw(user)
@@ -91,7 +86,7 @@ class TestForgedCallbacksChangeNothing:
         assert log.verified_with == "unsigned"
 
     def test_another_users_payment_only_moves_to_its_real_state(
-        self, api: APIClient, make_user: Any, fund: Fund, eft: PayoutDriver
+        self, api: APIClient, make_user: Any, fund: Fund, eft: EftDriver
     ) -> None:
         victim, attacker = make_user(), make_user()
         fund(victim, 10_000)
@@ -110,7 +105,7 @@ class TestForgedCallbacksChangeNothing:
         assert figures(victim) == figures(attacker) == (5_000, 5_000)
 
     def test_an_unknown_payment_id_is_read_once_and_ignored(
-        self, api: APIClient, user: User, fund: Fund, eft: PayoutDriver
+        self, api: APIClient, user: User, fund: Fund, eft: EftDriver
     ) -> None:
         fund(user, 10_000)
         withdrawal = withdraw(user)
@@ -127,7 +122,7 @@ class TestForgedCallbacksChangeNothing:
         [b"not json", b"[]", b'{"status": "COMPLETED"}', b'{"id": "../../v2/payment/eft", "status": "X"}'],
     )
     def test_malformed_callbacks_are_refused_and_recorded_without_their_body(
-        self, api: APIClient, eft: PayoutDriver, body: bytes
+        self, api: APIClient, eft: EftDriver, body: bytes
     ) -> None:
         response = api.post(URL, data=body, content_type="application/json")
         assert response.status_code == 400
@@ -139,7 +134,7 @@ class TestForgedCallbacksChangeNothing:
 @pytest.mark.django_db
 class TestRealCallbacks:
     def test_a_real_callback_moves_the_withdrawal_and_duplicates_apply_once(
-        self, api: APIClient, user: User, fund: Fund, eft: PayoutDriver
+        self, api: APIClient, user: User, fund: Fund, eft: EftDriver
     ) -> None:
         fund(user, 10_000)
         withdrawal = withdraw(user)
@@ -159,7 +154,7 @@ class TestRealCallbacks:
         assert figures(user) == (5_000, 0)
 
     def test_unpaid_after_completed_is_a_bank_return(
-        self, api: APIClient, user: User, fund: Fund, eft: PayoutDriver
+        self, api: APIClient, user: User, fund: Fund, eft: EftDriver
     ) -> None:
         fund(user, 10_000)
         withdrawal = withdraw(user)
@@ -174,7 +169,7 @@ class TestRealCallbacks:
 
     @pytest.mark.parametrize("state", ["DISPUTED", "INTERNAL_FAILURE"])
     def test_an_unclear_state_is_flagged_for_review_and_moves_no_money(
-        self, api: APIClient, user: User, fund: Fund, eft: PayoutDriver, revio: SandboxProcess, state: str
+        self, api: APIClient, user: User, fund: Fund, eft: EftDriver, revio: SandboxProcess, state: str
     ) -> None:
         fund(user, 10_000)
         withdrawal = withdraw(user)
@@ -188,14 +183,13 @@ class TestRealCallbacks:
         assert (withdrawal.status, withdrawal.needs_review) == ("completed", True)
         assert figures(user) == (5_000, 0)
 
-    def test_a_gateway_withdrawal_named_by_an_eft_payment_is_flagged(
-        self, api: APIClient, user: User, fund: Fund, eft: PayoutDriver, settings: Any
+    def test_a_withdrawal_sent_by_the_retired_gateway_route_named_by_an_eft_payment_is_flagged(
+        self, api: APIClient, user: User, fund: Fund, eft: EftDriver
     ) -> None:
         fund(user, 10_000)
-        settings.REVIO_PAYOUT_ROUTE = "gateway"
         withdrawal = withdraw(user)
-        assert withdrawal.payout_route == "gateway"
-        settings.REVIO_PAYOUT_ROUTE = "eft"
+        # As migration 0005 leaves one sent through the gateway's /payouts/ before it was retired.
+        Transaction.objects.filter(id=withdrawal.id).update(payout_route="gateway", provider_object_id=None)
         stray = eft.create_by_hand(reference=str(withdrawal.id), amount=5_000, account_number="62001234567")
         log = post_and_process(api, callback(stray, "NEW"))
         assert "flagged for review" in log.result
@@ -204,7 +198,7 @@ class TestRealCallbacks:
         assert figures(user) == (5_000, 5_000)
 
     def test_an_unreachable_eft_api_is_retried_then_dead_lettered(
-        self, api: APIClient, user: User, fund: Fund, eft: PayoutDriver, revio: SandboxProcess, settings: Any
+        self, api: APIClient, user: User, fund: Fund, eft: EftDriver, revio: SandboxProcess, settings: Any
     ) -> None:
         settings.WEBHOOK_MAX_ATTEMPTS = 2
         fund(user, 10_000)
@@ -220,10 +214,9 @@ class TestRealCallbacks:
 
 @pytest.mark.django_db(transaction=True)
 def test_the_sandbox_delivers_unsigned_callbacks_that_complete_a_withdrawal(
-    make_user: Any, revio_webhook: RevioWebhook, fund: Fund, revio: SandboxProcess, settings: Any
+    make_user: Any, revio_webhook: RevioWebhook, fund: Fund, revio: SandboxProcess, eft: EftDriver
 ) -> None:
     """End to end over HTTP: the sandbox posts unsigned callbacks to the live server for each state."""
-    eft = use_payout_route("eft", revio, settings)
     user = make_user()
     fund(user, 10_000)
     withdrawal = withdraw(user)
@@ -244,3 +237,28 @@ def test_the_sandbox_delivers_unsigned_callbacks_that_complete_a_withdrawal(
     assert deliveries
     assert all(attempt["signature"] == "" for d in deliveries for attempt in d["attempts"])
     assert figures(user) == (5_000, 0)
+
+
+@pytest.mark.django_db
+def test_a_signed_gateway_payout_event_moves_nothing(
+    user: User, fund: Fund, eft: EftDriver, signer: Signer, event_body: Callable[..., bytes]
+) -> None:
+    """The gateway pays no bank accounts (platform fact 1): a signed payout.* event, even one naming one of
+    our withdrawals by its payment id, is logged and ignored; only the EFT API says what a payout did."""
+    fund(user, 10_000)
+    withdrawal = withdraw(user)
+    body = event_body(
+        id=withdrawal.provider_object_id,
+        type="payout",
+        event_type="payout.success",
+        status="success",
+        reference=str(withdrawal.id),
+    )
+    received = webhook_receive(
+        body=body, signature=signer.sign(body), source_ip="127.0.0.1", headers={}, now=timezone.now()
+    )
+    assert webhook_process(log_id=received.log_id) == "ignored"
+    assert WebhookLog.objects.get(id=received.log_id).result == "no action for payout events"
+    withdrawal.refresh_from_db()
+    assert withdrawal.status == "processing"
+    assert figures(user) == (5_000, 5_000)

@@ -1,12 +1,13 @@
 """The webhook forgery matrix (issue #8, reliability note R5): generated forgeries of real signed events.
 
-The targets are real: a deposit whose purchase Revio says is paid (pending on our side) and a withdrawal
-whose payout Revio says succeeded (processing on our side). The honest events for them are signed with the
-key pinned as Revio's, so an accepted forgery WOULD move money. Every mutant is derived from those honest
-deliveries by a seeded generator (the same mutants every run; a failure names its seed, kind and index) and
-must be refused with 401 in the API's error shape: nothing logged, nothing credited. Finally the honest
-events themselves must still be accepted and applied exactly once, so the test also fails if verification
-is broken the other way (refusing everything).
+The targets are real: two deposits whose purchases Revio says are paid (pending on our side). Signed
+events are the gateway's, and the gateway moves money only through purchases (payouts go through the EFT
+API, whose callbacks are unsigned triggers: test_eft_callbacks.py). The honest events for them are signed
+with the key pinned as Revio's, so an accepted forgery WOULD move money. Every mutant is derived from those
+honest deliveries by a seeded generator (the same mutants every run; a failure names its seed, kind and
+index) and must be refused with 401 in the API's error shape: nothing logged, nothing credited. Finally the
+honest events themselves must still be accepted and applied exactly once, so the test also fails if
+verification is broken the other way (refusing everything).
 
 test_intake.py holds one hand-written case per forgery idea; this file is the generated matrix, plus
 oversized bodies and a flood from many threads over real HTTP.
@@ -38,7 +39,6 @@ from wallet.core.testing import proof_size
 from wallet.ledger.selectors import balance_get, ledger_problems
 from wallet.transactions import services as wallet
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import BANK
 from wallet.webhooks.models import WebhookLog, WebhookRejection
 from wallet.webhooks.tests.conftest import Signer, jsonb, wait_for
 
@@ -48,7 +48,7 @@ URL = "/api/v1/webhooks/revio"
 SEED = 8_2026  # fixed: the same mutants every run, so any failure replays exactly
 DEPOSIT_AMOUNT = 7_000
 FUNDED = 20_000
-WITHDRAWAL_AMOUNT = 6_000
+REFILL_AMOUNT = 6_000
 
 # --------------------------------------------------------------------------------------------------------
 # The honest events and the objects they would move money for
@@ -69,9 +69,9 @@ class Honest:
 class Targets:
     user: User
     deposit: Transaction
-    withdrawal: Transaction
+    refill: Transaction
     paid: Honest  # purchase.paid for the deposit
-    payout_success: Honest  # payout.success for the withdrawal
+    refill_paid: Honest  # purchase.paid for the second deposit
     viewed: Honest  # an honest but harmless event (purchase.viewed), a source of replayed signatures
 
     def figures(self) -> tuple[int, int]:
@@ -80,8 +80,8 @@ class Targets:
 
     def statuses(self) -> tuple[str, str]:
         self.deposit.refresh_from_db()
-        self.withdrawal.refresh_from_db()
-        return self.deposit.status, self.withdrawal.status
+        self.refill.refresh_from_db()
+        return self.deposit.status, self.refill.status
 
 
 def revio_event(sandbox: SandboxProcess, path: str, event_type: str) -> dict[str, Any]:
@@ -99,19 +99,13 @@ def make_targets(
     user: User, fund: Callable[[User, int], Transaction], revio: SandboxProcess, signer: Signer
 ) -> Targets:
     fund(user, FUNDED)
-    withdrawal = wallet.withdrawal_create(
-        user_id=user.id,
-        email=user.email,
-        amount=WITHDRAWAL_AMOUNT,
-        currency="ZAR",
-        bank_account=wallet.BankAccount(**BANK),
+    deposit, refill = (
+        wallet.deposit_create(user_id=user.id, email=user.email, amount=amount, currency="ZAR")
+        for amount in (DEPOSIT_AMOUNT, REFILL_AMOUNT)
     )
-    assert withdrawal.status == "processing"
-    assert withdrawal.provider_object_id
-    revio.control.payout_succeed(withdrawal.provider_object_id)
-    deposit = wallet.deposit_create(user_id=user.id, email=user.email, amount=DEPOSIT_AMOUNT, currency="ZAR")
-    assert deposit.provider_object_id
-    revio.control.purchase_pay(deposit.provider_object_id)
+    for target in (deposit, refill):
+        assert target.provider_object_id
+        revio.control.purchase_pay(target.provider_object_id)
 
     def honest(event: dict[str, Any]) -> Honest:
         body = jsonb(event)
@@ -124,15 +118,14 @@ def make_targets(
         "status": "viewed",
         "updated_on": paid["updated_on"] - 5,
     }
-    success = revio_event(revio, f"payouts/{withdrawal.provider_object_id}/", "payout.success")
-    assert paid["status"] == "paid"
-    assert success["status"] == "success"
+    refill_paid = revio_event(revio, f"purchases/{refill.provider_object_id}/", "purchase.paid")
+    assert paid["status"] == refill_paid["status"] == "paid"
     return Targets(
         user=user,
         deposit=deposit,
-        withdrawal=withdrawal,
+        refill=refill,
         paid=honest(paid),
-        payout_success=honest(success),
+        refill_paid=honest(refill_paid),
         viewed=honest(viewed),
     )
 
@@ -427,8 +420,8 @@ def assert_refused_in_error_shape(status: int, payload: Any, mutant: Mutant) -> 
 
 def assert_nothing_moved(targets: Targets) -> None:
     assert not WebhookLog.objects.exists()
-    assert targets.statuses() == ("pending", "processing")
-    assert targets.figures() == (FUNDED - WITHDRAWAL_AMOUNT, WITHDRAWAL_AMOUNT)
+    assert targets.statuses() == ("pending", "pending")
+    assert targets.figures() == (FUNDED, 0)
     assert ledger_problems() == []
 
 
@@ -467,7 +460,7 @@ def test_no_generated_forgery_is_accepted_and_the_honest_events_still_are(
     count = proof_size(1_000, 10_000)
     forger = Forger(
         signer=signer,
-        honest=[targets.paid, targets.payout_success],
+        honest=[targets.paid, targets.refill_paid],
         replay_sources=[targets.viewed],
         seed=SEED,
     )
@@ -481,7 +474,7 @@ def test_no_generated_forgery_is_accepted_and_the_honest_events_still_are(
             distinct.add((mutant.body, mutant.header))
             accepted += response.status_code == 200
             assert_refused_in_error_shape(response.status_code, response.json(), mutant)
-    unchanged = targets.figures() == (FUNDED - WITHDRAWAL_AMOUNT, WITHDRAWAL_AMOUNT)
+    unchanged = targets.figures() == (FUNDED, 0)
     report_figure(
         f"webhook forgery: {len(distinct):,} distinct mutants (by body and X-Signature as received; "
         f"{len(kinds)} kinds, {len(forger.exhausted)} ran out of new forms, seed {SEED}), "
@@ -500,7 +493,7 @@ def test_no_generated_forgery_is_accepted_and_the_honest_events_still_are(
     }
 
     # The honest events, untouched, are accepted and move the money exactly once.
-    for honest in (targets.paid, targets.payout_success, targets.paid, targets.payout_success):
+    for honest in (targets.paid, targets.refill_paid, targets.paid, targets.refill_paid):
         with django_capture_on_commit_callbacks(execute=True):
             response = deliver(api, honest.body, honest.signature)
         assert response.status_code == 200, response.content
@@ -509,7 +502,7 @@ def test_no_generated_forgery_is_accepted_and_the_honest_events_still_are(
         ("processed", 1),
     ]
     assert targets.statuses() == ("completed", "completed")
-    assert targets.figures() == (FUNDED - WITHDRAWAL_AMOUNT + DEPOSIT_AMOUNT, 0)
+    assert targets.figures() == (FUNDED + DEPOSIT_AMOUNT + REFILL_AMOUNT, 0)
     assert ledger_problems() == []
 
 
@@ -542,7 +535,7 @@ def test_forgeries_over_real_http_and_oversized_bodies_are_refused(
     url = f"{live_server.url}{URL}"
     forger = Forger(
         signer=signer,
-        honest=[targets.paid, targets.payout_success],
+        honest=[targets.paid, targets.refill_paid],
         replay_sources=[targets.viewed],
         seed=SEED + 1,
     )
@@ -577,7 +570,7 @@ def test_forgeries_over_real_http_and_oversized_bodies_are_refused(
         honest = post_over_http(client, url, targets.paid.body, (targets.paid.signature,))
         assert honest.status_code == 200, honest.text
     wait_for(lambda: targets.statuses()[0] == "completed", what="the honest deposit event to be applied")
-    assert targets.figures() == (FUNDED - WITHDRAWAL_AMOUNT + DEPOSIT_AMOUNT, WITHDRAWAL_AMOUNT)
+    assert targets.figures() == (FUNDED + DEPOSIT_AMOUNT, 0)
     report_figure(
         f"webhook forgery over real HTTP: {len(distinct)} distinct mutants and {len(sizes)} oversized bodies "
         "(up to 10 MiB), "
@@ -629,7 +622,7 @@ def test_a_flood_of_forgeries_is_refused_limited_and_the_service_stays_up(
     url = f"{live_server.url}{URL}"
     forger = Forger(
         signer=signer,
-        honest=[targets.paid, targets.payout_success],
+        honest=[targets.paid, targets.refill_paid],
         replay_sources=[targets.viewed],
         seed=SEED + 2,
     )
@@ -683,5 +676,5 @@ def test_a_flood_of_forgeries_is_refused_limited_and_the_service_stays_up(
     assert ready
     assert honest.status_code == 200, honest.text
     wait_for(lambda: targets.statuses()[0] == "completed", what="the honest deposit event to be applied")
-    assert targets.figures() == (FUNDED - WITHDRAWAL_AMOUNT + DEPOSIT_AMOUNT, WITHDRAWAL_AMOUNT)
+    assert targets.figures() == (FUNDED + DEPOSIT_AMOUNT, 0)
     connection.close()

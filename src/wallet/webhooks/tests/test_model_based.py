@@ -1,10 +1,11 @@
 """Model-based proof of the money flows (issue #8; reliability note R2 and R6).
 
-A hypothesis state machine drives the real services against the real sandbox (over HTTP, real RSA
-signatures on every webhook) and keeps a model of what every deposit and withdrawal must be, given what
-Revio holds. Rules: deposits created and paid or cancelled at Revio; withdrawals, with Revio refusing (503),
-failing (500: outcome unknown, nothing created) or losing the answer after creating the payout; payouts
-succeeding, failing, or returned by the bank after succeeding; webhook deliveries that are duplicated,
+A hypothesis state machine drives the real services against the real sandbox (over HTTP; real RSA
+signatures on every purchase webhook, unsigned EFT callbacks for payouts, as Revio sends them) and keeps a
+model of what every deposit and withdrawal must be, given what Revio holds. Rules: deposits created and
+paid or cancelled at Revio; withdrawals paid out by the EFT payments API, with Revio refusing (503),
+failing (500: outcome unknown, nothing created) or losing the answer after creating the payment; payments
+completing, failing, or returned by the bank after completing; deliveries that are duplicated,
 reordered (an older event after a newer one) or dropped; a worker that processes twice, concurrently, loses
 the broker message or dies after claiming (the real claim, then nothing: the sweep finds it past its
 lease); reconciliation runs with the clock far enough ahead.
@@ -21,13 +22,14 @@ The broker is the one seam replaced: `_enqueue` (a Celery message) appends to a 
 database is not emptied between examples, so the global checks cover everything written so far.
 """
 
+import json
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -53,7 +55,7 @@ from wallet.notifications import services as notifications
 from wallet.reconciliation.recovery import recovery_run
 from wallet.revio.breaker import breaker_reset
 from wallet.revio.contracts import BankAccount
-from wallet.revio.payouts import get_payout_route
+from wallet.revio.payouts import get_payouts
 from wallet.transactions import services
 from wallet.transactions.tests.conftest import BANK
 from wallet.webhooks import services as webhooks
@@ -103,7 +105,7 @@ class Withdrawal:
     id: uuid.UUID
     user: int
     amount: int
-    payout_id: str | None  # at Revio; None when Revio never created one
+    payout_id: str | None  # the EFT payment at Revio; None when Revio never created one
     revio: str  # none | open | success | failed | returned
     status: str
     events: list[Event] = field(default_factory=list)
@@ -234,19 +236,8 @@ class WalletMachine(RuleBasedStateMachine):
         event = waiting[0] if which == "oldest" else waiting[-1]
         if any(e.received and e.updated_on > event.updated_on for e in obj.events):
             self.env.figures.reordered += 1
-        body = self.env.event_body(
-            id=obj.purchase_id if isinstance(obj, Deposit) else obj.payout_id,
-            type="purchase" if isinstance(obj, Deposit) else "payout",
-            event_type=event.event_type,
-            status=event.status,
-            reference=str(obj.id),
-            updated_on=event.updated_on,
-        )
-        signature = self.env.signer.sign(body)
         for _ in range(copies):
-            received = webhooks.webhook_receive(
-                body=body, signature=signature, source_ip="127.0.0.1", headers={}, now=timezone.now()
-            )
+            received = self._receive(obj, event)
             self.env.figures.deliveries += 1
             assert received.duplicate == event.received, (event, received)
             if received.duplicate:
@@ -257,6 +248,37 @@ class WalletMachine(RuleBasedStateMachine):
             assert self.env.broker == [received.log_id]
             self.env.broker.clear()
             self._work(received.log_id, obj.id, mode)
+
+    def _receive(self, obj: Deposit | Withdrawal, event: Event) -> webhooks.Received:
+        """One delivery as Revio makes it: a signed purchase event, or an unsigned EFT payment callback
+        (which names the payment and its claimed status; processing re-reads the payment)."""
+        if isinstance(obj, Deposit):
+            body = self.env.event_body(
+                id=obj.purchase_id,
+                type="purchase",
+                event_type=event.event_type,
+                status=event.status,
+                reference=str(obj.id),
+                updated_on=event.updated_on,
+            )
+            return webhooks.webhook_receive(
+                body=body,
+                signature=self.env.signer.sign(body),
+                source_ip="127.0.0.1",
+                headers={},
+                now=timezone.now(),
+            )
+        body = json.dumps(
+            {
+                "id": obj.payout_id,
+                "status": event.status,
+                "contractReference": str(obj.id),
+                "callbackType": "EFT_PAYMENT",
+                "callbackVersion": "V2",
+                "updatedAt": datetime.fromtimestamp(event.updated_on, UTC).isoformat(),
+            }
+        ).encode()
+        return webhooks.eft_callback_receive(body=body, source_ip="127.0.0.1", headers={}, now=timezone.now())
 
     def _drain(self) -> None:
         now = self.now()
@@ -325,17 +347,17 @@ class WalletMachine(RuleBasedStateMachine):
         else:
             assert obj.payout_id
             if obj.revio == "success":
-                control.payout_return(obj.payout_id)
+                control.eft_payment_return(obj.payout_id)
                 obj.revio = "returned"
-                self._event(obj, "payout.failed", "error")
+                self._event(obj, "EFT_PAYMENT.UNPAID", "UNPAID")
             elif choice:
-                control.payout_succeed(obj.payout_id)
+                control.eft_payment_succeed(obj.payout_id)
                 obj.revio = "success"
-                self._event(obj, "payout.success", "success")
+                self._event(obj, "EFT_PAYMENT.COMPLETED", "COMPLETED")
             else:
-                control.payout_fail(obj.payout_id)
+                control.eft_payment_fail(obj.payout_id)
                 obj.revio = "failed"
-                self._event(obj, "payout.failed", "error")
+                self._event(obj, "EFT_PAYMENT.TRANSACTION_FAILURE", "TRANSACTION_FAILURE")
         self.env.figures.revio_changes[obj.revio] += 1
         if sent:
             self._deliver(obj, "newest", 1, "once")
@@ -362,11 +384,11 @@ class WalletMachine(RuleBasedStateMachine):
         owner = self.users[user]
         control = self.env.sandbox.control
         if fault == "refused":
-            control.fail_next("payouts.create", status=503)
+            control.fail_next("eft.payments.create", status=503)
         elif fault == "unknown":
-            control.fail_next("payouts.create", status=500)
+            control.fail_next("eft.payments.create", status=500)
         elif fault == "answer_lost":  # created at Revio, then the connection drops before the answer
-            control.timeout_after_processing("payouts.create", seconds=0)
+            control.timeout_after_processing("eft.payments.create", seconds=0)
         available, _ = self._expected(user)
         try:
             created = services.withdrawal_create(
@@ -387,13 +409,13 @@ class WalletMachine(RuleBasedStateMachine):
         assert created.status == expected_status, (fault, created.status)
         payout_id = created.provider_object_id
         if fault == "answer_lost":
-            found = get_payout_route("gateway").find_by_reference(str(created.id))
+            found = get_payouts().find_by_reference(str(created.id))
             assert len(found) == 1
             payout_id = found[0].id
         revio = "open" if payout_id else "none"
         withdrawal = Withdrawal(created.id, user, amount, payout_id, revio, expected_status)
         if payout_id:
-            self._event(withdrawal, "payout.created", "created")
+            self._event(withdrawal, "EFT_PAYMENT.NEW", "NEW")
         self.withdrawals.append(withdrawal)
 
     @rule(job=st.sampled_from(["sweep", "reconcile"]))
@@ -483,9 +505,9 @@ class WalletMachine(RuleBasedStateMachine):
         for w in self.withdrawals:
             if w.revio == "open":
                 assert w.payout_id
-                control.payout_succeed(w.payout_id)
+                control.eft_payment_succeed(w.payout_id)
                 w.revio = "success"
-                self._event(w, "payout.success", "success")
+                self._event(w, "EFT_PAYMENT.COMPLETED", "COMPLETED")
         if self.limbo:
             self._sweep()
         stuck = [d for d in self.deposits if d.status == "pending"]
@@ -549,6 +571,9 @@ def _journal_kinds(txn: Deposit | Withdrawal) -> set[str]:
     return kinds
 
 
+# Each payout is an EFT payment (an OAuth2 token read, the create, the re-read on every callback): 500
+# examples take about 6 minutes on a shared 2-core machine, past the suite's default of 5.
+@pytest.mark.timeout(900)
 def test_money_flows_match_the_model(
     revio: SandboxProcess,
     signer: Signer,

@@ -1,0 +1,278 @@
+"""Money after a purchase: refunds, chargebacks, the operations the sandbox always refuses, payment
+methods and the company balance.
+
+Evidence (docs/sandbox-guesses.md names it per behaviour): ``POST /purchases/{id}/refund/`` with an
+optional ``amount`` answers a **Payment** (revio-platform README fact 3; the platform's C# model
+``Payment``: ``related_to`` = ``{type: "purchase", id}``); a refused refund is 400 ``__all__``
+``purchase_refund_error``; capture/release/charge refuse with ``purchase_capture_error`` /
+``purchase_release_error`` / ``purchase_charge_error`` (the Node SDK's ``PaymentApi`` docs);
+``GET /payment_methods/`` answers ``available_payment_methods`` and friends (PHP SDK ``PaymentMethods``);
+``GET /account/json/balance/`` answers a map of currency to Balance (the OpenAPI ``BalanceByCurrency``).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import secrets
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from revio_sandbox.errors import REQUIRED, ApiError, field_errors, general_error
+from revio_sandbox.store import dump_json, load_json
+from revio_sandbox.validation import require_object, whole_number
+
+if TYPE_CHECKING:
+    from revio_sandbox.core import Sandbox
+
+# The card brands the sandbox's checkout pays with (it fills payment_method "visa").
+CARD_METHODS = ("mastercard", "visa")
+METHOD_NAMES = {"mastercard": "Mastercard", "visa": "Visa"}
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+# EFT payment states and what they mean for the company balance (INFERRED: the OpenAPI Balance has a
+# `pending_outgoing`, "amount currently pending withdrawal"; docs/sandbox-guesses.md "Balance").
+EFT_PENDING = ("NEW", "QUEUED", "SUBMITTED", "ACCEPTED", "CUTOFF")
+EFT_PAID_OUT = ("COMPLETED", "DISPUTED")
+EFT_CURRENCY = "ZAR"  # the EFT API moves rand only (amountCents)
+
+
+def _amount_option(payload: Any) -> int | None:
+    """The optional ``amount`` (minor units, >= 1) of a refund or chargeback body."""
+    data = require_object(payload)
+    if data.get("amount") is None:
+        return None
+    amount = whole_number(data["amount"])
+    if amount is None:
+        raise field_errors({"amount": ["A valid integer is required."]})
+    if amount < 1:
+        raise field_errors({"amount": ["Ensure this value is greater than or equal to 1."]})
+    return amount
+
+
+class PaymentsApi:
+    """Refunds, chargebacks and the balance, on the sandbox's store and event machinery."""
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+        self.store = sandbox.store
+
+    # -- refunds and chargebacks ------------------------------------------------------------------
+
+    def refund(self, purchase_id: str, payload: Any) -> dict[str, Any]:
+        """``POST /purchases/{id}/refund/``: a Payment (``status: "success"``), or 400
+        ``purchase_refund_error``."""
+        amount = _amount_option(payload)
+        return self._take_back(purchase_id, amount, kind="refund")
+
+    def chargeback(self, purchase_id: str, payload: Any) -> dict[str, Any]:
+        """Control API: the card holder's bank takes (part of) a paid purchase back."""
+        amount = _amount_option(payload)
+        return self._take_back(purchase_id, amount, kind="chargeback")
+
+    def _take_back(self, purchase_id: str, amount: int | None, *, kind: str) -> dict[str, Any]:
+        code = f"purchase_{kind}_error"
+        with self.store.transaction():
+            purchase = self.sandbox._purchase_require(purchase_id)
+            remaining = int(purchase["refundable_amount"])
+            if purchase["status"] != "paid" or remaining < 1:
+                raise general_error(
+                    f"Purchase cannot take a {kind}: its status is {purchase['status']} and "
+                    f"{remaining} is refundable.",
+                    code,
+                )
+            amount = remaining if amount is None else amount
+            if amount > remaining:
+                raise general_error(
+                    f"The {kind} amount {amount} is more than the refundable amount {remaining}.", code
+                )
+            now = int(time.time())
+            left = remaining - amount
+            purchase["refundable_amount"] = left
+            purchase["refund_availability"] = "partial_only" if left else "none"
+            purchase["transaction_data"]["attempts"].insert(
+                0,
+                {
+                    "type": kind,
+                    "successful": True,
+                    "amount": amount,
+                    "processing_time": now,
+                    "error": None,
+                },
+            )
+            purchase["updated_on"] = now
+            if not left:
+                # Fully refunded or charged back: the status says so (README fact 3).
+                _set_status(purchase, "refunded" if kind == "refund" else "chargeback", now)
+            self.sandbox._purchase_save(purchase)
+            payment = self._payment_new(purchase, amount, kind=kind, now=now)
+            self.store.execute(
+                "INSERT INTO payments (id, purchase_id, kind, amount, currency, data) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    payment["id"],
+                    purchase_id,
+                    kind,
+                    amount,
+                    payment["payment"]["currency"],
+                    dump_json(payment),
+                ),
+            )
+            self.sandbox._emit(payment, "payment.refunded" if kind == "refund" else "payment.charged_back")
+            return payment
+
+    def _payment_new(self, purchase: dict[str, Any], amount: int, *, kind: str, now: int) -> dict[str, Any]:
+        """A Payment object (the platform's C# ``Payment`` model), plus top-level ``status`` and
+        ``amount`` as the production plugin reads them (README fact 3)."""
+        currency = purchase["purchase"]["currency"]
+        return {
+            "id": str(uuid.uuid4()),
+            "type": "payment",
+            "status": "success",
+            "amount": amount,
+            "is_test": True,
+            "brand_id": purchase["brand_id"],
+            "company_id": purchase["company_id"],
+            "user_id": None,
+            "client": copy.deepcopy(purchase["client"]),
+            "reference": purchase["reference"],
+            "reference_generated": f"SBX{now % 10**8:08d}{secrets.randbelow(100):02d}",
+            "related_to": {"type": "purchase", "id": purchase["id"]},
+            "payment": {
+                "is_outgoing": True,
+                # "refund" is in the OpenAPI's TransactionProduct enum; "chargeback" is INFERRED.
+                "payment_type": kind,
+                "amount": amount,
+                "currency": currency,
+                "net_amount": amount,
+                "fee_amount": 0,
+                "pending_amount": 0,
+                "pending_unfreeze_on": None,
+                "description": "",
+                "paid_on": now,
+                "remote_paid_on": now,
+            },
+            "transaction_data": {
+                "flow": "api",
+                "extra": {},
+                "country": purchase["transaction_data"].get("country", ""),
+                "attempts": [],
+                "payment_method": purchase["transaction_data"].get("payment_method", ""),
+            },
+            "created_on": now,
+            "updated_on": now,
+        }
+
+    def payments_for(self, purchase_id: str) -> list[dict[str, Any]]:
+        rows = self.store.fetchall(
+            "SELECT data FROM payments WHERE purchase_id = ? ORDER BY seq", (purchase_id,)
+        )
+        return [dict(load_json(r["data"])) for r in rows]
+
+    # -- operations the sandbox cannot perform on its purchases ------------------------------------
+
+    def refuse(self, purchase_id: str, operation: str, payload: Any) -> dict[str, Any]:
+        """capture/release need a ``hold`` purchase, charge a recurring token, delete_recurring_token a
+        token purchase. The sandbox makes none of those (no skip_capture hold, no saved cards), so a
+        known purchase always gets the platform's 400 (unknown ids 404, like every purchase route)."""
+        status = self.sandbox.purchase_get(purchase_id)["status"]  # 404 for an unknown id
+        if operation == "charge":
+            token = require_object(payload).get("recurring_token")
+            if token in (None, ""):
+                raise field_errors({"recurring_token": [REQUIRED]})
+            raise general_error(
+                f"Purchase cannot be charged: {token!r} is not a recurring token.", "purchase_charge_error"
+            )
+        if operation == "delete_recurring_token":
+            raise general_error("Purchase is not a recurring token.", "purchase_recurring_token_delete_error")
+        raise general_error(
+            f"Purchase cannot be {'captured' if operation == 'capture' else 'released'}: its status is "
+            f"{status}, not hold.",
+            f"purchase_{operation}_error",
+        )
+
+    # -- payment methods and the company balance ---------------------------------------------------
+
+    def payment_methods(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """``GET /payment_methods/?brand_id=&currency=``: the card methods the sandbox's checkout offers.
+        The filters ``recurring``, ``skip_capture`` and ``preauthorization`` leave none (it has neither)."""
+        errors: dict[str, Any] = {}
+        brand_id = (query.get("brand_id") or [""])[0]
+        currency = (query.get("currency") or [""])[0]
+        if not brand_id:
+            errors["brand_id"] = [REQUIRED]
+        elif brand_id != self.sandbox.brand_id:
+            errors["brand_id"] = [f'Invalid pk "{brand_id}" - object does not exist.']
+        if not currency:
+            errors["currency"] = [REQUIRED]
+        elif not _CURRENCY.match(currency):
+            errors["currency"] = ['Currency must be an ISO 4217 code such as "ZAR".']
+        if errors:
+            raise field_errors(errors)
+        wanted = {
+            key for key in ("recurring", "skip_capture", "preauthorization") if query.get(key) == ["true"]
+        }
+        methods = [] if wanted else list(CARD_METHODS)
+        return {
+            "available_payment_methods": methods,
+            "by_country": {"any": methods},
+            "country_names": {"any": "Other"},
+            "names": {m: METHOD_NAMES[m] for m in methods},
+            "card_methods": methods,
+        }
+
+    def balance(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """``GET /account/json/balance/``: the company balance by currency.
+
+        Moved by paid purchases (gross +amount, fee_sell +fee), refunds and chargebacks (gross -), and
+        EFT payments (pending_outgoing while open, gross - once COMPLETED, nothing once failed or
+        returned). ``from``/``to`` (a past balance) are not supported: 400 rather than a wrong figure.
+        """
+        unsupported: dict[str, Any] = {
+            key: ["The sandbox cannot answer a past balance."] for key in ("from", "to") if key in query
+        }
+        if unsupported:
+            raise field_errors(unsupported)
+        sums: dict[str, dict[str, int]] = {}
+
+        def bucket(currency: str) -> dict[str, int]:
+            return sums.setdefault(currency, {"gross": 0, "fee": 0, "pending": 0})
+
+        for row in self.store.fetchall("SELECT data FROM purchases"):
+            payment = load_json(row["data"]).get("payment")
+            if payment:
+                entry = bucket(payment["currency"])
+                entry["gross"] += int(payment["amount"])
+                entry["fee"] += int(payment["fee_amount"])
+        for row in self.store.fetchall("SELECT currency, amount FROM payments"):
+            bucket(row["currency"])["gross"] -= int(row["amount"])
+        for row in self.store.fetchall("SELECT status, data FROM eft_payments"):
+            amount = int(load_json(row["data"])["amountCents"])
+            if row["status"] in EFT_PENDING:
+                bucket(EFT_CURRENCY)["pending"] += amount
+            elif row["status"] in EFT_PAID_OUT:
+                bucket(EFT_CURRENCY)["gross"] -= amount
+        currencies = query.get("currency") or sorted(sums)
+        result: dict[str, Any] = {}
+        for currency in currencies:
+            entry = sums.get(currency, {"gross": 0, "fee": 0, "pending": 0})
+            balance = entry["gross"] - entry["fee"]
+            result[currency] = {
+                "balance": balance,
+                "fee_sell": entry["fee"],
+                "reserved": 0,
+                "gross_balance": entry["gross"],
+                "pending_outgoing": entry["pending"],
+                "available_balance": balance - entry["pending"],
+            }
+        return result
+
+
+def _set_status(obj: dict[str, Any], status: str, now: int) -> None:
+    obj["status"] = status
+    obj["status_history"].append({"status": status, "timestamp": now})
+    obj["updated_on"] = now
+
+
+__all__ = ["ApiError", "PaymentsApi"]
