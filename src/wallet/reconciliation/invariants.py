@@ -89,7 +89,7 @@ def invariants_check(*, now: datetime) -> InvariantCheck:
         skipped.append(f"revio_clearing_position: not compared, Revio's balance could not be read: {exc}")
     outermost = not connection.in_atomic_block
     with transaction.atomic():
-        if outermost and connection.vendor == "postgresql":
+        if outermost:
             with connection.cursor() as cursor:
                 # One snapshot for every query: a withdrawal committing mid-check is not a false alarm.
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

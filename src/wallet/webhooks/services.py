@@ -21,8 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from wallet.audit import public as audit
@@ -160,8 +160,6 @@ _INTAKE_SQL = f"""
 def _log_once(*, dedup_key: str, **fields: Any) -> Received:
     """Store an event under its dedup key and enqueue it after commit; a repeat is only counted. `fields`
     are the _INTAKE_FIELDS."""
-    if connection.vendor != "postgresql":  # make run's SQLite: no xmax, and not the hot path
-        return _log_once_portable(dedup_key=dedup_key, **fields)
     # Raw SQL: this is the hottest statement of intake, and one autocommit INSERT ... ON CONFLICT is one
     # round trip, where create() then catching the IntegrityError took BEGIN/INSERT/COMMIT plus an UPDATE
     # and a SELECT for a duplicate. xmax = 0 tells a fresh insert from a conflict: the row version the DO
@@ -179,21 +177,6 @@ def _log_once(*, dedup_key: str, **fields: Any) -> Received:
     transaction.on_commit(lambda: _enqueue(log_id))
     metrics.increment("webhooks_received")
     return Received(log_id=log_id, duplicate=False)
-
-
-def _log_once_portable(*, dedup_key: str, **fields: Any) -> Received:
-    """_log_once with the ORM, for databases other than PostgreSQL."""
-    try:
-        with transaction.atomic():
-            log = WebhookLog.objects.create(dedup_key=dedup_key, **fields)
-            transaction.on_commit(lambda: _enqueue(log.id))
-    except IntegrityError:
-        WebhookLog.objects.filter(dedup_key=dedup_key).update(duplicates=F("duplicates") + 1)
-        metrics.increment("webhooks_duplicate")
-        existing = WebhookLog.objects.only("id").get(dedup_key=dedup_key)
-        return Received(log_id=existing.id, duplicate=True)
-    metrics.increment("webhooks_received")
-    return Received(log_id=log.id, duplicate=False)
 
 
 def _parse(body: bytes) -> _Event:
@@ -342,8 +325,6 @@ def _claim(*, log_id: int, now: datetime) -> WebhookLog | None:
     """Take a lease on the event if it is due (received, a failed one past its backoff, or one whose
     worker's lease expired) and nobody else holds it; the claimed row, or None."""
     lease_expires_at = now + timedelta(seconds=settings.WEBHOOK_PROCESSING_LEASE_SECONDS)
-    if connection.vendor != "postgresql":  # make run's SQLite: not the hot path
-        return _claim_portable(log_id=log_id, now=now, lease_expires_at=lease_expires_at)
     # One autocommit UPDATE ... RETURNING instead of BEGIN / SELECT ... FOR UPDATE / UPDATE / COMMIT.
     # It waits for the row rather than skipping it (no SKIP LOCKED): a duplicate delivery's counter update
     # holds it for a moment, and skipping would leave the event to the sweep. Under READ COMMITTED an
@@ -367,28 +348,6 @@ def _claim(*, log_id: int, now: datetime) -> WebhookLog | None:
     if row is None:
         return None
     return model_from_row(WebhookLog, row, alias=connection.alias)
-
-
-def _claim_portable(*, log_id: int, now: datetime, lease_expires_at: datetime) -> WebhookLog | None:
-    """_claim with the ORM, for databases other than PostgreSQL."""
-    with transaction.atomic():
-        log = (
-            WebhookLog.objects.select_for_update()
-            .filter(id=log_id)
-            .filter(
-                Q(status=WebhookStatus.RECEIVED)
-                | Q(status=WebhookStatus.FAILED, next_attempt_at__lte=now)
-                | Q(status=WebhookStatus.PROCESSING, lease_expires_at__lt=now)
-            )
-            .first()
-        )
-        if log is None:
-            return None
-        log.status = WebhookStatus.PROCESSING
-        log.attempts += 1
-        log.lease_expires_at = lease_expires_at
-        log.save(update_fields=["status", "attempts", "lease_expires_at"])
-        return log
 
 
 def _fail(log: WebhookLog, error: str, *, now: datetime) -> str:

@@ -326,7 +326,7 @@ class TestStartSteps:
                 json={"email": email, "password": password},
                 headers=as_client("198.51.100.7"),
             )
-            assert created.status_code == 201, created.text
+            assert created.status_code == 202, created.text
             for _ in range(6):
                 wrong = proxy.post(
                     "/api/v1/auth/token",

@@ -112,7 +112,7 @@ def test_embedded_mode_runs_postgresql_and_valkey_kept_between_runs(tmp_path: Pa
         redis_url = re.search(r"Redis\s+(\S+)", first.banner)[1]  # type: ignore[index]
         assert redis.Redis.from_url(redis_url).info()["server_name"] == "valkey"
         registered = httpx.post(f"{first.base_url}/api/v1/auth/register", json=credentials)
-        assert registered.status_code == 201, registered.text
+        assert registered.status_code == 202, registered.text
     assert (tmp_path / "postgres" / "data" / "PG_VERSION").read_text().strip() == "18"
     for second in _start(tmp_path, external_servers=False):
         assert "Admin login: admin@localhost (password shown when it was created" in second.banner

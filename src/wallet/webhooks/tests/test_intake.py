@@ -580,26 +580,3 @@ class TestIntakeStatements:
         assert enqueued == [log.id]
         assert metrics.read("webhooks_received") == 1
         assert metrics.read("webhooks_duplicate") == 9
-
-
-def test_the_orm_intake_for_other_databases_keeps_the_same_contract(
-    enqueued: list[int], django_capture_on_commit_callbacks: Any
-) -> None:
-    """make run's SQLite takes _log_once_portable; it must answer as the one-statement path does."""
-    fields: dict[str, Any] = {
-        "event_type": "purchase.paid",
-        "object_type": "purchase",
-        "object_id": "p-1",
-        "reference": "",
-        "updated_on": 1,
-        "body": "{}",
-        "verified_with": "company",
-        "source_ip": None,
-        "received_at": timezone.now(),
-    }
-    with django_capture_on_commit_callbacks(execute=True):
-        first = webhook_services._log_once_portable(dedup_key="p-1:purchase.paid:1", **fields)
-        again = webhook_services._log_once_portable(dedup_key="p-1:purchase.paid:1", **fields)
-    assert enqueued == [first.log_id]
-    assert (first.duplicate, again) == (False, webhook_services.Received(log_id=first.log_id, duplicate=True))
-    assert WebhookLog.objects.get().duplicates == 1

@@ -5,7 +5,6 @@ or an emptied broker forgot, the sweep finds again.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from config.celery import app as celery_app
+from scripts.testenv import redis_binary
 from wallet.core.testing import unused_port
 from wallet.ledger.models import Journal
 from wallet.ledger.selectors import balance_get
@@ -53,7 +53,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server") or "redis-server"
+        binary = redis_binary()  # the project's Valkey, as make test starts (scripts/testenv.py)
         self.process = subprocess.Popen(
             [
                 binary,
@@ -340,8 +340,7 @@ def test_a_claim_is_one_statement_and_returns_the_row_as_stored() -> None:
     assert len(queries.captured_queries) == 1, queries.captured_queries
 
 
-@pytest.mark.parametrize("claim", ["_claim", "_claim_portable"])
-def test_only_due_events_are_claimed(claim: str) -> None:
+def test_only_due_events_are_claimed() -> None:
     now = timezone.now()
     past, future = now - timedelta(seconds=1), now + timedelta(seconds=1)
     cases = {
@@ -356,10 +355,7 @@ def test_only_due_events_are_claimed(claim: str) -> None:
     }
     lease = now + timedelta(seconds=settings.WEBHOOK_PROCESSING_LEASE_SECONDS)
     for case, (log, due) in cases.items():
-        if claim == "_claim":
-            claimed = webhook_services._claim(log_id=log.id, now=now)
-        else:
-            claimed = webhook_services._claim_portable(log_id=log.id, now=now, lease_expires_at=lease)
+        claimed = webhook_services._claim(log_id=log.id, now=now)
         after = WebhookLog.objects.get(id=log.id)
         if due:
             assert claimed is not None, case
