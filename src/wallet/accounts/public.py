@@ -6,8 +6,8 @@ Other apps import from here only.
 
 from wallet.accounts.errors import FourEyesError, InvalidCredentialsError, NotAnAdminError, TokenInvalidError
 from wallet.accounts.four_eyes import admin_duty_check, four_eyes_check
-from wallet.accounts.http.permissions import IsAdminRole
 from wallet.accounts.models import User
+from wallet.accounts.permissions import IsAdminRole
 from wallet.accounts.selectors import user_get
 
 Duty = User.Duty
@@ -19,6 +19,7 @@ __all__ = [
     "IsAdminRole",
     "NotAnAdminError",
     "TokenInvalidError",
+    "User",
     "admin_duty_check",
     "four_eyes_check",
     "user_get",

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from wallet.accounts.models import User
+from wallet.accounts.public import User
 from wallet.adjustments import services
 from wallet.adjustments.models import AdjustmentProposal, ProposalStatus
 from wallet.adjustments.selectors import adjustment_effective_status

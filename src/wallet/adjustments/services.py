@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 
 from wallet.accounts import public as accounts
-from wallet.accounts.models import User  # the type only
+from wallet.accounts.public import User  # the type only
 from wallet.adjustments.errors import (
     FourEyesError,
     ProposalExpiredError,

@@ -21,9 +21,9 @@ from wallet.accounts.errors import (
     TokenInvalidError,
 )
 from wallet.accounts.http import serializers as s
-from wallet.accounts.http.permissions import IsAdminRole
 from wallet.accounts.lockout import AccountLockedError, AccountLoginRateLimitedError
 from wallet.accounts.models import User
+from wallet.accounts.permissions import IsAdminRole
 from wallet.core.errors import NotFoundError
 from wallet.core.http.pagination import NewestFirstCursorPagination
 from wallet.core.http.throttling import PerClientIp, PerUser, client_ip, limits

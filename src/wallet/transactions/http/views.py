@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from wallet.accounts.models import User
+from wallet.accounts.public import User
 from wallet.core.db import TransactionConflictError
 from wallet.core.errors import NotFoundError, ValidationFailedError
 from wallet.core.http.idempotent import IDEMPOTENCY_KEY_PARAMETER, Outcome, idempotent_create

@@ -1,4 +1,4 @@
-"""Role checks for API views."""
+"""Role checks for API views (here, not in http/, because other apps' views use them through public.py)."""
 
 from typing import Any
 
