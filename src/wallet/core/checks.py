@@ -16,8 +16,10 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, register
 
-# Anything that only ever talks to this machine or a developer's.
-_LOCAL_HOSTS = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "0.0.0.0", ""})  # noqa: S104
+# Anything that only ever talks to this machine or a developer's. "0.0.0.0" is a value refused, not bound.
+_LOCAL_HOSTS = frozenset(
+    {"localhost", "localhost.localdomain", "ip6-localhost", "0.0.0.0", ""}  # noqa: S104  # nosec B104
+)
 _TEST_EMAIL_BACKENDS = frozenset(
     {
         "django.core.mail.backends.filebased.EmailBackend",
