@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 help:
 	@echo "make run     install, migrate and start the whole system (SQLite, or PostgreSQL+Redis via env)"
 	@echo "make test    lint + the whole suite against real PostgreSQL and Redis (started if not given)"
-	@echo "make lint    ruff, ruff format --check, mypy, hadolint, bandit"
+	@echo "make lint    ruff, ruff format --check, mypy, hadolint, bandit, import-linter contracts"
 	@echo "make audit   known vulnerabilities in the locked dependencies (fails if it cannot check)"
 	@echo "make bench   throughput, latency and memory of the real stack (docs/benchmarks.md)"
 	@echo "make services  start throwaway PostgreSQL and Redis and print their URLs"
@@ -41,6 +41,7 @@ lint: install
 	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/bandit -c .bandit.yml -r src config -q
+	$(VENV)/bin/lint-imports --no-cache
 
 # pip-audit of uv.lock: exit 0 clean, 1 vulnerable, 2 could not check (scripts/audit.py). make test only warns
 # when the vulnerability service is out of reach; this target and CI's audit job fail.
