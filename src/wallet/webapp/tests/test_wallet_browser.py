@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ from conftest import LEAK_SCANNER, PASSWORD
 from wallet.accounts.models import User
 from wallet.ledger.selectors import balance_get
 from wallet.transactions.models import Transaction
-from wallet.transactions.tests.conftest import BANK, PayoutDriver, use_payout_route
+from wallet.transactions.tests.conftest import BANK, EftDriver
 from wallet.webhooks.tests.conftest import RevioWebhook, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -31,8 +32,8 @@ HOLDER = 'Thandi <img src=x id="pwned"> Nkosi'
 
 
 @pytest.fixture
-def eft(revio: Any, settings: Any) -> PayoutDriver:
-    return use_payout_route("eft", revio, settings)
+def eft(revio: Any) -> EftDriver:
+    return EftDriver(sandbox=revio)
 
 
 class Browser:
@@ -105,7 +106,7 @@ def submit_and_capture(page: Page, selector: str, url_pattern: str) -> Response:
 
 
 def test_a_newcomer_registers_deposits_at_the_checkout_withdraws_and_sees_it_all(
-    browser: Browser, live_server: Any, revio_webhook: RevioWebhook, eft: PayoutDriver, settings: Any
+    browser: Browser, live_server: Any, revio_webhook: RevioWebhook, eft: EftDriver, settings: Any
 ) -> None:
     settings.FRONTEND_URL = live_server.url  # where the checkout sends the customer back
     base = live_server.url
@@ -253,6 +254,9 @@ def test_a_newcomer_registers_deposits_at_the_checkout_withdraws_and_sees_it_all
             with page.expect_download() as download:
                 page.click("#statement-download")
             assert download.value.suggested_filename.endswith(".csv")
+            # The file is the API's CSV of this month: the deposit and the withdrawal are on it.
+            csv_text = Path(download.value.path()).read_text()
+            assert str(withdrawal.id) in csv_text, csv_text
         else:
             page.click("#statement-download")
             expect(page.locator("#statement-message")).to_have_attribute(

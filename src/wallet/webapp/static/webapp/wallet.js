@@ -645,7 +645,16 @@
       message.textContent = "Choose the first and the last day of the statement.";
       return;
     }
-    const query = new URLSearchParams({ from, to, format: "csv" });
+    // The API takes instants and a half-open period: from the first day's local midnight to the end of the
+    // last day (or now, if that is still ahead: the API refuses a period that ends in the future).
+    const start = new Date(`${from}T00:00:00`);
+    const end = new Date(`${to}T00:00:00`);
+    end.setDate(end.getDate() + 1);
+    const query = new URLSearchParams({
+      from: start.toISOString(),
+      to: new Date(Math.min(end.getTime(), Date.now())).toISOString(),
+      format: "csv",
+    });
     busy(form, true);
     try {
       // Fetched with the bearer token (never a token in the URL), then handed to the browser as a file.
