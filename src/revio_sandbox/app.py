@@ -579,6 +579,14 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
             raise general_error("Give ?contractReference=<your reference>.", "invalid")
         return json_response(sandbox.eft.payments_by_reference(reference))
 
+    async def refunds_slow_next(request: Request) -> Response:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise general_error("Expected a JSON object.", "invalid")
+        return json_response(
+            sandbox.payments.slow_refunds_next(body.get("count", 1), body.get("seconds")), 201
+        )
+
     async def deliveries_list(request: Request) -> Response:
         q = request.query_params
         results = sandbox.delivery_list(
@@ -653,6 +661,7 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
         Route("/_sandbox/purchases/{id}", control(purchase_peek), methods=["GET"]),
         Route("/_sandbox/purchases/{id}/payments", control(purchase_payments), methods=["GET"]),
         Route("/_sandbox/purchases/{id}/{action}", control(purchase_control), methods=["POST"]),
+        Route("/_sandbox/refunds/slow_next", control(refunds_slow_next), methods=["POST"]),
         Route("/_sandbox/deliveries", control(deliveries_list), methods=["GET"]),
         Route("/_sandbox/deliveries/retry_now", control(deliveries_retry_now), methods=["POST"]),
         Route("/_sandbox/deliveries/{delivery_id:int}", control(delivery_detail), methods=["GET"]),

@@ -809,7 +809,7 @@ class Sandbox:
     # -- background steps -------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Run time-driven changes: EFT payment steps that are due, purchase expiry, held deliveries."""
+        """Run time-driven changes: EFT payment steps, due dates, pending refunds, held deliveries."""
         for row in self.store.fetchall(
             "SELECT id, next_step FROM eft_payments "
             "WHERE next_step IS NOT NULL AND next_step_at <= ? ORDER BY next_step_at",
@@ -823,6 +823,11 @@ class Sandbox:
         ):
             with self.store.transaction():
                 self._purchase_require(row["id"])
+        for row in self.store.fetchall(
+            "SELECT id FROM payments WHERE status = 'pending' AND due_at <= ? ORDER BY due_at", (now,)
+        ):
+            with self.store.transaction():
+                self.payments.complete_pending(row["id"], now)
         with self.store.transaction():
             self.store.execute(
                 "UPDATE deliveries SET status = 'pending' WHERE status = 'held' AND next_attempt_at <= ?",
@@ -830,11 +835,12 @@ class Sandbox:
             )
 
     def next_wakeup(self) -> float | None:
-        """The earliest time something is scheduled (a delivery attempt or an EFT payment step)."""
+        """The earliest time something is scheduled (a delivery attempt, an EFT step, a pending refund)."""
         row = self.store.fetchone(
             "SELECT MIN(t) AS t FROM ("
             " SELECT MIN(next_attempt_at) AS t FROM deliveries WHERE status IN ('pending', 'held')"
-            " UNION ALL SELECT MIN(next_step_at) FROM eft_payments WHERE next_step IS NOT NULL)"
+            " UNION ALL SELECT MIN(next_step_at) FROM eft_payments WHERE next_step IS NOT NULL"
+            " UNION ALL SELECT MIN(due_at) FROM payments WHERE status = 'pending')"
         )
         return None if row is None or row["t"] is None else float(row["t"])
 

@@ -20,6 +20,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from revio_sandbox.errors import REQUIRED, ApiError, field_errors, general_error
+from revio_sandbox.faults import fault_add, take_refund_fault
 from revio_sandbox.store import dump_json, load_json
 from revio_sandbox.validation import require_object, whole_number
 
@@ -62,9 +63,41 @@ class PaymentsApi:
 
     def refund(self, purchase_id: str, payload: Any) -> dict[str, Any]:
         """``POST /purchases/{id}/refund/``: a Payment (``status: "success"``), or 400
-        ``purchase_refund_error``."""
+        ``purchase_refund_error``; after ``slow_refunds_next`` the Purchase in ``pending_refund``."""
         amount = _amount_option(payload)
         return self._take_back(purchase_id, amount, kind="refund")
+
+    def slow_refunds_next(self, count: Any, seconds: Any = None) -> dict[str, Any]:
+        """Control API: the next ``count`` refunds wait for the acquirer: the API answers the Purchase in
+        ``pending_refund`` (event ``purchase.pending_refund``) and the refund completes ``seconds`` later
+        (default: the payout delay) with ``payment.refunded``, as README fact 3 / revio-api 2.6 describe."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise general_error("count must be an integer >= 1", "invalid")
+        if seconds is None:
+            seconds = self.sandbox.settings.payout_delay
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise general_error("seconds must be a number >= 0", "invalid")
+        return fault_add(self.store, "refund", {"action": "pending", "count": count, "seconds": seconds})
+
+    def complete_pending(self, payment_id: str, now: float) -> None:
+        """A pending refund's acquirer answered: the Payment exists, ``payment.refunded`` goes out and the
+        purchase leaves ``pending_refund`` (``refunded`` if nothing is left, else ``paid``)."""
+        row = self.store.fetchone("SELECT * FROM payments WHERE id = ? AND status = 'pending'", (payment_id,))
+        if row is None:
+            return
+        stamp = int(now)
+        payment = dict(load_json(row["data"]))
+        payment["payment"].update(paid_on=stamp, remote_paid_on=stamp)
+        payment["updated_on"] = stamp
+        self.store.execute(
+            "UPDATE payments SET status = 'done', due_at = NULL, data = ? WHERE id = ?",
+            (dump_json(payment), payment_id),
+        )
+        purchase = self.sandbox.purchase_peek(str(row["purchase_id"]))
+        if purchase["status"] == "pending_refund":
+            _set_status(purchase, "refunded" if not purchase["refundable_amount"] else "paid", stamp)
+            self.sandbox._purchase_save(purchase)
+        self.sandbox._emit(payment, "payment.refunded")
 
     def chargeback(self, purchase_id: str, payload: Any) -> dict[str, Any]:
         """Control API: the card holder's bank takes (part of) a paid purchase back."""
@@ -88,6 +121,8 @@ class PaymentsApi:
                     f"The {kind} amount {amount} is more than the refundable amount {remaining}.", code
                 )
             now = int(time.time())
+            slow_rule = take_refund_fault(self.store) if kind == "refund" else None
+            slow = slow_rule is not None
             left = remaining - amount
             purchase["refundable_amount"] = left
             purchase["refund_availability"] = "partial_only" if left else "none"
@@ -102,23 +137,32 @@ class PaymentsApi:
                 },
             )
             purchase["updated_on"] = now
-            if not left:
+            if slow:
+                _set_status(purchase, "pending_refund", now)
+            elif not left:
                 # Fully refunded or charged back: the status says so (README fact 3).
                 _set_status(purchase, "refunded" if kind == "refund" else "chargeback", now)
             self.sandbox._purchase_save(purchase)
             payment = self._payment_new(purchase, amount, kind=kind, now=now)
             self.store.execute(
-                "INSERT INTO payments (id, purchase_id, kind, amount, currency, data) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO payments (id, purchase_id, kind, amount, currency, status, due_at, data) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     payment["id"],
                     purchase_id,
                     kind,
                     amount,
                     payment["payment"]["currency"],
+                    "pending" if slow else "done",
+                    now + float(slow_rule["seconds"]) if slow_rule is not None else None,
                     dump_json(payment),
                 ),
             )
+            if slow:
+                # The acquirer is still working: the answer is the Purchase, not a Payment (README fact 3).
+                self.sandbox._emit(purchase, "purchase.pending_refund")
+                self.sandbox.on_change()
+                return purchase
             self.sandbox._emit(payment, "payment.refunded" if kind == "refund" else "payment.charged_back")
             return payment
 
@@ -165,8 +209,9 @@ class PaymentsApi:
         }
 
     def payments_for(self, purchase_id: str) -> list[dict[str, Any]]:
+        """The purchase's completed refund and chargeback Payments (a pending refund has none yet)."""
         rows = self.store.fetchall(
-            "SELECT data FROM payments WHERE purchase_id = ? ORDER BY seq", (purchase_id,)
+            "SELECT data FROM payments WHERE purchase_id = ? AND status = 'done' ORDER BY seq", (purchase_id,)
         )
         return [dict(load_json(r["data"])) for r in rows]
 
@@ -245,7 +290,7 @@ class PaymentsApi:
                 entry = bucket(payment["currency"])
                 entry["gross"] += int(payment["amount"])
                 entry["fee"] += int(payment["fee_amount"])
-        for row in self.store.fetchall("SELECT currency, amount FROM payments"):
+        for row in self.store.fetchall("SELECT currency, amount FROM payments WHERE status = 'done'"):
             bucket(row["currency"])["gross"] -= int(row["amount"])
         for row in self.store.fetchall("SELECT status, data FROM eft_payments"):
             amount = int(load_json(row["data"])["amountCents"])

@@ -34,9 +34,12 @@ CREATE TABLE IF NOT EXISTS payments (
     kind TEXT NOT NULL,
     amount INTEGER NOT NULL,
     currency TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'done',
+    due_at REAL,
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS payments_purchase ON payments (purchase_id);
+CREATE INDEX IF NOT EXISTS payments_due ON payments (status, due_at);
 CREATE TABLE IF NOT EXISTS webhooks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL,

@@ -249,6 +249,14 @@ class SandboxControl:
         body = {} if amount is None else {"amount": amount}
         return dict(self._call("POST", f"purchases/{purchase_id}/chargeback", json=body))
 
+    def slow_refunds_next(self, count: int = 1, *, seconds: float | None = None) -> dict[str, Any]:
+        """The next ``count`` refunds answer the Purchase in ``pending_refund`` (``purchase.pending_refund``)
+        and complete ``seconds`` later (default: the payout delay) with ``payment.refunded``."""
+        body: dict[str, Any] = {"count": count}
+        if seconds is not None:
+            body["seconds"] = seconds
+        return dict(self._call("POST", "refunds/slow_next", json=body))
+
     def purchase_payments(self, purchase_id: str) -> list[dict[str, Any]]:
         """The refund and chargeback Payments of a purchase (oldest first)."""
         return list(self._call("GET", f"purchases/{purchase_id}/payments")["results"])

@@ -119,6 +119,18 @@ def refund_event_is_the_payment_plus_event_type(sandbox: SandboxProcess, api: ht
     assert api.get(f"purchases/{purchase['id']}/").json()["status"] == "refunded"
 
 
+def slow_refund_answers_pending_refund(sandbox: SandboxProcess, api: httpx.Client) -> None:
+    api.post("webhooks/", json={"title": "t", "all_events": True, "callback": "http://127.0.0.1:9/"})
+    purchase = paid(sandbox, api)
+    sandbox.control.slow_refunds_next(seconds=60)
+    answer = api.post(f"purchases/{purchase['id']}/refund/").json()
+    assert (answer["type"], answer["status"]) == ("purchase", "pending_refund")
+    (delivery,) = [
+        d for d in sandbox.control.deliveries(object_id=purchase["id"]) if "refund" in d["event_type"]
+    ]
+    assert delivery["event_type"] == "purchase.pending_refund"
+
+
 def field_errors_are_flat_lists(sandbox: SandboxProcess, api: httpx.Client) -> None:
     body = purchase_body(sandbox.brand_id)
     body["client"]["email"] = "not-an-email"
@@ -261,6 +273,11 @@ ROWS = [
         "3 payment.refunded",
         "README fact 7 body = object + event_type; revio-api 2.5",
         refund_event_is_the_payment_plus_event_type,
+    ),
+    Row(
+        "3 pending_refund",
+        "README fact 3; revio-api 2.6: a slow acquirer answers the Purchase in pending_refund",
+        slow_refund_answers_pending_refund,
     ),
     Row("4 field errors", "Java SDK ApiErrors = Map<String, List<ApiError>>", field_errors_are_flat_lists),
     Row("4 auth errors", "Java SDK ApiErrors (every error body)", auth_errors_have_the_shape_too),
