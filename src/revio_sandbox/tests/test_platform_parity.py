@@ -21,11 +21,7 @@ from revio_sandbox import jsonb
 from revio_sandbox.testing import SandboxProcess
 from revio_sandbox.tests.support import purchase_body
 
-FIXTURE = json.loads(
-    (
-        Path(__file__).resolve().parents[3] / ".." / "shared" / "revio-platform" / "signed-callback.body.json"
-    ).read_bytes()
-)
+FIXTURE = json.loads((Path(__file__).resolve().parent / "vectors" / "signed-callback.body.json").read_bytes())
 # The 21 purchase statuses (Go SDK status.go; revio-api.md section 2.4).
 PURCHASE_STATUSES = {
     "created", "sent", "viewed", "overdue", "expired", "cancelled", "error", "blocked", "hold",
