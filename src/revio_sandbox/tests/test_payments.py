@@ -60,6 +60,21 @@ class TestRefunds:
         assert api.get(f"purchases/{purchase['id']}/").json()["status"] == "refunded"
         assert [p["amount"] for p in sandbox.control.purchase_payments(purchase["id"])] == [5000, 10000]
 
+    def test_concurrent_full_refunds_refund_once(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        purchase = paid_purchase(sandbox, api)
+
+        def refund(_: int) -> int:
+            with sandbox.api_client() as client:
+                return client.post(f"purchases/{purchase['id']}/refund/").status_code
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            codes = sorted(pool.map(refund, range(6)))
+        assert codes == [200, 400, 400, 400, 400, 400]
+        assert [p["amount"] for p in sandbox.control.purchase_payments(purchase["id"])] == [15000]
+        assert api.get("account/json/balance/").json()["ZAR"]["gross_balance"] == 0
+
     @pytest.mark.parametrize("amount", [0, -5, 1.5, "100"])
     def test_bad_amount_is_a_field_error(
         self, sandbox: SandboxProcess, api: httpx.Client, amount: Any
