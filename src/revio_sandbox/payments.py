@@ -1,19 +1,15 @@
-"""Money after a purchase: refunds, chargebacks, the operations the sandbox always refuses, payment
-methods and the company balance.
+"""Money after a purchase: refunds, chargebacks and the operations the sandbox always refuses.
 
 Evidence (docs/sandbox-guesses.md names it per behaviour): ``POST /purchases/{id}/refund/`` with an
 optional ``amount`` answers a **Payment** (revio-platform README fact 3; the platform's C# model
 ``Payment``: ``related_to`` = ``{type: "purchase", id}``); a refused refund is 400 ``__all__``
 ``purchase_refund_error``; capture/release/charge refuse with ``purchase_capture_error`` /
 ``purchase_release_error`` / ``purchase_charge_error`` (the Node SDK's ``PaymentApi`` docs);
-``GET /payment_methods/`` answers ``available_payment_methods`` and friends (PHP SDK ``PaymentMethods``);
-``GET /account/json/balance/`` answers a map of currency to Balance (the OpenAPI ``BalanceByCurrency``).
 """
 
 from __future__ import annotations
 
 import copy
-import re
 import secrets
 import time
 import uuid
@@ -21,22 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from revio_sandbox.errors import REQUIRED, ApiError, field_errors, general_error
 from revio_sandbox.faults import fault_add, take_refund_fault
+from revio_sandbox.purchases import set_status
 from revio_sandbox.store import dump_json, load_json
 from revio_sandbox.validation import require_object, whole_number
 
 if TYPE_CHECKING:
     from revio_sandbox.core import Sandbox
-
-# The card brands the sandbox's checkout pays with (it fills payment_method "visa").
-CARD_METHODS = ("mastercard", "visa")
-METHOD_NAMES = {"mastercard": "Mastercard", "visa": "Visa"}
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-
-# EFT payment states and what they mean for the company balance (INFERRED: the OpenAPI Balance has a
-# `pending_outgoing`, "amount currently pending withdrawal"; docs/sandbox-guesses.md "Balance").
-EFT_PENDING = ("NEW", "QUEUED", "SUBMITTED", "ACCEPTED", "CUTOFF")
-EFT_PAID_OUT = ("COMPLETED", "DISPUTED")
-EFT_CURRENCY = "ZAR"  # the EFT API moves rand only (amountCents)
 
 
 def _amount_option(payload: Any) -> int | None:
@@ -53,7 +39,7 @@ def _amount_option(payload: Any) -> int | None:
 
 
 class PaymentsApi:
-    """Refunds, chargebacks and the balance, on the sandbox's store and event machinery."""
+    """Refunds and chargebacks, on the sandbox's store and event machinery."""
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -93,11 +79,19 @@ class PaymentsApi:
             "UPDATE payments SET status = 'done', due_at = NULL, data = ? WHERE id = ?",
             (dump_json(payment), payment_id),
         )
-        purchase = self.sandbox.purchase_peek(str(row["purchase_id"]))
+        purchase = self.sandbox.purchases.peek(str(row["purchase_id"]))
         if purchase["status"] == "pending_refund":
-            _set_status(purchase, "refunded" if not purchase["refundable_amount"] else "paid", stamp)
-            self.sandbox._purchase_save(purchase)
-        self.sandbox._emit(payment, "payment.refunded")
+            set_status(purchase, "refunded" if not purchase["refundable_amount"] else "paid", stamp)
+            self.sandbox.purchases.save(purchase)
+        self.sandbox.deliveries.emit(payment, "payment.refunded")
+
+    def tick(self, now: float) -> None:
+        """Pending refunds whose acquirer has answered complete, oldest first."""
+        for row in self.store.fetchall(
+            "SELECT id FROM payments WHERE status = 'pending' AND due_at <= ? ORDER BY due_at", (now,)
+        ):
+            with self.store.transaction():
+                self.complete_pending(row["id"], now)
 
     def chargeback(self, purchase_id: str, payload: Any) -> dict[str, Any]:
         """Control API: the card holder's bank takes (part of) a paid purchase back."""
@@ -107,7 +101,7 @@ class PaymentsApi:
     def _take_back(self, purchase_id: str, amount: int | None, *, kind: str) -> dict[str, Any]:
         code = f"purchase_{kind}_error"
         with self.store.transaction():
-            purchase = self.sandbox._purchase_require(purchase_id)
+            purchase = self.sandbox.purchases.require(purchase_id)
             remaining = int(purchase["refundable_amount"])
             if purchase["status"] != "paid" or remaining < 1:
                 raise general_error(
@@ -138,11 +132,11 @@ class PaymentsApi:
             )
             purchase["updated_on"] = now
             if slow:
-                _set_status(purchase, "pending_refund", now)
+                set_status(purchase, "pending_refund", now)
             elif not left:
                 # Fully refunded or charged back: the status says so (README fact 3).
-                _set_status(purchase, "refunded" if kind == "refund" else "chargeback", now)
-            self.sandbox._purchase_save(purchase)
+                set_status(purchase, "refunded" if kind == "refund" else "chargeback", now)
+            self.sandbox.purchases.save(purchase)
             payment = self._payment_new(purchase, amount, kind=kind, now=now)
             self.store.execute(
                 "INSERT INTO payments (id, purchase_id, kind, amount, currency, status, due_at, data) "
@@ -160,10 +154,12 @@ class PaymentsApi:
             )
             if slow:
                 # The acquirer is still working: the answer is the Purchase, not a Payment (README fact 3).
-                self.sandbox._emit(purchase, "purchase.pending_refund")
+                self.sandbox.deliveries.emit(purchase, "purchase.pending_refund")
                 self.sandbox.on_change()
                 return purchase
-            self.sandbox._emit(payment, "payment.refunded" if kind == "refund" else "payment.charged_back")
+            self.sandbox.deliveries.emit(
+                payment, "payment.refunded" if kind == "refund" else "payment.charged_back"
+            )
             return payment
 
     def _payment_new(self, purchase: dict[str, Any], amount: int, *, kind: str, now: int) -> dict[str, Any]:
@@ -221,7 +217,7 @@ class PaymentsApi:
         """capture/release need a ``hold`` purchase, charge a recurring token, delete_recurring_token a
         token purchase. The sandbox makes none of those (no skip_capture hold, no saved cards), so a
         known purchase always gets the platform's 400 (unknown ids 404, like every purchase route)."""
-        status = self.sandbox.purchase_get(purchase_id)["status"]  # 404 for an unknown id
+        status = self.sandbox.purchases.get(purchase_id)["status"]  # 404 for an unknown id
         if operation == "charge":
             token = require_object(payload).get("recurring_token")
             if token in (None, ""):
@@ -236,88 +232,6 @@ class PaymentsApi:
             f"{status}, not hold.",
             f"purchase_{operation}_error",
         )
-
-    # -- payment methods and the company balance ---------------------------------------------------
-
-    def payment_methods(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        """``GET /payment_methods/?brand_id=&currency=``: the card methods the sandbox's checkout offers.
-        The filters ``recurring``, ``skip_capture`` and ``preauthorization`` leave none (it has neither)."""
-        errors: dict[str, Any] = {}
-        brand_id = (query.get("brand_id") or [""])[0]
-        currency = (query.get("currency") or [""])[0]
-        if not brand_id:
-            errors["brand_id"] = [REQUIRED]
-        elif brand_id != self.sandbox.brand_id:
-            errors["brand_id"] = [f'Invalid pk "{brand_id}" - object does not exist.']
-        if not currency:
-            errors["currency"] = [REQUIRED]
-        elif not _CURRENCY.match(currency):
-            errors["currency"] = ['Currency must be an ISO 4217 code such as "ZAR".']
-        if errors:
-            raise field_errors(errors)
-        wanted = {
-            key for key in ("recurring", "skip_capture", "preauthorization") if query.get(key) == ["true"]
-        }
-        methods = [] if wanted else list(CARD_METHODS)
-        return {
-            "available_payment_methods": methods,
-            "by_country": {"any": methods},
-            "country_names": {"any": "Other"},
-            "names": {m: METHOD_NAMES[m] for m in methods},
-            "card_methods": methods,
-        }
-
-    def balance(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        """``GET /account/json/balance/``: the company balance by currency.
-
-        Moved by paid purchases (gross +amount, fee_sell +fee), refunds and chargebacks (gross -), and
-        EFT payments (pending_outgoing while open, gross - once COMPLETED, nothing once failed or
-        returned). ``from``/``to`` (a past balance) are not supported: 400 rather than a wrong figure.
-        """
-        unsupported: dict[str, Any] = {
-            key: ["The sandbox cannot answer a past balance."] for key in ("from", "to") if key in query
-        }
-        if unsupported:
-            raise field_errors(unsupported)
-        sums: dict[str, dict[str, int]] = {}
-
-        def bucket(currency: str) -> dict[str, int]:
-            return sums.setdefault(currency, {"gross": 0, "fee": 0, "pending": 0})
-
-        for row in self.store.fetchall("SELECT data FROM purchases"):
-            payment = load_json(row["data"]).get("payment")
-            if payment:
-                entry = bucket(payment["currency"])
-                entry["gross"] += int(payment["amount"])
-                entry["fee"] += int(payment["fee_amount"])
-        for row in self.store.fetchall("SELECT currency, amount FROM payments WHERE status = 'done'"):
-            bucket(row["currency"])["gross"] -= int(row["amount"])
-        for row in self.store.fetchall("SELECT status, data FROM eft_payments"):
-            amount = int(load_json(row["data"])["amountCents"])
-            if row["status"] in EFT_PENDING:
-                bucket(EFT_CURRENCY)["pending"] += amount
-            elif row["status"] in EFT_PAID_OUT:
-                bucket(EFT_CURRENCY)["gross"] -= amount
-        currencies = query.get("currency") or sorted(sums)
-        result: dict[str, Any] = {}
-        for currency in currencies:
-            entry = sums.get(currency, {"gross": 0, "fee": 0, "pending": 0})
-            balance = entry["gross"] - entry["fee"]
-            result[currency] = {
-                "balance": balance,
-                "fee_sell": entry["fee"],
-                "reserved": 0,
-                "gross_balance": entry["gross"],
-                "pending_outgoing": entry["pending"],
-                "available_balance": balance - entry["pending"],
-            }
-        return result
-
-
-def _set_status(obj: dict[str, Any], status: str, now: int) -> None:
-    obj["status"] = status
-    obj["status_history"].append({"status": status, "timestamp": now})
-    obj["updated_on"] = now
 
 
 __all__ = ["ApiError", "PaymentsApi"]

@@ -69,12 +69,12 @@ class DeliveryWorker:
     def _step(self, client: httpx.AsyncClient) -> None:
         now = time.time()
         self.sandbox.tick(now)
-        for row in self.sandbox.deliveries_due(now, self._busy):
+        for row in self.sandbox.deliveries.due(now, self._busy):
             chain = (str(row["object_id"]), str(row["target"]))
             self._busy.add(chain)
-            signature = self.sandbox.delivery_signature(row)
+            signature = self.sandbox.deliveries.signature(row)
             if signature is None:
-                self.sandbox.delivery_abandon(int(row["id"]), "webhook_deleted")
+                self.sandbox.deliveries.abandon(int(row["id"]), "webhook_deleted")
                 self._busy.discard(chain)
                 continue
             task = asyncio.create_task(
@@ -106,7 +106,7 @@ class DeliveryWorker:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         duration_ms = (time.monotonic() - started) * 1000
         try:
-            self.sandbox.delivery_record_attempt(
+            self.sandbox.deliveries.record_attempt(
                 delivery_id,
                 attempted_at=attempted_at,
                 url=url,
