@@ -1,5 +1,5 @@
 """The sandbox's HTTP surface: the Revio API subset, the EFT payments API, the checkout page and the
-``/_sandbox/`` control API (one module each under ``revio_sandbox.routes``).
+``/_sandbox/`` control API and its dashboard at ``/`` (one module each under ``revio_sandbox.routes``).
 
 ``create_app`` wires a ``Sandbox`` into a Starlette application whose lifespan runs the delivery worker.
 Every API endpoint passes through the fault hook first (so injected 5xx/429/hangs look like Revio's edge
@@ -21,6 +21,7 @@ from revio_sandbox.core import Sandbox
 from revio_sandbox.errors import general_error, not_found
 from revio_sandbox.routes.checkout import CheckoutRoutes
 from revio_sandbox.routes.control import ControlRoutes
+from revio_sandbox.routes.dashboard import DashboardRoutes
 from revio_sandbox.routes.eft import EftRoutes
 from revio_sandbox.routes.fault_hook import TransportStash
 from revio_sandbox.routes.gateway import GatewayRoutes, method_not_allowed
@@ -55,6 +56,7 @@ def create_app(sandbox: Sandbox) -> ASGIApp:
         *EftRoutes(sandbox).routes(),
         *CheckoutRoutes(sandbox).routes(),
         *ControlRoutes(sandbox).routes(),
+        *DashboardRoutes(sandbox).routes(),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
     return TransportStash(app)

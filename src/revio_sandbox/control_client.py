@@ -21,6 +21,11 @@ class DeliveryAttempt(TypedDict):
     error: str | None
     duration_ms: float
     signature: str
+    # The headers sent, and the receiver's answer (headers, first 4 KiB of the body); None when no
+    # answer came or the attempt predates them.
+    request_headers: dict[str, str] | None
+    response_headers: dict[str, str] | None
+    response_body: str | None
 
 
 class Delivery(TypedDict):
@@ -228,6 +233,13 @@ class SandboxControl:
         """The stored purchases whose ``reference`` is ours (what a lookup after a lost answer needs)."""
         return list(self._call("GET", "purchases", params={"reference": reference})["results"])
 
+    def purchase_refund(self, purchase_id: str, amount: int | None = None) -> dict[str, Any]:
+        """Refund ``amount`` (default: all that is left) as the platform's dashboard would: the API's
+        refund without the API's faults; answers the Payment (``payment.refunded`` is sent) or, after
+        ``slow_refunds_next``, the Purchase in ``pending_refund``."""
+        body = {} if amount is None else {"amount": amount}
+        return dict(self._call("POST", f"purchases/{purchase_id}/refund", json=body))
+
     def purchase_chargeback(self, purchase_id: str, amount: int | None = None) -> dict[str, Any]:
         """The card holder's bank takes ``amount`` (default: all that is left) back from a paid purchase:
         returns the Payment (``payment.charged_back`` is sent; a full one moves the purchase to
@@ -372,6 +384,17 @@ class SandboxControl:
         """Send a recorded delivery again with its original body and signature."""
         result: Delivery = self._call("POST", f"deliveries/{delivery_id}/replay")
         return result
+
+    def resend_delivery(self, delivery_id: int) -> Delivery:
+        """Attempt a delivery once more now, whatever its status, signed with its target's current key
+        (the new attempt joins the same delivery's attempts)."""
+        result: Delivery = self._call("POST", f"deliveries/{delivery_id}/resend")
+        return result
+
+    def overview(self) -> dict[str, Any]:
+        """What the dashboard shows: newest purchases, payments (refunds, chargebacks), EFT payments,
+        deliveries, the active faults and the company balance."""
+        return dict(self._call("GET", "overview"))
 
     def retry_deliveries_now(self) -> int:
         """Make every waiting retry due now (skips the rest of the backoff)."""

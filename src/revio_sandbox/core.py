@@ -15,16 +15,20 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from revio_sandbox import keys
 from revio_sandbox.account import AccountApi
 from revio_sandbox.deliveries import Deliveries
 from revio_sandbox.eft import EftApi
 from revio_sandbox.errors import ApiError
+from revio_sandbox.faults import ENDPOINT_NAMES, HTTP_ACTIONS, WEBHOOK_ACTIONS, fault_list
 from revio_sandbox.payments import PaymentsApi
 from revio_sandbox.purchases import PurchasesApi
 from revio_sandbox.store import STATE_TABLES, Store
 from revio_sandbox.webhooks import WebhooksApi
+
+OVERVIEW_LIMIT = 100  # of each kind of object on the dashboard
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,26 @@ class Sandbox:
             self.eft.reset(keep_callbacks=keep_webhooks)
             if regenerate_keys:
                 self.store.meta_set("company_private_key", keys.generate_private_key_pem())
+
+    # -- the dashboard ----------------------------------------------------------------------------
+
+    def overview(self, limit: int = OVERVIEW_LIMIT) -> dict[str, Any]:
+        """Everything the dashboard shows, newest first (``limit`` of each kind): purchases, refunds and
+        chargebacks, EFT payments, deliveries with their attempts, the active faults, the company
+        balance, plus the fault actions and endpoint names its fault form offers. No secrets."""
+        return {
+            "purchases": self.purchases.recent(limit),
+            "payments": self.payments.recent(limit),
+            "eft_payments": self.eft.payments_recent(limit),
+            "deliveries": self.deliveries.recent(limit),
+            "faults": fault_list(self.store),
+            "balance": self.account.balance({}),
+            "fault_catalogue": {
+                "http_actions": list(HTTP_ACTIONS),
+                "webhook_actions": list(WEBHOOK_ACTIONS),
+                "endpoints": list(ENDPOINT_NAMES),
+            },
+        }
 
     # -- background steps -------------------------------------------------------------------------
 

@@ -193,17 +193,32 @@ class Deliveries:
         error: str | None,
         duration_ms: float,
         signature: str,
+        request_headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+        response_body: str | None = None,
     ) -> None:
-        """Record one attempt and decide: delivered (2xx), retry later, or give up after 8 retries."""
+        """Record one attempt (what was sent, what the receiver answered) and decide: delivered (2xx),
+        retry later, or give up after 8 retries."""
         with self.store.transaction():
             row = self.store.fetchone("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
             if row is None or row["status"] != "pending":
                 return  # reset meanwhile
             self.store.execute(
                 "INSERT INTO delivery_attempts "
-                "(delivery_id, attempted_at, url, status_code, error, duration_ms, "
-                "signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (delivery_id, attempted_at, url, status_code, error, duration_ms, signature),
+                "(delivery_id, attempted_at, url, status_code, error, duration_ms, signature, "
+                "request_headers, response_headers, response_body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    delivery_id,
+                    attempted_at,
+                    url,
+                    status_code,
+                    error,
+                    duration_ms,
+                    signature,
+                    None if request_headers is None else dump_json(request_headers),
+                    None if response_headers is None else dump_json(response_headers),
+                    response_body,
+                ),
             )
             count = int(row["attempt_count"]) + 1
             now = time.time()
@@ -249,6 +264,14 @@ class Deliveries:
             params += [target, target, target, target]
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self.store.fetchall(f"SELECT * FROM deliveries {where} ORDER BY id", tuple(params))  # noqa: S608
+        return self._with_attempts(rows)
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest deliveries with their attempts, newest first (dashboard)."""
+        rows = self.store.fetchall("SELECT * FROM deliveries ORDER BY id DESC LIMIT ?", (limit,))
+        return self._with_attempts(rows)
+
+    def _with_attempts(self, rows: list[sqlite3.Row]) -> list[dict[str, Any]]:
         attempts: dict[int, list[dict[str, Any]]] = {}
         if rows:
             ids = [r["id"] for r in rows]
@@ -257,17 +280,23 @@ class Deliveries:
                 f"SELECT * FROM delivery_attempts WHERE delivery_id IN ({marks}) ORDER BY id",  # noqa: S608
                 tuple(ids),
             ):
-                attempts.setdefault(a["delivery_id"], []).append(
-                    {
-                        "attempted_at": a["attempted_at"],
-                        "url": a["url"],
-                        "status_code": a["status_code"],
-                        "error": a["error"],
-                        "duration_ms": a["duration_ms"],
-                        "signature": a["signature"],
-                    }
-                )
+                attempts.setdefault(a["delivery_id"], []).append(_attempt_public(a))
         return [_delivery_public(r, attempts.get(r["id"], [])) for r in rows]
+
+    def resend(self, delivery_id: int) -> dict[str, Any]:
+        """Control API (the dashboard's Resend): put a delivery back in the queue, due now, whatever its
+        status; the next attempt is signed afresh with the target's current key and joins its attempts
+        (a failed one retries on the rest of the schedule). ``replay`` is the attack: same signature."""
+        with self.store.transaction():
+            if self.store.fetchone("SELECT 1 FROM deliveries WHERE id = ?", (delivery_id,)) is None:
+                raise not_found()
+            self.store.execute(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = ?, finished_at = NULL "
+                "WHERE id = ?",
+                (time.time(), delivery_id),
+            )
+        self.sandbox.on_change()
+        return self.get(delivery_id)
 
     def replay(self, delivery_id: int) -> dict[str, Any]:
         """Control API: send a recorded delivery again, same body and same signature (a replay attack)."""
@@ -334,6 +363,24 @@ class Deliveries:
 
 def _compact_json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def _attempt_public(row: sqlite3.Row) -> dict[str, Any]:
+    def json_or_none(value: str | None) -> Any:
+        return None if value is None else load_json(value)
+
+    return {
+        "attempted_at": row["attempted_at"],
+        "url": row["url"],
+        "status_code": row["status_code"],
+        "error": row["error"],
+        "duration_ms": row["duration_ms"],
+        "signature": row["signature"],
+        # None for attempts recorded before the sandbox kept them.
+        "request_headers": json_or_none(row["request_headers"]),
+        "response_headers": json_or_none(row["response_headers"]),
+        "response_body": row["response_body"],
+    }
 
 
 def _delivery_public(row: sqlite3.Row, attempts: list[dict[str, Any]]) -> dict[str, Any]:

@@ -218,6 +218,11 @@ class EftApi:
         )
         return {"results": [load_json(r["data"]) for r in rows]}
 
+    def payments_recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest EFT payments, newest first (dashboard)."""
+        rows = self.store.fetchall("SELECT data FROM eft_payments ORDER BY seq DESC LIMIT ?", (limit,))
+        return [dict(load_json(r["data"])) for r in rows]
+
     def _set_state(
         self, payment_id: str, status: str, now: float, *, reason: str | None = None
     ) -> dict[str, Any]:

@@ -75,9 +75,10 @@ class PaymentsApi:
         payment = dict(load_json(row["data"]))
         payment["payment"].update(paid_on=stamp, remote_paid_on=stamp)
         payment["updated_on"] = stamp
+        history = [*load_json(row["history"]), {"status": "success", "timestamp": stamp}]
         self.store.execute(
-            "UPDATE payments SET status = 'done', due_at = NULL, data = ? WHERE id = ?",
-            (dump_json(payment), payment_id),
+            "UPDATE payments SET status = 'done', due_at = NULL, data = ?, history = ? WHERE id = ?",
+            (dump_json(payment), dump_json(history), payment_id),
         )
         purchase = self.sandbox.purchases.peek(str(row["purchase_id"]))
         if purchase["status"] == "pending_refund":
@@ -139,8 +140,9 @@ class PaymentsApi:
             self.sandbox.purchases.save(purchase)
             payment = self._payment_new(purchase, amount, kind=kind, now=now)
             self.store.execute(
-                "INSERT INTO payments (id, purchase_id, kind, amount, currency, status, due_at, data) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO payments "
+                "(id, purchase_id, kind, amount, currency, status, due_at, data, history) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     payment["id"],
                     purchase_id,
@@ -150,6 +152,7 @@ class PaymentsApi:
                     "pending" if slow else "done",
                     now + float(slow_rule["seconds"]) if slow_rule is not None else None,
                     dump_json(payment),
+                    dump_json([{"status": "pending" if slow else "success", "timestamp": now}]),
                 ),
             )
             if slow:
@@ -210,6 +213,24 @@ class PaymentsApi:
             "SELECT data FROM payments WHERE purchase_id = ? AND status = 'done' ORDER BY seq", (purchase_id,)
         )
         return [dict(load_json(r["data"])) for r in rows]
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest refunds and chargebacks, pending ones too, each with its status history
+        (dashboard). ``status`` is the Payment's: ``pending`` until the acquirer answers, then ``success``."""
+        rows = self.store.fetchall("SELECT * FROM payments ORDER BY seq DESC LIMIT ?", (limit,))
+        return [
+            {
+                "id": row["id"],
+                "kind": row["kind"],
+                "purchase_id": row["purchase_id"],
+                "amount": row["amount"],
+                "currency": row["currency"],
+                "status": "pending" if row["status"] == "pending" else "success",
+                "status_history": load_json(row["history"]),
+                "payment": load_json(row["data"]),
+            }
+            for row in rows
+        ]
 
     # -- operations the sandbox cannot perform on its purchases ------------------------------------
 

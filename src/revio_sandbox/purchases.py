@@ -218,6 +218,11 @@ class PurchasesApi:
         )
         return [dict(load_json(r["data"])) for r in rows]
 
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest stored purchases, newest first, read without applying expiry (dashboard)."""
+        rows = self.store.fetchall("SELECT data FROM purchases ORDER BY seq DESC LIMIT ?", (limit,))
+        return [dict(load_json(r["data"])) for r in rows]
+
     def view(self, purchase_id: str) -> dict[str, Any]:
         """The checkout page was opened: ``created`` becomes ``viewed`` (event purchase.viewed)."""
         with self.store.transaction():

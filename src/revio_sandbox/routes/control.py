@@ -59,6 +59,7 @@ class ControlRoutes(RouteGroup):
             route("faults/http", self.http_fault_add, "POST"),
             route("faults/webhooks", self.webhook_fault_add, "POST"),
             route("faults/{fault_id:int}", self.fault_remove, "DELETE"),
+            route("overview", self.overview, "GET"),
             route("purchases", self.purchases_lookup, "GET"),
             route("purchases/{id}", self.purchase_peek, "GET"),
             route("purchases/{id}/payments", self.purchase_payments, "GET"),
@@ -68,6 +69,7 @@ class ControlRoutes(RouteGroup):
             route("deliveries/retry_now", self.deliveries_retry_now, "POST"),
             route("deliveries/{delivery_id:int}", self.delivery_detail, "GET"),
             route("deliveries/{delivery_id:int}/replay", self.delivery_replay, "POST"),
+            route("deliveries/{delivery_id:int}/resend", self.delivery_resend, "POST"),
             route("keys/company/rotate", self.company_key_rotate, "POST"),
             route("webhooks/{id}/rotate_key", self.webhook_key_rotate, "POST"),
         ]
@@ -137,6 +139,9 @@ class ControlRoutes(RouteGroup):
         )
         return json_response({"status": "reset"})
 
+    async def overview(self, request: Request) -> Response:
+        return json_response(self.sandbox.overview())
+
     async def company_key_rotate(self, request: Request) -> Response:
         return json_response({"public_key": self.sandbox.company_rotate_key()})
 
@@ -181,6 +186,9 @@ class ControlRoutes(RouteGroup):
             "expire": purchases.expire,
             "view": purchases.view,
         }
+        if action == "refund":
+            # What the platform's own dashboard does: the API's refund, events and slow rules included.
+            return json_response(self.sandbox.payments.refund(purchase_id, await read_json(request)))
         if action == "chargeback":
             payment = self.sandbox.payments.chargeback(purchase_id, await read_json(request))
             return json_response(payment, 201)
@@ -216,6 +224,9 @@ class ControlRoutes(RouteGroup):
 
     async def delivery_replay(self, request: Request) -> Response:
         return json_response(self.sandbox.deliveries.replay(int(request.path_params["delivery_id"])), 201)
+
+    async def delivery_resend(self, request: Request) -> Response:
+        return json_response(self.sandbox.deliveries.resend(int(request.path_params["delivery_id"])))
 
     async def deliveries_retry_now(self, request: Request) -> Response:
         return json_response({"updated": self.sandbox.deliveries.retry_now()})
