@@ -271,7 +271,9 @@
     catalogue = state.fault_catalogue;
     fillFaultForm();
     // Keep what the user is doing across a re-render: focus, open details and typed amounts.
-    const focused = document.activeElement && document.activeElement.id;
+    const active = document.activeElement;
+    const focused = active && active.id;
+    const focusedRow = active && active.closest ? (active.closest("tr") || {}).id : null;
     const openIds = new Set([...document.querySelectorAll("details[open]")].map((d) => d.id));
     const typed = [...document.querySelectorAll("input.amount")].filter((i) => i.value).map((i) => [i.id, i.value]);
     byId("balance").replaceChildren(renderBalance(state.balance));
@@ -284,7 +286,15 @@
       const input = byId(id);
       if (input) input.value = value;
     }
-    if (focused && byId(focused) && document.activeElement !== byId(focused)) byId(focused).focus();
+    if (focused && byId(focused)) {
+      if (document.activeElement !== byId(focused)) byId(focused).focus();
+    } else if (focusedRow && byId(focusedRow)) {
+      // The button pressed is gone (a paid purchase has no Pay): stay in its row, not at the page top.
+      const row = byId(focusedRow);
+      const next = row.querySelector("button, input");
+      if (next) next.focus();
+      else { row.tabIndex = -1; row.focus(); }
+    }
   }
 
   // -- talking to the control API -----------------------------------------------------------------

@@ -256,3 +256,60 @@ def test_with_a_control_token_the_dashboard_refuses_without_it(guarded: SandboxP
     assert all(token not in r.url and guarded.api_key not in r.url for r in sent)
     assert control_calls[-1].header_value("authorization") == f"Bearer {token}"
     assert token not in page.url
+
+
+# WCAG 2 contrast of each element's text against the first opaque background behind it.
+CONTRAST_SCRIPT = """
+(elements) => {
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const background = (node) => {
+    for (; node; node = node.parentElement) {
+      const c = rgb(getComputedStyle(node).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.99)) return c.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  return elements.filter((e) => e.offsetParent !== null && e.textContent.trim()).map((e) => {
+    const [a, b] = [lum(rgb(getComputedStyle(e).color).slice(0, 3)), lum(background(e))];
+    return [e.tagName + (e.id ? "#" + e.id : ""), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  });
+}
+"""
+
+
+def test_keyboard_labels_and_contrast(
+    sandbox: SandboxProcess, api: httpx.Client, page: Page, webhook: dict[str, Any]
+) -> None:
+    purchase = api.post("purchases/", json=purchase_body(sandbox.brand_id, reference="KEYS")).json()
+    page.goto(sandbox.base_url + "/")
+    _row(page, f"#purchase-{purchase['id']}", "created")
+
+    # Every form control has a label (its accessible name), the amount fields included once shown.
+    unlabelled = page.locator("input, select").evaluate_all(
+        "(controls) => controls.filter((c) => !c.labels || !c.labels.length).map((c) => c.id)"
+    )
+    assert unlabelled == []
+
+    # Keyboard only: Tab reaches the Pay button, Enter pays, and the focus stays in the purchase's row.
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == f"pay-{purchase['id']}":
+            break
+    else:
+        pytest.fail("Tab never reached the Pay button")
+    page.keyboard.press("Enter")
+    _row(page, f"#purchase-{purchase['id']}", "paid")
+    assert sandbox.control.purchase(purchase["id"])["status"] == "paid"
+    assert page.evaluate(
+        "document.activeElement.closest('tr') && document.activeElement.closest('tr').id"
+    ) == (f"purchase-{purchase['id']}")
+    assert page.locator("input.amount").evaluate_all("(inputs) => inputs.every((i) => i.labels.length)")
+
+    ratios = page.locator("button, th, td, p, label, summary, h1, h2, legend").evaluate_all(CONTRAST_SCRIPT)
+    assert ratios
+    low = [(name, round(ratio, 2)) for name, ratio in ratios if ratio < 4.5]
+    assert low == []
