@@ -134,7 +134,7 @@ def run_init(args: argparse.Namespace) -> int:
     sandbox, api_key, brand_id, generated = _open(args)
     webhook: dict[str, Any] | None = None
     if args.webhook_url:
-        webhook = sandbox.webhook_ensure(callback=args.webhook_url, title=args.webhook_title)
+        webhook = sandbox.webhooks.ensure(callback=args.webhook_url, title=args.webhook_title)
     eft_callback_url = args.eft_callback_url or (
         f"{args.webhook_url.rstrip('/')}/eft" if args.webhook_url else ""
     )

@@ -38,6 +38,9 @@ STATUS_TEXT = {
     "cancelled": "Cancelled",
     "overdue": "Awaiting payment (past due)",
     "expired": "Expired",
+    "pending_refund": "Paid (refund in progress)",
+    "refunded": "Refunded",
+    "chargeback": "Charged back",
 }
 
 

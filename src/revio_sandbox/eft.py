@@ -218,6 +218,11 @@ class EftApi:
         )
         return {"results": [load_json(r["data"]) for r in rows]}
 
+    def payments_recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest EFT payments, newest first (dashboard)."""
+        rows = self.store.fetchall("SELECT data FROM eft_payments ORDER BY seq DESC LIMIT ?", (limit,))
+        return [dict(load_json(r["data"])) for r in rows]
+
     def _set_state(
         self, payment_id: str, status: str, now: float, *, reason: str | None = None
     ) -> dict[str, Any]:
@@ -266,6 +271,16 @@ class EftApi:
         reason = _REASONS.get(status)
         self._set_state(payment_id, status, now, reason=reason)
         self._schedule(payment_id, *self._next(row["outcome"], status, float(row["created_ts"]), now))
+
+    def tick(self, now: float) -> None:
+        """Run the automatic steps that are due, oldest first, each in its own transaction."""
+        for row in self.store.fetchall(
+            "SELECT id, next_step FROM eft_payments "
+            "WHERE next_step IS NOT NULL AND next_step_at <= ? ORDER BY next_step_at",
+            (now,),
+        ):
+            with self.store.transaction():
+                self.step(row["id"], row["next_step"], now)
 
     def force(self, payment_id: str, action: str, status: str | None = None) -> dict[str, Any]:
         """Control API: ``succeed`` walks the rest of the happy path to COMPLETED, ``fail`` ends in
@@ -390,7 +405,7 @@ class EftApi:
             object_id=payment["id"],
             targets=[(key, None) for key, _ in targets],
         )
-        self.sandbox._enqueue_deliveries(
+        self.sandbox.deliveries.enqueue(
             object_id=payment["id"],
             object_type="eft_payment",
             event_type=event_type,

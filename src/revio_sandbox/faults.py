@@ -174,6 +174,16 @@ def take_http_fault(store: Store, *, name: str, method: str, path: str) -> dict[
     return None
 
 
+def take_refund_fault(store: Store) -> dict[str, Any] | None:
+    """Return (and use one count of) the oldest "slow refund" rule, if any."""
+    with store.transaction():
+        row = store.fetchone("SELECT * FROM faults WHERE kind = 'refund' ORDER BY id LIMIT 1")
+        if row is None:
+            return None
+        _use(store, row["id"], row["remaining"])
+        return dict(load_json(row["spec"]))
+
+
 def take_webhook_faults(
     store: Store, *, event_type: str, object_id: str, targets: list[tuple[str, str | None]]
 ) -> list[tuple[dict[str, Any], set[str]]]:

@@ -1,41 +1,28 @@
-"""Money after a purchase: refunds, chargebacks, the operations the sandbox always refuses, payment
-methods and the company balance.
+"""Money after a purchase: refunds, chargebacks and the operations the sandbox always refuses.
 
 Evidence (docs/sandbox-guesses.md names it per behaviour): ``POST /purchases/{id}/refund/`` with an
 optional ``amount`` answers a **Payment** (revio-platform README fact 3; the platform's C# model
 ``Payment``: ``related_to`` = ``{type: "purchase", id}``); a refused refund is 400 ``__all__``
 ``purchase_refund_error``; capture/release/charge refuse with ``purchase_capture_error`` /
 ``purchase_release_error`` / ``purchase_charge_error`` (the Node SDK's ``PaymentApi`` docs);
-``GET /payment_methods/`` answers ``available_payment_methods`` and friends (PHP SDK ``PaymentMethods``);
-``GET /account/json/balance/`` answers a map of currency to Balance (the OpenAPI ``BalanceByCurrency``).
 """
 
 from __future__ import annotations
 
 import copy
-import re
 import secrets
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from revio_sandbox.errors import REQUIRED, ApiError, field_errors, general_error
+from revio_sandbox.faults import fault_add, take_refund_fault
+from revio_sandbox.purchases import set_status
 from revio_sandbox.store import dump_json, load_json
 from revio_sandbox.validation import require_object, whole_number
 
 if TYPE_CHECKING:
     from revio_sandbox.core import Sandbox
-
-# The card brands the sandbox's checkout pays with (it fills payment_method "visa").
-CARD_METHODS = ("mastercard", "visa")
-METHOD_NAMES = {"mastercard": "Mastercard", "visa": "Visa"}
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-
-# EFT payment states and what they mean for the company balance (INFERRED: the OpenAPI Balance has a
-# `pending_outgoing`, "amount currently pending withdrawal"; docs/sandbox-guesses.md "Balance").
-EFT_PENDING = ("NEW", "QUEUED", "SUBMITTED", "ACCEPTED", "CUTOFF")
-EFT_PAID_OUT = ("COMPLETED", "DISPUTED")
-EFT_CURRENCY = "ZAR"  # the EFT API moves rand only (amountCents)
 
 
 def _amount_option(payload: Any) -> int | None:
@@ -52,7 +39,7 @@ def _amount_option(payload: Any) -> int | None:
 
 
 class PaymentsApi:
-    """Refunds, chargebacks and the balance, on the sandbox's store and event machinery."""
+    """Refunds and chargebacks, on the sandbox's store and event machinery."""
 
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
@@ -62,9 +49,50 @@ class PaymentsApi:
 
     def refund(self, purchase_id: str, payload: Any) -> dict[str, Any]:
         """``POST /purchases/{id}/refund/``: a Payment (``status: "success"``), or 400
-        ``purchase_refund_error``."""
+        ``purchase_refund_error``; after ``slow_refunds_next`` the Purchase in ``pending_refund``."""
         amount = _amount_option(payload)
         return self._take_back(purchase_id, amount, kind="refund")
+
+    def slow_refunds_next(self, count: Any, seconds: Any = None) -> dict[str, Any]:
+        """Control API: the next ``count`` refunds wait for the acquirer: the API answers the Purchase in
+        ``pending_refund`` (event ``purchase.pending_refund``) and the refund completes ``seconds`` later
+        (default: the payout delay) with ``payment.refunded``, as README fact 3 / revio-api 2.6 describe."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise general_error("count must be an integer >= 1", "invalid")
+        if seconds is None:
+            seconds = self.sandbox.settings.payout_delay
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise general_error("seconds must be a number >= 0", "invalid")
+        return fault_add(self.store, "refund", {"action": "pending", "count": count, "seconds": seconds})
+
+    def complete_pending(self, payment_id: str, now: float) -> None:
+        """A pending refund's acquirer answered: the Payment exists, ``payment.refunded`` goes out and the
+        purchase leaves ``pending_refund`` (``refunded`` if nothing is left, else ``paid``)."""
+        row = self.store.fetchone("SELECT * FROM payments WHERE id = ? AND status = 'pending'", (payment_id,))
+        if row is None:
+            return
+        stamp = int(now)
+        payment = dict(load_json(row["data"]))
+        payment["payment"].update(paid_on=stamp, remote_paid_on=stamp)
+        payment["updated_on"] = stamp
+        history = [*load_json(row["history"]), {"status": "success", "timestamp": stamp}]
+        self.store.execute(
+            "UPDATE payments SET status = 'done', due_at = NULL, data = ?, history = ? WHERE id = ?",
+            (dump_json(payment), dump_json(history), payment_id),
+        )
+        purchase = self.sandbox.purchases.peek(str(row["purchase_id"]))
+        if purchase["status"] == "pending_refund":
+            set_status(purchase, "refunded" if not purchase["refundable_amount"] else "paid", stamp)
+            self.sandbox.purchases.save(purchase)
+        self.sandbox.deliveries.emit(payment, "payment.refunded")
+
+    def tick(self, now: float) -> None:
+        """Pending refunds whose acquirer has answered complete, oldest first."""
+        for row in self.store.fetchall(
+            "SELECT id FROM payments WHERE status = 'pending' AND due_at <= ? ORDER BY due_at", (now,)
+        ):
+            with self.store.transaction():
+                self.complete_pending(row["id"], now)
 
     def chargeback(self, purchase_id: str, payload: Any) -> dict[str, Any]:
         """Control API: the card holder's bank takes (part of) a paid purchase back."""
@@ -74,7 +102,7 @@ class PaymentsApi:
     def _take_back(self, purchase_id: str, amount: int | None, *, kind: str) -> dict[str, Any]:
         code = f"purchase_{kind}_error"
         with self.store.transaction():
-            purchase = self.sandbox._purchase_require(purchase_id)
+            purchase = self.sandbox.purchases.require(purchase_id)
             remaining = int(purchase["refundable_amount"])
             if purchase["status"] != "paid" or remaining < 1:
                 raise general_error(
@@ -88,6 +116,8 @@ class PaymentsApi:
                     f"The {kind} amount {amount} is more than the refundable amount {remaining}.", code
                 )
             now = int(time.time())
+            slow_rule = take_refund_fault(self.store) if kind == "refund" else None
+            slow = slow_rule is not None
             left = remaining - amount
             purchase["refundable_amount"] = left
             purchase["refund_availability"] = "partial_only" if left else "none"
@@ -102,24 +132,37 @@ class PaymentsApi:
                 },
             )
             purchase["updated_on"] = now
-            if not left:
+            if slow:
+                set_status(purchase, "pending_refund", now)
+            elif not left:
                 # Fully refunded or charged back: the status says so (README fact 3).
-                _set_status(purchase, "refunded" if kind == "refund" else "chargeback", now)
-            self.sandbox._purchase_save(purchase)
+                set_status(purchase, "refunded" if kind == "refund" else "chargeback", now)
+            self.sandbox.purchases.save(purchase)
             payment = self._payment_new(purchase, amount, kind=kind, now=now)
             self.store.execute(
-                "INSERT INTO payments (id, purchase_id, kind, amount, currency, data) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO payments "
+                "(id, purchase_id, kind, amount, currency, status, due_at, data, history) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     payment["id"],
                     purchase_id,
                     kind,
                     amount,
                     payment["payment"]["currency"],
+                    "pending" if slow else "done",
+                    now + float(slow_rule["seconds"]) if slow_rule is not None else None,
                     dump_json(payment),
+                    dump_json([{"status": "pending" if slow else "success", "timestamp": now}]),
                 ),
             )
-            self.sandbox._emit(payment, "payment.refunded" if kind == "refund" else "payment.charged_back")
+            if slow:
+                # The acquirer is still working: the answer is the Purchase, not a Payment (README fact 3).
+                self.sandbox.deliveries.emit(purchase, "purchase.pending_refund")
+                self.sandbox.on_change()
+                return purchase
+            self.sandbox.deliveries.emit(
+                payment, "payment.refunded" if kind == "refund" else "payment.charged_back"
+            )
             return payment
 
     def _payment_new(self, purchase: dict[str, Any], amount: int, *, kind: str, now: int) -> dict[str, Any]:
@@ -165,10 +208,29 @@ class PaymentsApi:
         }
 
     def payments_for(self, purchase_id: str) -> list[dict[str, Any]]:
+        """The purchase's completed refund and chargeback Payments (a pending refund has none yet)."""
         rows = self.store.fetchall(
-            "SELECT data FROM payments WHERE purchase_id = ? ORDER BY seq", (purchase_id,)
+            "SELECT data FROM payments WHERE purchase_id = ? AND status = 'done' ORDER BY seq", (purchase_id,)
         )
         return [dict(load_json(r["data"])) for r in rows]
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest refunds and chargebacks, pending ones too, each with its status history
+        (dashboard). ``status`` is the Payment's: ``pending`` until the acquirer answers, then ``success``."""
+        rows = self.store.fetchall("SELECT * FROM payments ORDER BY seq DESC LIMIT ?", (limit,))
+        return [
+            {
+                "id": row["id"],
+                "kind": row["kind"],
+                "purchase_id": row["purchase_id"],
+                "amount": row["amount"],
+                "currency": row["currency"],
+                "status": "pending" if row["status"] == "pending" else "success",
+                "status_history": load_json(row["history"]),
+                "payment": load_json(row["data"]),
+            }
+            for row in rows
+        ]
 
     # -- operations the sandbox cannot perform on its purchases ------------------------------------
 
@@ -176,7 +238,7 @@ class PaymentsApi:
         """capture/release need a ``hold`` purchase, charge a recurring token, delete_recurring_token a
         token purchase. The sandbox makes none of those (no skip_capture hold, no saved cards), so a
         known purchase always gets the platform's 400 (unknown ids 404, like every purchase route)."""
-        status = self.sandbox.purchase_get(purchase_id)["status"]  # 404 for an unknown id
+        status = self.sandbox.purchases.get(purchase_id)["status"]  # 404 for an unknown id
         if operation == "charge":
             token = require_object(payload).get("recurring_token")
             if token in (None, ""):
@@ -191,88 +253,6 @@ class PaymentsApi:
             f"{status}, not hold.",
             f"purchase_{operation}_error",
         )
-
-    # -- payment methods and the company balance ---------------------------------------------------
-
-    def payment_methods(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        """``GET /payment_methods/?brand_id=&currency=``: the card methods the sandbox's checkout offers.
-        The filters ``recurring``, ``skip_capture`` and ``preauthorization`` leave none (it has neither)."""
-        errors: dict[str, Any] = {}
-        brand_id = (query.get("brand_id") or [""])[0]
-        currency = (query.get("currency") or [""])[0]
-        if not brand_id:
-            errors["brand_id"] = [REQUIRED]
-        elif brand_id != self.sandbox.brand_id:
-            errors["brand_id"] = [f'Invalid pk "{brand_id}" - object does not exist.']
-        if not currency:
-            errors["currency"] = [REQUIRED]
-        elif not _CURRENCY.match(currency):
-            errors["currency"] = ['Currency must be an ISO 4217 code such as "ZAR".']
-        if errors:
-            raise field_errors(errors)
-        wanted = {
-            key for key in ("recurring", "skip_capture", "preauthorization") if query.get(key) == ["true"]
-        }
-        methods = [] if wanted else list(CARD_METHODS)
-        return {
-            "available_payment_methods": methods,
-            "by_country": {"any": methods},
-            "country_names": {"any": "Other"},
-            "names": {m: METHOD_NAMES[m] for m in methods},
-            "card_methods": methods,
-        }
-
-    def balance(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        """``GET /account/json/balance/``: the company balance by currency.
-
-        Moved by paid purchases (gross +amount, fee_sell +fee), refunds and chargebacks (gross -), and
-        EFT payments (pending_outgoing while open, gross - once COMPLETED, nothing once failed or
-        returned). ``from``/``to`` (a past balance) are not supported: 400 rather than a wrong figure.
-        """
-        unsupported: dict[str, Any] = {
-            key: ["The sandbox cannot answer a past balance."] for key in ("from", "to") if key in query
-        }
-        if unsupported:
-            raise field_errors(unsupported)
-        sums: dict[str, dict[str, int]] = {}
-
-        def bucket(currency: str) -> dict[str, int]:
-            return sums.setdefault(currency, {"gross": 0, "fee": 0, "pending": 0})
-
-        for row in self.store.fetchall("SELECT data FROM purchases"):
-            payment = load_json(row["data"]).get("payment")
-            if payment:
-                entry = bucket(payment["currency"])
-                entry["gross"] += int(payment["amount"])
-                entry["fee"] += int(payment["fee_amount"])
-        for row in self.store.fetchall("SELECT currency, amount FROM payments"):
-            bucket(row["currency"])["gross"] -= int(row["amount"])
-        for row in self.store.fetchall("SELECT status, data FROM eft_payments"):
-            amount = int(load_json(row["data"])["amountCents"])
-            if row["status"] in EFT_PENDING:
-                bucket(EFT_CURRENCY)["pending"] += amount
-            elif row["status"] in EFT_PAID_OUT:
-                bucket(EFT_CURRENCY)["gross"] -= amount
-        currencies = query.get("currency") or sorted(sums)
-        result: dict[str, Any] = {}
-        for currency in currencies:
-            entry = sums.get(currency, {"gross": 0, "fee": 0, "pending": 0})
-            balance = entry["gross"] - entry["fee"]
-            result[currency] = {
-                "balance": balance,
-                "fee_sell": entry["fee"],
-                "reserved": 0,
-                "gross_balance": entry["gross"],
-                "pending_outgoing": entry["pending"],
-                "available_balance": balance - entry["pending"],
-            }
-        return result
-
-
-def _set_status(obj: dict[str, Any], status: str, now: int) -> None:
-    obj["status"] = status
-    obj["status_history"].append({"status": status, "timestamp": now})
-    obj["updated_on"] = now
 
 
 __all__ = ["ApiError", "PaymentsApi"]

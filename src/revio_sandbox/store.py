@@ -34,9 +34,12 @@ CREATE TABLE IF NOT EXISTS payments (
     kind TEXT NOT NULL,
     amount INTEGER NOT NULL,
     currency TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'done',
+    due_at REAL,
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS payments_purchase ON payments (purchase_id);
+CREATE INDEX IF NOT EXISTS payments_due ON payments (status, due_at);
 CREATE TABLE IF NOT EXISTS webhooks (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT UNIQUE NOT NULL,
@@ -108,6 +111,18 @@ CREATE TABLE IF NOT EXISTS faults (
 );
 """
 
+# Columns added after their table first shipped: a data folder from before gets them when it is opened.
+ADDED_COLUMNS = {
+    # What a delivery attempt sent and what the receiver answered (the dashboard shows them).
+    "delivery_attempts": (
+        ("request_headers", "TEXT"),
+        ("response_headers", "TEXT"),
+        ("response_body", "TEXT"),
+    ),
+    # A refund's or chargeback's own status history (pending while the acquirer works, then success).
+    "payments": (("history", "TEXT NOT NULL DEFAULT '[]'"),),
+}
+
 # Tables emptied by a reset; meta (keys, api key, brand) is handled separately.
 STATE_TABLES = (
     "purchases",
@@ -133,6 +148,12 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.execute("PRAGMA busy_timeout=5000")
         self.conn.executescript(SCHEMA)
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row["name"] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in columns:
+                if name not in present:
+                    # Fixed names from ADDED_COLUMNS above, never input.
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
         self._depth = 0
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""Fixtures: one real sandbox subprocess per test session (reset before each test) and a receiver."""
+"""Fixtures: one real sandbox subprocess per test session (reset before each test), a receiver, and
+headless Chromium (Debian's /usr/bin/chromium via Playwright) for the pages."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from revio_sandbox.testing import SandboxProcess
 from revio_sandbox.tests.support import Receiver
@@ -47,3 +49,25 @@ def webhook(api: httpx.Client, receiver: Receiver) -> dict[str, object]:
     )
     assert response.status_code == 201
     return dict(response.json())
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    context.close()

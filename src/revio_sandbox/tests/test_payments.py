@@ -60,6 +60,21 @@ class TestRefunds:
         assert api.get(f"purchases/{purchase['id']}/").json()["status"] == "refunded"
         assert [p["amount"] for p in sandbox.control.purchase_payments(purchase["id"])] == [5000, 10000]
 
+    def test_concurrent_full_refunds_refund_once(self, sandbox: SandboxProcess, api: httpx.Client) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        purchase = paid_purchase(sandbox, api)
+
+        def refund(_: int) -> int:
+            with sandbox.api_client() as client:
+                return client.post(f"purchases/{purchase['id']}/refund/").status_code
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            codes = sorted(pool.map(refund, range(6)))
+        assert codes == [200, 400, 400, 400, 400, 400]
+        assert [p["amount"] for p in sandbox.control.purchase_payments(purchase["id"])] == [15000]
+        assert api.get("account/json/balance/").json()["ZAR"]["gross_balance"] == 0
+
     @pytest.mark.parametrize("amount", [0, -5, 1.5, "100"])
     def test_bad_amount_is_a_field_error(
         self, sandbox: SandboxProcess, api: httpx.Client, amount: Any
@@ -76,6 +91,36 @@ class TestRefunds:
         assert response.status_code == 400
         assert response.json()["__all__"][0]["code"] == "purchase_refund_error"
         assert api.post(f"purchases/{uuid.uuid4()}/refund/").status_code == 404
+
+    def test_a_slow_refund_answers_the_purchase_in_pending_refund_then_completes(
+        self, sandbox: SandboxProcess, api: httpx.Client, receiver: Receiver, webhook: dict[str, Any]
+    ) -> None:
+        purchase = paid_purchase(sandbox, api)
+        sandbox.control.slow_refunds_next(seconds=1.5)
+        response = api.post(f"purchases/{purchase['id']}/refund/", json={"amount": 5000})
+        assert response.status_code == 200
+        pending = response.json()
+        # The answer is the Purchase (no Payment yet), and a second refund waits for the first.
+        assert (pending["type"], pending["id"], pending["status"]) == (
+            "purchase",
+            purchase["id"],
+            "pending_refund",
+        )
+        assert sandbox.control.purchase_payments(purchase["id"]) == []
+        assert api.post(f"purchases/{purchase['id']}/refund/").status_code == 400
+        assert api.get("account/json/balance/").json()["ZAR"]["gross_balance"] == 15000
+        events = receiver.wait_for(
+            lambda rs: any(r.json()["event_type"] == "payment.refunded" for r in rs), path="/hook", timeout=5
+        )
+        types = [r.json()["event_type"] for r in events]
+        assert types.index("purchase.pending_refund") < types.index("payment.refunded")
+        after = api.get(f"purchases/{purchase['id']}/").json()
+        assert [h["status"] for h in after["status_history"]][-2:] == ["pending_refund", "paid"]
+        (payment,) = sandbox.control.purchase_payments(purchase["id"])
+        assert (payment["amount"], payment["related_to"]["id"]) == (5000, purchase["id"])
+        assert api.get("account/json/balance/").json()["ZAR"]["gross_balance"] == 10000
+        # Only the next refund was slow.
+        assert api.post(f"purchases/{purchase['id']}/refund/").json()["type"] == "payment"
 
 
 class TestChargebacks:

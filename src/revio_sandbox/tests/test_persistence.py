@@ -79,3 +79,36 @@ def test_same_data_dir_keeps_generated_identity(tmp_path: Path) -> None:
     with second:
         assert second.control.config()["company_public_key"] == config["company_public_key"]
         assert second.control.config()["company_id"] == config["company_id"]
+
+
+def test_a_data_folder_from_before_the_dashboard_gets_the_new_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    from revio_sandbox.core import RuntimeSettings, Sandbox
+    from revio_sandbox.store import Store
+
+    # The two tables as they were before attempts kept the answer and payments their history.
+    old = sqlite3.connect(tmp_path / "sandbox.db")
+    old.executescript(
+        """
+        CREATE TABLE payments (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL,
+            purchase_id TEXT NOT NULL, kind TEXT NOT NULL, amount INTEGER NOT NULL, currency TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'done', due_at REAL, data TEXT NOT NULL);
+        CREATE TABLE delivery_attempts (id INTEGER PRIMARY KEY AUTOINCREMENT, delivery_id INTEGER NOT NULL,
+            attempted_at REAL NOT NULL, url TEXT NOT NULL, status_code INTEGER, error TEXT,
+            duration_ms REAL NOT NULL, signature TEXT NOT NULL);
+        INSERT INTO payments (id, purchase_id, kind, amount, currency, data)
+            VALUES ('p1', 'x', 'refund', 100, 'ZAR', '{"id": "p1"}');
+        """
+    )
+    old.commit()
+    old.close()
+
+    sandbox = Sandbox(Store(tmp_path), RuntimeSettings(public_url="http://127.0.0.1:1"))
+    sandbox.ensure_identity(api_key=None, brand_id=None)
+    columns = {r["name"] for r in sandbox.store.fetchall("PRAGMA table_info(delivery_attempts)")}
+    assert {"request_headers", "response_headers", "response_body"} <= columns
+    (payment,) = sandbox.overview()["payments"]
+    assert (payment["id"], payment["status"], payment["status_history"]) == ("p1", "success", [])
+    sandbox.store.close()
+    Store(tmp_path).close()  # opening it again adds nothing twice

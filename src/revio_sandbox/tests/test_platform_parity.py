@@ -21,11 +21,7 @@ from revio_sandbox import jsonb
 from revio_sandbox.testing import SandboxProcess
 from revio_sandbox.tests.support import purchase_body
 
-FIXTURE = json.loads(
-    (
-        Path(__file__).resolve().parents[3] / ".." / "shared" / "revio-platform" / "signed-callback.body.json"
-    ).read_bytes()
-)
+FIXTURE = json.loads((Path(__file__).resolve().parent / "vectors" / "signed-callback.body.json").read_bytes())
 # The 21 purchase statuses (Go SDK status.go; revio-api.md section 2.4).
 PURCHASE_STATUSES = {
     "created", "sent", "viewed", "overdue", "expired", "cancelled", "error", "blocked", "hold",
@@ -117,6 +113,18 @@ def refund_event_is_the_payment_plus_event_type(sandbox: SandboxProcess, api: ht
     body = json.loads(delivery["body"])
     assert body == {**payment, "event_type": "payment.refunded"}
     assert api.get(f"purchases/{purchase['id']}/").json()["status"] == "refunded"
+
+
+def slow_refund_answers_pending_refund(sandbox: SandboxProcess, api: httpx.Client) -> None:
+    api.post("webhooks/", json={"title": "t", "all_events": True, "callback": "http://127.0.0.1:9/"})
+    purchase = paid(sandbox, api)
+    sandbox.control.slow_refunds_next(seconds=60)
+    answer = api.post(f"purchases/{purchase['id']}/refund/").json()
+    assert (answer["type"], answer["status"]) == ("purchase", "pending_refund")
+    (delivery,) = [
+        d for d in sandbox.control.deliveries(object_id=purchase["id"]) if "refund" in d["event_type"]
+    ]
+    assert delivery["event_type"] == "purchase.pending_refund"
 
 
 def field_errors_are_flat_lists(sandbox: SandboxProcess, api: httpx.Client) -> None:
@@ -261,6 +269,11 @@ ROWS = [
         "3 payment.refunded",
         "README fact 7 body = object + event_type; revio-api 2.5",
         refund_event_is_the_payment_plus_event_type,
+    ),
+    Row(
+        "3 pending_refund",
+        "README fact 3; revio-api 2.6: a slow acquirer answers the Purchase in pending_refund",
+        slow_refund_answers_pending_refund,
     ),
     Row("4 field errors", "Java SDK ApiErrors = Map<String, List<ApiError>>", field_errors_are_flat_lists),
     Row("4 auth errors", "Java SDK ApiErrors (every error body)", auth_errors_have_the_shape_too),

@@ -13,7 +13,7 @@ import pytest
 from revio_sandbox import jsonb, keys
 from revio_sandbox.tests.support import signature_valid
 
-VECTORS = Path(__file__).resolve().parents[3] / ".." / "shared" / "revio-platform"
+VECTORS = Path(__file__).resolve().parent / "vectors"
 BODY = (VECTORS / "signed-callback.body.json").read_bytes()
 SIGNATURE = (VECTORS / "signed-callback.signature.b64").read_text().strip()
 PUBLIC_KEY = (VECTORS / "signed-callback.public-key.pem").read_text()

@@ -21,6 +21,8 @@ from revio_sandbox.core import Sandbox
 log = logging.getLogger("revio_sandbox.delivery")
 
 MAX_IDLE_SECONDS = 0.5  # upper bound on how long the loop sleeps without a wake-up
+RESPONSE_BODY_KEPT = 4096  # bytes of the receiver's answer kept per attempt (for the dashboard)
+USER_AGENT = f"revio-sandbox/{__version__}"
 
 
 class DeliveryWorker:
@@ -48,7 +50,7 @@ class DeliveryWorker:
 
     async def _run(self) -> None:
         timeout = self.sandbox.settings.delivery_timeout
-        headers = {"User-Agent": f"revio-sandbox/{__version__}"}
+        headers = {"User-Agent": USER_AGENT}
         async with httpx.AsyncClient(timeout=timeout, headers=headers, follow_redirects=False) as client:
             while True:
                 self._wake.clear()
@@ -69,12 +71,12 @@ class DeliveryWorker:
     def _step(self, client: httpx.AsyncClient) -> None:
         now = time.time()
         self.sandbox.tick(now)
-        for row in self.sandbox.deliveries_due(now, self._busy):
+        for row in self.sandbox.deliveries.due(now, self._busy):
             chain = (str(row["object_id"]), str(row["target"]))
             self._busy.add(chain)
-            signature = self.sandbox.delivery_signature(row)
+            signature = self.sandbox.deliveries.signature(row)
             if signature is None:
-                self.sandbox.delivery_abandon(int(row["id"]), "webhook_deleted")
+                self.sandbox.deliveries.abandon(int(row["id"]), "webhook_deleted")
                 self._busy.discard(chain)
                 continue
             task = asyncio.create_task(
@@ -96,17 +98,21 @@ class DeliveryWorker:
         started = time.monotonic()
         status_code: int | None = None
         error: str | None = None
+        response_headers: dict[str, str] | None = None
+        response_body: str | None = None
+        headers = {"Content-Type": "application/json"}
+        if signature:  # EFT callbacks are unsigned
+            headers["X-Signature"] = signature
         try:
-            headers = {"Content-Type": "application/json"}
-            if signature:  # EFT callbacks are unsigned
-                headers["X-Signature"] = signature
             response = await client.post(url, content=body, headers=headers)
             status_code = response.status_code
+            response_headers = dict(response.headers)
+            response_body = response.content[:RESPONSE_BODY_KEPT].decode("utf-8", "replace")
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         duration_ms = (time.monotonic() - started) * 1000
         try:
-            self.sandbox.delivery_record_attempt(
+            self.sandbox.deliveries.record_attempt(
                 delivery_id,
                 attempted_at=attempted_at,
                 url=url,
@@ -114,6 +120,9 @@ class DeliveryWorker:
                 error=error,
                 duration_ms=round(duration_ms, 1),
                 signature=signature,
+                request_headers={"User-Agent": USER_AGENT, **headers},
+                response_headers=response_headers,
+                response_body=response_body,
             )
         finally:
             self._busy.discard(chain)
