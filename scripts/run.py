@@ -179,7 +179,8 @@ def start_system(urls: dict[str, str], *, web_port: int, sandbox_port: int) -> i
     emails_dir = env.get("EMAIL_FILE_PATH", str(RUN_DIR / "emails"))
     if "sandbox" in procs:
         revio_line = (
-            f"Revio sandbox {sandbox_url}/  (the emulated Revio API, checkout pages, /_sandbox/ controls)"
+            f"Revio sandbox {sandbox_url}/  (its dashboard: every purchase, EFT payment and delivery, "
+            "with pay, refund, chargeback, fail/return and fault controls)"
         )
     else:
         revio_line = f"Revio         {env['REVIO_BASE_URL']}  (REVIO_BASE_URL; the sandbox is not started)"
