@@ -34,6 +34,10 @@ class AuditAction(models.TextChoices):
     WEBHOOK_REPLAYED = "webhook_replayed", "Webhook event replayed"
     NOTIFICATION_RESENT = "notification_resent", "Notification resent"
     KEY_ROTATED = "key_rotated", "Key rotated"
+    EVENT_ENDPOINT_CHANGED = (
+        "event_endpoint_changed",
+        "Outgoing event endpoint registered, changed or deleted",
+    )
     STATEMENT_PRODUCED = "statement_produced", "Statement produced for a user by an admin"
 
 

@@ -135,6 +135,16 @@ def _proxies() -> Iterable[CheckMessage]:
         )
 
 
+def _outgoing_events() -> Iterable[CheckMessage]:
+    if settings.EVENTS_ALLOW_LOCAL_URLS:
+        yield _error(
+            "E012",
+            "EVENTS_ALLOW_LOCAL_URLS is on: event endpoints could be http or this machine's own addresses "
+            "(server-side request forgery through the client's webhooks).",
+            "Unset EVENTS_ALLOW_LOCAL_URLS (it is for local receivers in development and tests).",
+        )
+
+
 @register(Tags.security, deploy=True)
 def production_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return [
@@ -144,4 +154,5 @@ def production_configuration(app_configs: Any = None, **kwargs: Any) -> list[Che
         *_keys(),
         *_browser_origins(),
         *_proxies(),
+        *_outgoing_events(),
     ]

@@ -47,6 +47,8 @@ def endpoint_create(
     event_types: list[str] | None = None,
     enabled: bool = True,
     now: datetime,
+    actor: Any = None,
+    ip: str | None = None,
 ) -> EndpointWithSecret:
     """Register the client backend's endpoint; its signing secret is returned this once.
 
@@ -65,6 +67,7 @@ def endpoint_create(
         created_at=now,
         updated_at=now,
     )
+    _audit(endpoint, "created", actor=actor, ip=ip, now=now, url=url, event_types=filters, enabled=enabled)
     logger.info("event endpoint %s registered", endpoint.id)
     return EndpointWithSecret(endpoint=endpoint, secret=secret)
 
@@ -77,6 +80,8 @@ def endpoint_update(
     event_types: list[str] = _UNSET,
     enabled: bool = _UNSET,
     now: datetime,
+    actor: Any = None,
+    ip: str | None = None,
 ) -> EventEndpoint:
     """Change an endpoint; arguments left out keep their value. A new URL is checked like a new endpoint's.
 
@@ -99,10 +104,13 @@ def endpoint_update(
             setattr(endpoint, name, value)
         endpoint.updated_at = now
         endpoint.save(update_fields=[*changes, "updated_at"])
+        _audit(endpoint, "updated", actor=actor, ip=ip, now=now, **changes)
     return endpoint
 
 
-def endpoint_delete(*, endpoint_id: uuid.UUID, now: datetime) -> None:
+def endpoint_delete(
+    *, endpoint_id: uuid.UUID, now: datetime, actor: Any = None, ip: str | None = None
+) -> None:
     """Stop sending to an endpoint for good. Its deliveries stay as the record of what was sent.
 
     :raises NotFoundError: no such endpoint (or already deleted).
@@ -115,6 +123,23 @@ def endpoint_delete(*, endpoint_id: uuid.UUID, now: datetime) -> None:
         Delivery.objects.filter(endpoint_id=endpoint.id, status=DeliveryStatus.PENDING).update(
             status=DeliveryStatus.CANCELLED, updated_at=now, last_error="endpoint deleted"
         )
+        _audit(endpoint, "deleted", actor=actor, ip=ip, now=now)
+
+
+def _audit(
+    endpoint: EventEndpoint, change: str, *, actor: Any, ip: str | None, now: datetime, **fields: Any
+) -> None:
+    """Where the wallet sends users' money events is a security decision (F4-style redirection): every
+    registration, change and deletion is in the audit chain, with what changed (never the secret)."""
+    audit.audit_record(
+        action=audit.AuditAction.EVENT_ENDPOINT_CHANGED,
+        actor=actor,
+        subject_type="events.eventendpoint",
+        subject_id=str(endpoint.id),
+        ip=ip,
+        details={"change": change, **fields},
+        now=now,
+    )
 
 
 def endpoint_rotate_secret(

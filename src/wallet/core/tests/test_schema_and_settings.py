@@ -123,6 +123,7 @@ _READ_BY_CHECKS = {
     "RAILWAY_ENVIRONMENT_NAME",
     "RAILWAY_PROJECT_ID",
     "WALLET_ROLE",
+    "EVENTS_ALLOW_LOCAL_URLS",
     "DJANGO_SILENCED_SYSTEM_CHECKS",
 }
 
@@ -197,6 +198,8 @@ def test_production_on_the_sandbox_defaults_fails_check_deploy_naming_each_gap()
         ({"CORS_ALLOWED_ORIGINS": "http://localhost:3000"}, "CORS allows 'http://localhost:3000'"),
         # F6: on Railway every request comes through its proxy; a web process counting none refuses.
         ({"RAILWAY_ENVIRONMENT_NAME": "production", "WALLET_ROLE": "web"}, "wallet.E010"),
+        # Outgoing events: production never lets an endpoint be http or on this machine (SSRF).
+        ({"EVENTS_ALLOW_LOCAL_URLS": "true"}, "wallet.E012"),
     ],
 )
 def test_each_production_gap_alone_fails_check_deploy(change: dict[str, str], named: str) -> None:

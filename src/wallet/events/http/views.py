@@ -62,7 +62,9 @@ class EventEndpointListApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = _validated(s.EndpointCreateInputSerializer, request.data)
-        created = endpoints.endpoint_create(**data, now=timezone.now())
+        created = endpoints.endpoint_create(
+            **data, now=timezone.now(), actor=request.user, ip=client_ip(request)
+        )
         return Response(
             _endpoint_payload(created.endpoint, secret=created.secret), status=status.HTTP_201_CREATED
         )
@@ -84,12 +86,16 @@ class EventEndpointDetailApi(APIView):
     )
     def patch(self, request: Request, endpoint_id: uuid.UUID) -> Response:
         data = _validated(s.EndpointUpdateInputSerializer, request.data)
-        endpoint = endpoints.endpoint_update(endpoint_id=endpoint_id, **data, now=timezone.now())
+        endpoint = endpoints.endpoint_update(
+            endpoint_id=endpoint_id, **data, now=timezone.now(), actor=request.user, ip=client_ip(request)
+        )
         return Response(_endpoint_payload(endpoint))
 
     @extend_schema(tags=["admin"], responses={204: None})
     def delete(self, request: Request, endpoint_id: uuid.UUID) -> Response:
-        endpoints.endpoint_delete(endpoint_id=endpoint_id, now=timezone.now())
+        endpoints.endpoint_delete(
+            endpoint_id=endpoint_id, now=timezone.now(), actor=request.user, ip=client_ip(request)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -69,6 +69,26 @@ class TestEndpoints:
         assert admin_api.delete(path).json()["error"]["code"] == "not_found"
         assert EventEndpoint.objects.get(id=created["id"]).deleted_at is not None  # kept as a record
 
+    def test_registering_changing_and_deleting_an_endpoint_is_audited(
+        self, admin_api: APIClient, admin_user: User
+    ) -> None:
+        """Where users' money events are sent is a security decision: each change is in the audit chain,
+        with the admin who made it and what changed, and never the secret."""
+        created = admin_api.post(ENDPOINTS, {"url": "http://127.0.0.1:9/"}, format="json").json()
+        path = f"{ENDPOINTS}/{created['id']}"
+        admin_api.patch(path, {"url": "http://127.0.0.1:10/"}, format="json")
+        admin_api.delete(path)
+        trail = AuditEvent.objects.filter(action="event_endpoint_changed", subject_id=created["id"]).order_by(
+            "id"
+        )
+        assert [(e.details["change"], e.actor_id) for e in trail] == [
+            ("created", admin_user.id),
+            ("updated", admin_user.id),
+            ("deleted", admin_user.id),
+        ]
+        assert trail[1].details["url"] == "http://127.0.0.1:10/"
+        assert all(created["secret"] not in str(e.details) for e in trail)
+
     def test_rotation_returns_a_new_secret_keeps_the_old_one_for_the_grace_period_and_is_audited(
         self, admin_api: APIClient, settings: Any
     ) -> None:
