@@ -128,8 +128,9 @@ class TestCreate:
         assert response.status_code == 201
         assert enqueued.call_count == 1
         statements = [q["sql"] for q in captured.captured_queries]
-        report_figure(f"POST /withdrawals (Idempotency-Key): {len(statements)} SQL statements (budget 22)")
-        assert len(statements) <= 22, "\n".join(s[:120] for s in statements)
+        # 23 since the outgoing events' outbox row joined the acceptance's transaction (one statement).
+        report_figure(f"POST /withdrawals (Idempotency-Key): {len(statements)} SQL statements (budget 23)")
+        assert len(statements) <= 23, "\n".join(s[:120] for s in statements)
 
     @pytest.mark.parametrize(
         ("bank", "field"),
