@@ -3,7 +3,7 @@
 A hypothesis state machine drives the real services against the real sandbox (over HTTP; real RSA
 signatures on every purchase webhook, unsigned EFT callbacks for payouts, as Revio sends them) and keeps a
 model of what every deposit and withdrawal must be, given what Revio holds. Rules: deposits created and
-paid or cancelled at Revio; withdrawals paid out by the EFT payments API, with Revio refusing (503),
+paid or cancelled at Revio; withdrawals paid out by the EFT payments API, with Revio refusing (a 422),
 failing (500: outcome unknown, nothing created) or losing the answer after creating the payment; payments
 completing, failing, or returned by the bank after completing; deliveries that are duplicated,
 reordered (an older event after a newer one) or dropped; a worker that processes twice, concurrently, loses
@@ -374,7 +374,9 @@ class WalletMachine(RuleBasedStateMachine):
     @rule(
         user=st.integers(0, 1),
         amount=AMOUNTS,
-        fault=st.sampled_from(["none", "none", "none", "refused", "unknown", "answer_lost"]),
+        fault=st.sampled_from(
+            ["none", "none", "none", "refused", "unknown", "answer_lost", "created_then_503"]
+        ),
     )
     def withdraw(self, user: int, amount: int, fault: str) -> None:
         self.env.figures.steps += 1
@@ -383,12 +385,14 @@ class WalletMachine(RuleBasedStateMachine):
     def _withdraw(self, user: int, amount: int, fault: str) -> None:
         owner = self.users[user]
         control = self.env.sandbox.control
-        if fault == "refused":
-            control.fail_next("eft.payments.create", status=503)
+        if fault == "refused":  # a definite refusal in the platform's error shape (ADR 0015)
+            control.fail_next("eft.payments.create", status=422)
         elif fault == "unknown":
             control.fail_next("eft.payments.create", status=500)
         elif fault == "answer_lost":  # created at Revio, then the connection drops before the answer
             control.timeout_after_processing("eft.payments.create", seconds=0)
+        elif fault == "created_then_503":  # created at Revio, then a 503: unknown, never a refund
+            control.error_after_next("eft.payments.create", status=503)
         available, _ = self._expected(user)
         try:
             created = services.withdrawal_create(
@@ -408,7 +412,7 @@ class WalletMachine(RuleBasedStateMachine):
         expected_status = {"none": "processing", "refused": "failed"}.get(fault, "pending")
         assert created.status == expected_status, (fault, created.status)
         payout_id = created.provider_object_id
-        if fault == "answer_lost":
+        if fault in {"answer_lost", "created_then_503"}:
             found = get_payouts().find_by_reference(str(created.id))
             assert len(found) == 1
             payout_id = found[0].id
