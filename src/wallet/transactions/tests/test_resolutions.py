@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from wallet.accounts.errors import FourEyesError, NotAnAdminError
@@ -221,3 +222,43 @@ def test_approving_concurrently_applies_once(
     assert (
         Journal.objects.filter(transaction_id=withdrawal.id, kind=JournalKind.WITHDRAWAL_RELEASE).count() == 1
     )
+
+
+@pytest.mark.django_db
+def test_the_console_proposes_and_a_second_admin_approves(
+    user: User, fund: Fund, eft: EftDriver, finance: tuple[User, User]
+) -> None:
+    """Through the Django admin: the add form proposes; the proposer's own approval is refused with a
+    message; another finance admin's approval releases the reservation."""
+    proposer, approver = finance
+    fund(user, 9_000)
+    withdrawal = unknown_withdrawal(user, eft, created=False)
+    url = "/admin/transactions/withdrawalresolution/"
+    first, second = Client(), Client()
+    first.force_login(proposer)
+    second.force_login(approver)
+
+    bad = first.post(url + "add/", {"withdrawal": str(withdrawal.id), "outcome": "paid", "note": "x"})
+    assert bad.status_code == 200  # the form again, with the error
+    assert "Give Revio" in bad.content.decode()
+    assert not WithdrawalResolution.objects.exists()
+
+    added = first.post(
+        url + "add/", {"withdrawal": str(withdrawal.id), "outcome": "not_paid", "note": "Revio: none"}
+    )
+    assert added.status_code == 302, added.content.decode()[:500]
+    resolution = WithdrawalResolution.objects.get()
+    assert resolution.proposed_by_id == proposer.id
+
+    own = first.post(
+        url, {"action": "approve_selected", "_selected_action": [str(resolution.id)]}, follow=True
+    )
+    assert "a different admin must decide it" in own.content.decode()
+    assert figures(user) == (5_000, 4_000, 0)
+
+    second.post(url, {"action": "approve_selected", "_selected_action": [str(resolution.id)]}, follow=True)
+    resolution.refresh_from_db()
+    withdrawal.refresh_from_db()
+    assert (resolution.status, resolution.decided_by_id) == ("approved", approver.id)
+    assert withdrawal.status == "failed"
+    assert figures(user) == (9_000, 0, 0)
