@@ -39,6 +39,9 @@ class AuditAction(models.TextChoices):
         "Outgoing event endpoint registered, changed or deleted",
     )
     STATEMENT_PRODUCED = "statement_produced", "Statement produced for a user by an admin"
+    WITHDRAWAL_RESOLUTION_PROPOSED = "withdrawal_resolution_proposed", "Withdrawal resolution proposed"
+    WITHDRAWAL_RESOLUTION_APPROVED = "withdrawal_resolution_approved", "Withdrawal resolution applied"
+    WITHDRAWAL_RESOLUTION_REJECTED = "withdrawal_resolution_rejected", "Withdrawal resolution rejected"
 
 
 class AuditEvent(models.Model):

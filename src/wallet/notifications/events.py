@@ -27,6 +27,7 @@ EVENTS: dict[str, EventSpec] = {
     "withdrawal.completed": EventSpec("withdrawal_completed", essential=True),
     "withdrawal.failed": EventSpec("withdrawal_failed", essential=True),
     "withdrawal.returned": EventSpec("withdrawal_returned", essential=True),
+    "withdrawal.clawed_back": EventSpec("withdrawal_clawed_back", essential=True),  # paid after a refund
     PASSWORD_RESET: EventSpec("password_reset", essential=True),
     EMAIL_CHANGED: EventSpec("email_changed", essential=True),
     REGISTRATION_ATTEMPT: EventSpec("registration_attempt", essential=True),

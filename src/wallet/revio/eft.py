@@ -13,7 +13,10 @@ cached token (revoked, or expired early) drops it, fetches a new one once and re
 means the API did nothing, so even a create is safe to repeat.
 
 Errors keep RevioClient's promises: RevioRejectedError / RevioUnavailableError = nothing was created;
-RevioOutcomeUnknownError = a create may have been acted on. Calls pass through the same circuit breaker.
+RevioOutcomeUnknownError = a create may have been acted on. For a create only a 4xx in the API's own error
+shape is a refusal and only a 429 (or a request that never left) is "unavailable"; a 5xx or a page that is
+not the API's is unknown (classify_create_answer, docs/adr/0015). Calls pass through the same circuit
+breaker.
 """
 
 import hashlib
@@ -83,9 +86,10 @@ class EftClient:
     def payment_create(self, body: dict[str, Any]) -> Any:
         """`POST /v2/payment/eft`.
 
-        :raises RevioRejectedError: refused (validation); nothing was created.
-        :raises RevioUnavailableError: unreachable or overloaded; nothing was created.
-        :raises RevioOutcomeUnknownError: it may have been created: do not send it again.
+        :raises RevioRejectedError: refused (a 4xx in the API's error shape); nothing was created.
+        :raises RevioUnavailableError: never sent, or rate-limited (429); nothing was created.
+        :raises RevioOutcomeUnknownError: it may have been created (5xx, timeout, reset, a proxy's page):
+            do not send it again, and do not refund it.
         """
         with _observed("create"), breaker.guard():
             return self._call("POST", "v2/payment/eft", json_body=body, creating=True)
@@ -284,16 +288,47 @@ def _parse(response: httpx.Response, *, creating: bool) -> Any:
                 ) from exc
             raise RevioUnavailableError("the EFT API answered with a body that is not JSON") from exc
     summary, errors = _error_details(response)
-    error: type[RevioError]
-    if status in _UNAVAILABLE_STATUSES:
-        error = RevioUnavailableError
-    elif 400 <= status < 500:
-        error = RevioRejectedError
-    elif creating:
-        error = RevioOutcomeUnknownError
-    else:
-        error = RevioUnavailableError
+    error = classify_create_answer(response) if creating else _classify_read_answer(status)
     raise error(f"EFT API {status}: {summary}", status=status, errors=errors)
+
+
+def classify_create_answer(response: httpx.Response) -> type[RevioError]:
+    """What a non-2xx answer to a create proves (docs/adr/0015-provider-answer-classification.md).
+
+    Only a definite refusal by the platform itself proves "not created": a 4xx whose body is the EFT API's
+    error object. A 429 is a rate limit applied before anything is done: not created, send later. Every
+    other answer (any 5xx, 502/503/504 with or without Retry-After, and any body not in the platform's
+    shape, such as a proxy's HTML page) may have come after the payment was made: unknown.
+    """
+    status = response.status_code
+    if status == 429:
+        return RevioUnavailableError
+    if 400 <= status < 500 and _is_platform_error(response):
+        return RevioRejectedError
+    return RevioOutcomeUnknownError
+
+
+def _classify_read_answer(status: int) -> type[RevioError]:
+    # A read changes nothing, so a refusal is final only for a 4xx; anything else is worth asking again.
+    if status in _UNAVAILABLE_STATUSES or not 400 <= status < 500:
+        return RevioUnavailableError
+    return RevioRejectedError
+
+
+def _is_platform_error(response: httpx.Response) -> bool:
+    """Whether the body is the EFT API's own error object `{"statusCode": <the status>, "message": str}`
+    (documented for 401; per-field `errors` INFERRED), as opposed to a proxy's or load balancer's page."""
+    if "json" not in response.headers.get("content-type", ""):
+        return False
+    try:
+        data = response.json()
+    except json.JSONDecodeError:
+        return False
+    return (
+        isinstance(data, dict)
+        and data.get("statusCode") == response.status_code
+        and isinstance(data.get("message"), str)
+    )
 
 
 def _error_details(response: httpx.Response) -> tuple[str, tuple[RevioApiError, ...]]:

@@ -43,11 +43,15 @@ class RevioRejectedError(RevioNotCreatedError):
 
 
 class RevioUnavailableError(RevioNotCreatedError):
-    """Revio could not be reached, or said it was overloaded (429, 503) before doing anything: retry later."""
+    """Revio could not be reached, or said it was overloaded before doing anything: retry later.
+
+    For the EFT payment create only a request that never left and a 429 are this; a 503 to it is
+    RevioOutcomeUnknownError (docs/adr/0015-provider-answer-classification.md)."""
 
 
 class RevioOutcomeUnknownError(RevioError):
-    """The request may or may not have been acted on (timeout after sending, connection reset, 500/502/504).
+    """The request may or may not have been acted on (timeout after sending, connection reset, a 5xx, a
+    page that is not the platform's own error object).
 
     Never send a create again blindly: look the object up by its reference, or let reconciliation decide.
     """

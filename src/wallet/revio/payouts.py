@@ -5,9 +5,11 @@ amended), so there is one route: `POST /v2/payment/eft` with OAuth2 client crede
 with unsigned callbacks that only trigger a re-read. The wallet, the webhook pipeline and reconciliation
 see `Payout` (id, status, outcome, amount, currency, reference), never the EFT API's own shapes.
 
-`EftPayouts.create` keeps RevioClient's create promises: RevioRejectedError and RevioUnavailableError
-mean nothing was created; RevioOutcomeUnknownError means it may have been, so the caller must neither
-send it again nor refund it blindly; RevioCircuitOpenError means it was never sent.
+`EftPayouts.create` keeps RevioClient's create promises: RevioRejectedError (a refusal in the platform's
+error shape) and RevioUnavailableError (never sent, or a 429) mean nothing was created;
+RevioOutcomeUnknownError (any 5xx, a timeout, a proxy's page) means it may have been, so the caller must
+neither send it again nor refund it blindly; RevioCircuitOpenError means it was never sent
+(docs/adr/0015-provider-answer-classification.md).
 """
 
 from datetime import datetime
@@ -42,8 +44,9 @@ class EftPayouts:
         """Ask Revio to pay `amount` out by EFT.
 
         :raises RevioRejectedError: refused, or not expressible as an EFT payment; nothing was created.
-        :raises RevioUnavailableError: unreachable or overloaded; nothing was created.
-        :raises RevioOutcomeUnknownError: it may have been created: do not send it again.
+        :raises RevioUnavailableError: never sent, or rate-limited (429); nothing was created: send later.
+        :raises RevioOutcomeUnknownError: it may have been created (5xx, timeout, a proxy's page): do not
+            send it again and do not refund it.
         """
         account_type = bank_account.account_type.upper()
         if currency != EFT_CURRENCY or account_type not in self.ACCOUNT_TYPES:

@@ -2,10 +2,17 @@
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
-from wallet.transactions.models import Transaction, TransactionEvent
+from wallet.accounts.models import User
+from wallet.core.errors import ApplicationError, ValidationFailedError
+from wallet.transactions import resolutions
+from wallet.transactions.models import Transaction, TransactionEvent, WithdrawalResolution
 
 
 class TransactionEventInline(admin.TabularInline[TransactionEvent, Transaction]):
@@ -60,3 +67,157 @@ class TransactionAdmin(admin.ModelAdmin[Transaction]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# -- operator resolution of unknown or disputed withdrawals (four eyes; transactions/resolutions.py) --------
+
+
+class WithdrawalResolutionForm(forms.ModelForm[WithdrawalResolution]):
+    class Meta:
+        model = WithdrawalResolution
+        fields = ("withdrawal", "outcome", "payout_id", "note")
+        help_texts = {
+            "payout_id": "Revio's EFT payment id, for 'paid' (checked against Revio when it answers).",
+            "note": "How you know: who at Revio confirmed it, which dashboard or bank statement.",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.request: HttpRequest | None = kwargs.pop("request", None)
+        super().__init__(*args, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        proposer = self.request.user if self.request else None
+        assert isinstance(proposer, User)  # noqa: S101 - only admins reach the admin site
+        try:
+            resolutions.withdrawal_resolution_validate(
+                withdrawal_id=cleaned["withdrawal"].id,
+                proposed_by=proposer,
+                outcome=cleaned["outcome"],
+                note=cleaned.get("note", ""),
+                payout_id=cleaned.get("payout_id", ""),
+            )
+        except ValidationFailedError as exc:
+            fields = exc.details.get("fields", {})
+            raise ValidationError(
+                {field if field in self.fields else NON_FIELD_ERRORS: msgs for field, msgs in fields.items()}
+            ) from exc
+        except ApplicationError as exc:
+            raise ValidationError(exc.message) from exc
+        return cleaned
+
+
+@admin.register(WithdrawalResolution)
+class WithdrawalResolutionAdmin(admin.ModelAdmin[WithdrawalResolution]):
+    """Propose with the add form; a different finance admin approves (applies it) or rejects."""
+
+    list_display = (
+        "proposed_at",
+        "withdrawal",
+        "outcome",
+        "payout_id",
+        "status",
+        "proposed_by",
+        "decided_by",
+    )
+    list_filter = ("status", "outcome")
+    search_fields = ("=id", "=withdrawal__id", "=payout_id", "proposed_by__email")
+    list_select_related = ("withdrawal", "proposed_by", "decided_by")
+    ordering = ("-proposed_at",)
+    actions = ("approve_selected", "reject_selected")
+    raw_id_fields = ("withdrawal",)
+    readonly_fields = (
+        "id",
+        "withdrawal",
+        "outcome",
+        "payout_id",
+        "verification",
+        "note",
+        "status",
+        "proposed_by",
+        "proposed_at",
+        "decided_by",
+        "decided_at",
+        "decision_note",
+    )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        if obj is not None:
+            return super().get_form(request, obj, change, **kwargs)
+        form_class = super().get_form(request, obj, change, form=WithdrawalResolutionForm, **kwargs)
+
+        class RequestForm(form_class):  # type: ignore[valid-type,misc]
+            def __init__(self, *args: Any, **kw: Any) -> None:
+                super().__init__(*args, request=request, **kw)
+
+        return RequestForm
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return WithdrawalResolutionForm.Meta.fields if obj is None else self.readonly_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return () if obj is None else self.readonly_fields
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # decided by the actions, never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: WithdrawalResolution, form: Any, change: bool) -> None:
+        proposer = request.user
+        assert isinstance(proposer, User)  # noqa: S101 - only admins reach the admin site
+        data = form.cleaned_data
+        resolution = resolutions.withdrawal_resolution_propose(
+            withdrawal_id=data["withdrawal"].id,
+            proposed_by=proposer,
+            outcome=data["outcome"],
+            note=data["note"],
+            payout_id=data.get("payout_id", ""),
+            now=timezone.now(),
+            ip=request.META.get("REMOTE_ADDR"),
+        )
+        # The admin goes on to log and link the object it was given: point it at the row the service wrote.
+        obj.pk = resolution.pk
+        obj.proposed_by = resolution.proposed_by
+        obj._state.adding = False
+
+    def _decide(
+        self, request: HttpRequest, queryset: QuerySet[WithdrawalResolution], *, approve: bool
+    ) -> None:
+        decider = request.user
+        assert isinstance(decider, User)  # noqa: S101 - only admins reach the admin site
+        done = 0
+        for resolution in queryset:
+            try:
+                if approve:
+                    resolutions.withdrawal_resolution_approve(
+                        resolution_id=resolution.id,
+                        approver=decider,
+                        now=timezone.now(),
+                        ip=request.META.get("REMOTE_ADDR"),
+                    )
+                else:
+                    resolutions.withdrawal_resolution_reject(
+                        resolution_id=resolution.id,
+                        rejecter=decider,
+                        note="rejected in the operations console",
+                        now=timezone.now(),
+                        ip=request.META.get("REMOTE_ADDR"),
+                    )
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{resolution}: {exc.message}", messages.ERROR)
+        if done:
+            verb = "Approved and applied" if approve else "Rejected"
+            self.message_user(request, f"{verb} {done} resolution(s).", messages.SUCCESS)
+
+    @admin.action(description="Approve the selected resolutions (settles or releases the reservation)")
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[WithdrawalResolution]) -> None:
+        self._decide(request, queryset, approve=True)
+
+    @admin.action(description="Reject the selected resolutions")
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[WithdrawalResolution]) -> None:
+        self._decide(request, queryset, approve=False)

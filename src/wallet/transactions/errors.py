@@ -52,3 +52,29 @@ class DepositOutcomeUnknownError(ApplicationError):
         "The payment provider did not answer in time. The deposit stays pending; nothing is charged "
         "unless it is paid."
     )
+
+
+class DebtOutstandingError(ApplicationError):
+    """Raised when a user who owes the wallet money (Balance.debt > 0: a payout clawed back after it was
+    refunded, a chargeback) asks to withdraw; nothing changed. A deposit settles the debt first."""
+
+    code = "debt_outstanding"
+    http_status = 409
+    default_message = "You owe the wallet money; settle it with a deposit before withdrawing."
+
+
+class ResolutionNotPendingError(ApplicationError):
+    """Raised when a withdrawal resolution was already approved or rejected; nothing changed."""
+
+    code = "resolution_not_pending"
+    http_status = 409
+    default_message = "This resolution has already been decided."
+
+
+class ResolutionNotApplicableError(ApplicationError):
+    """Raised when a withdrawal cannot be resolved by an operator (its outcome is known, it was never sent,
+    or Revio's record contradicts the proposal); nothing changed."""
+
+    code = "resolution_not_applicable"
+    http_status = 409
+    default_message = "This withdrawal cannot be resolved this way."

@@ -120,3 +120,57 @@ class TransactionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.transaction_id}: {self.from_status or '∅'} → {self.to_status}"
+
+
+class WithdrawalResolution(models.Model):
+    """An operator's decision about a withdrawal whose outcome Revio could not tell us (unknown or
+    disputed): "paid" (with Revio's EFT payment id as evidence) settles the reservation, "not paid" returns
+    it. One finance admin proposes, another approves (four eyes); both are audited
+    (transactions/resolutions.py, docs/operations.md)."""
+
+    class Outcome(models.TextChoices):
+        PAID = "paid", "Paid (Revio's payment exists)"
+        NOT_PAID = "not_paid", "Not paid (no payment left)"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending approval"
+        APPROVED = "approved", "Approved and applied"
+        REJECTED = "rejected", "Rejected"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    withdrawal = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="resolutions")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    payout_id = models.CharField(max_length=64, blank=True, help_text="Revio's EFT payment id (paid only).")
+    # What Revio's own record said when it was checked (amount, reference, status), or why it could not be.
+    verification = models.CharField(max_length=255, blank=True)
+    note = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "withdrawal_resolutions"
+        constraints = [
+            # At most one open proposal per withdrawal: two could settle and release the same reservation.
+            models.UniqueConstraint(
+                fields=["withdrawal"],
+                name="withdrawal_resolution_one_pending",
+                condition=models.Q(status="pending"),
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(decided_by=models.F("proposed_by")),
+                name="withdrawal_resolution_four_eyes",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(outcome="not_paid") | ~models.Q(payout_id=""),
+                name="withdrawal_resolution_paid_has_payout",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.outcome} for {self.withdrawal_id} ({self.status})"

@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import sentry_sdk
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
-from wallet.core import crypto, idempotency
+from wallet.core import crypto, idempotency, metrics
 from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
 from wallet.core.errors import ValidationFailedError
 from wallet.core.faults import crash_point
@@ -31,12 +32,12 @@ from wallet.ledger import public as ledger
 from wallet.notifications import public as notifications
 from wallet.revio import breaker as revio_breaker
 from wallet.revio import payouts as revio_payouts
-from wallet.revio.breaker import RevioCircuitOpenError
 from wallet.revio.client import get_client
 from wallet.revio.contracts import BankAccount, PayoutOutcome, PurchaseOutcome
 from wallet.revio.errors import RevioNotCreatedError, RevioOutcomeUnknownError, RevioUnavailableError
 from wallet.transactions import states
 from wallet.transactions.errors import (
+    DebtOutstandingError,
     DepositNotStartedError,
     DepositOutcomeUnknownError,
     DepositProviderUnavailableError,
@@ -49,6 +50,8 @@ from wallet.transactions.models import TransactionStatus as S
 logger = logging.getLogger(__name__)
 
 Source = TransactionEvent.Source
+# The email for a payout paid after it was refunded (notifications/events.py).
+CLAWED_BACK_EVENT = "withdrawal.clawed_back"
 
 
 class Applied(enum.StrEnum):
@@ -240,6 +243,7 @@ def withdrawal_create(
     :raises ValidationFailedError: the amount or currency is outside the configured range.
     :raises InsufficientFundsError: the available balance is too low; nothing changed.
     :raises WithdrawalLimitError: a risk limit would be exceeded; nothing changed.
+    :raises DebtOutstandingError: the user owes the wallet money; nothing changed.
     """
     _check_amount(
         amount=amount,
@@ -265,6 +269,8 @@ def withdrawal_create(
             raise ledger.InsufficientFundsError(
                 details={"available": 0, "requested": amount, "currency": currency}
             ) from None
+        if balance.debt > 0:  # read under the balance lock: a clawback cannot slip in between
+            raise DebtOutstandingError(details={"debt": balance.debt, "currency": currency})
         _check_withdrawal_limits(user_id=user_id, currency=currency, amount=amount, now=now)
         ledger.withdrawal_reserve(balance=balance, amount=amount, transaction_id=withdrawal_id)
         withdrawal = Transaction.objects.create(
@@ -317,11 +323,13 @@ def withdrawal_payout_send(
 
     The request is claimed first (payout_requested_at set in its own commit, only if still unset), so two
     senders cannot both send it and a request whose outcome is unknown is never sent again. While Revio's
-    circuit breaker is open nothing is sent: the claim is undone and the withdrawal stays pending, queued
-    for the payouts sweep (withdrawals_send_queued). `amount` and `currency` are the withdrawal's own (as
-    reserved; they never change). Returns "sent", "queued", "failed" or "skipped", and the withdrawal as
-    Revio's answer left it when that answer was applied (the common case; None otherwise), so a caller
-    that shows it need not read it again.
+    circuit breaker is open nothing is sent, and a request refused before anything was done (connection
+    refused, 429) is as if never sent: the claim is undone and the withdrawal stays pending, queued for the
+    payouts sweep (withdrawals_send_queued). Only a definite refusal fails it and returns the reservation;
+    any other answer (5xx, a proxy page, a timeout) leaves it pending with an unknown outcome. `amount`
+    and `currency` are the withdrawal's own (as reserved; they never change). Returns "sent", "queued",
+    "failed" or "skipped", and the withdrawal as Revio's answer left it when that answer was applied (the
+    common case; None otherwise), so a caller that shows it need not read it again.
     """
     now = timezone.now()
     claimed = Transaction.objects.filter(
@@ -340,20 +348,24 @@ def withdrawal_payout_send(
         payout = revio_payouts.get_payouts().create(
             reference=str(withdrawal_id), amount=amount, currency=currency, bank_account=bank_account
         )
-    except RevioCircuitOpenError:
-        # Refused before sending: nothing left this process, so it may be sent later, once.
+    except RevioUnavailableError as exc:
+        # Never sent (breaker open, connection refused, no token) or rate-limited before anything was done
+        # (429): nothing was created, so it may be sent later, once. Never a refund: it is still owed.
         Transaction.objects.filter(id=withdrawal_id, payout_requested_at=now).update(
             payout_requested_at=None, payout_attempts=F("payout_attempts") - 1
         )
-        logger.warning("withdrawal %s: Revio unavailable (breaker open); payout queued", withdrawal_id)
+        logger.warning("withdrawal %s: Revio unavailable (%s); payout queued", withdrawal_id, exc)
         return "queued", None
     except RevioNotCreatedError as exc:
         logger.warning("withdrawal %s: payout not created: %s", withdrawal_id, exc)
         withdrawal_fail_unsent(withdrawal_id=withdrawal_id, reason=_refusal_reason(exc), source=source)
         return "failed", None
     except RevioOutcomeUnknownError as exc:
-        # It may have been created. Sending it again could pay twice; refunding could give money away twice.
+        # It may have been created (a 503 after the payment was made, a proxy page, a timeout). Sending it
+        # again could pay twice; refunding could give money away twice. The callback or recovery's lookup
+        # settles it, else an operator (docs/adr/0015-provider-answer-classification.md).
         logger.warning("withdrawal %s: payout outcome unknown, left pending: %s", withdrawal_id, exc)
+        _withdrawal_note_unknown(withdrawal_id, exc, source=source)
         return "sent", None
     crash_point("withdrawal.payout_accepted")
     state = _PayoutState(
@@ -396,6 +408,17 @@ def withdrawals_send_queued(*, now: datetime, limit: int = 100) -> dict[str, int
         if result == "queued":
             break  # the breaker opened again: the rest wait for the next sweep
     return counts
+
+
+def _withdrawal_note_unknown(withdrawal_id: uuid.UUID, exc: RevioOutcomeUnknownError, *, source: str) -> None:
+    """Put the unknown outcome on the withdrawal's trail (it stays pending), so it is visible at once."""
+    with transaction.atomic():
+        locked = Transaction.objects.select_for_update().get(id=withdrawal_id)
+        if locked.status != S.PENDING:
+            return  # a callback got there first
+        answer = f"Revio answered {exc.status}" if exc.status else "no answer from Revio"
+        detail = f"payout outcome unknown ({answer}): not sent again, not refunded"
+        _record_event(locked, from_status=S.PENDING, detail=detail, source=source)
 
 
 def _refusal_reason(exc: RevioNotCreatedError) -> str:
@@ -509,6 +532,8 @@ def _withdrawal_apply(
         locked.provider_status = state.provider_status
         unsaved = ["provider_object_id", "provider_status"]
 
+    if state.outcome == PayoutOutcome.SUCCEEDED and locked.status == S.FAILED:
+        return _withdrawal_claw_back(locked, state, balance=balance, source=source, unsaved=unsaved)
     target: str | None
     if state.outcome == PayoutOutcome.FAILED and locked.status in {S.COMPLETED, S.RETURNED}:
         target = S.RETURNED
@@ -556,6 +581,65 @@ def _withdrawal_apply(
     return Applied.CHANGED
 
 
+def _withdrawal_claw_back(
+    locked: Transaction,
+    state: _PayoutState,
+    *,
+    balance: ledger.Balance | None,
+    source: str,
+    unsaved: list[str],
+) -> Applied:
+    """Revio paid a payout we had failed and refunded (a create answered "refused" that was not, an
+    operator's "not paid", a bank's late success): the money left twice, once to the bank and once back
+    into the wallet. Take it back from the user once: available first, the rest as debt on their receivable
+    account (never a negative balance). The withdrawal moves failed → completed, its trail naming both
+    outcomes; it is flagged, an operator is alerted and the user is told (docs/wallet.md, withdrawals)."""
+    if balance is None:
+        raise AssertionError("a clawback needs the locked balance")
+    debit = ledger.user_debit(
+        balance=balance,
+        amount=locked.amount,
+        kind=ledger.JournalKind.WITHDRAWAL_CLAWBACK,
+        transaction_id=locked.id,
+        allow_debt=True,
+        memo=f"Revio paid payout {state.payout_id} after the withdrawal was refunded",
+    )
+    detail = (
+        f"paid after it was refunded (Revio payout {state.provider_status}): "
+        f"clawed back {debit.from_available}, debt {debit.to_debt}"
+    )
+    locked.needs_review = True
+    locked.review_reason = detail[:255]
+    _transition(
+        locked,
+        S.COMPLETED,
+        source=source,
+        detail=detail,
+        also_save=[*unsaved, "needs_review", "review_reason"],
+        notify_event=CLAWED_BACK_EVENT,
+    )
+    withdrawal_id, amount, to_debt = locked.id, locked.amount, debit.to_debt
+    logger.error(
+        "withdrawal %s paid by Revio after it was refunded: clawed back %s, %s now owed",
+        withdrawal_id,
+        amount - to_debt,
+        to_debt,
+    )
+
+    def alert() -> None:
+        # After commit: a retried transaction must not alert twice.
+        metrics.increment("withdrawal_clawbacks")
+        if to_debt:
+            metrics.increment("withdrawal_clawbacks_into_debt")
+        sentry_sdk.capture_message(
+            f"withdrawal {withdrawal_id} paid after it was refunded: clawed back {amount}, debt {to_debt}",
+            level="error",
+        )
+
+    transaction.on_commit(alert)
+    return Applied.CHANGED
+
+
 def withdrawal_bank_account(*, withdrawal: Transaction) -> BankAccount:
     """The decrypted bank details of a withdrawal (for re-sending to Revio; never for display)."""
     data = crypto.decrypt_json(withdrawal.bank_account_encrypted)
@@ -591,10 +675,17 @@ def _save_fields(txn: Transaction, fields: list[str]) -> None:
 
 
 def _transition(
-    txn: Transaction, to_status: str, *, source: str, detail: str, also_save: Sequence[str] = ()
+    txn: Transaction,
+    to_status: str,
+    *,
+    source: str,
+    detail: str,
+    also_save: Sequence[str] = (),
+    notify_event: str | None = None,
 ) -> None:
     """The one guarded state change. The caller holds the row lock and owns the transaction. `also_save`
-    names fields the caller changed on `txn`, written by the same UPDATE."""
+    names fields the caller changed on `txn`, written by the same UPDATE; `notify_event` replaces the
+    "<type>.<status>" email when the move means something else (a clawback)."""
     if not states.is_allowed(txn.type, txn.status, to_status):
         logger.warning(
             "refused illegal transition of %s %s: %s → %s (%s)",
@@ -620,7 +711,7 @@ def _transition(
     logger.info("%s %s: %s → %s (%s)", txn.type, txn.id, from_status, to_status, source)
     # The outbox: the email is recorded in this transaction and sent only after it commits.
     notifications.notification_record_for_transaction(
-        transaction_id=txn.id, user_id=txn.user_id, event=f"{txn.type}.{to_status}"
+        transaction_id=txn.id, user_id=txn.user_id, event=notify_event or f"{txn.type}.{to_status}"
     )
     # Outgoing events (issue 19, wallet.events): the signed event for the client's backend, same transaction.
     events.event_record_for_transaction(

@@ -6,6 +6,8 @@ Deposit:     pending → completed | failed | cancelled | expired
 Withdrawal:  pending → processing | failed
              processing → completed | failed
              completed → returned                         (the bank sent a completed payout back)
+             failed → completed                           (Revio paid a payout we had refunded: the
+                                                          amount is clawed back, into debt if short)
 
 Anything else is illegal: refused, logged, and no money moves. Moving to the state a transaction is
 already in is a no-op.
@@ -26,7 +28,7 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
         S.PENDING: frozenset({S.PROCESSING, S.FAILED}),
         S.PROCESSING: frozenset({S.COMPLETED, S.FAILED}),
         S.COMPLETED: frozenset({S.RETURNED}),
-        S.FAILED: frozenset(),
+        S.FAILED: frozenset({S.COMPLETED}),
         S.RETURNED: frozenset(),
     },
 }

@@ -68,6 +68,7 @@ def test_which_events_are_essential() -> None:
         "withdrawal.completed",
         "withdrawal.failed",
         "withdrawal.returned",
+        "withdrawal.clawed_back",
         "security.password_reset",
         "security.email_changed",
         "security.registration_attempt",

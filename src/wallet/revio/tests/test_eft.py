@@ -155,10 +155,15 @@ def test_error_promises_match_the_gateway_clients(eft: EftDriver, revio: Sandbox
     with pytest.raises(RevioRejectedError):
         create("too-much", amount=500_000_001)  # over the EFT API's R5m limit: 400, nothing created
     assert eft.find("too-much") == []
-    revio.control.fail_next("eft.payments.create", status=503)
+    revio.control.fail_next("eft.payments.create", status=429)
     with pytest.raises(RevioUnavailableError):
+        create("rate-limited")
+    assert eft.find("rate-limited") == []
+    # A 503 to a create proves nothing: it may have come after the payment was made (ADR 0015).
+    revio.control.error_after_next("eft.payments.create", status=503)
+    with pytest.raises(RevioOutcomeUnknownError):
         create("overloaded")
-    assert eft.find("overloaded") == []
+    assert len(eft.find("overloaded")) == 1
     revio.control.fail_next("eft.payments.create", status=500)
     with pytest.raises(RevioOutcomeUnknownError):
         create("unknown")

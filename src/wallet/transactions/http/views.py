@@ -25,6 +25,7 @@ from wallet.revio.contracts import BankAccount
 from wallet.statements import public as statements
 from wallet.transactions import selectors, services
 from wallet.transactions.errors import (
+    DebtOutstandingError,
     DepositNotStartedError,
     DepositOutcomeUnknownError,
     DepositProviderUnavailableError,
@@ -99,6 +100,7 @@ class WithdrawalCreateApi(APIView):
         *_IDEMPOTENCY_ERRORS,
         ledger.InsufficientFundsError,
         WithdrawalLimitError,
+        DebtOutstandingError,
         TransactionConflictError,
     )
 

@@ -153,6 +153,26 @@ class TestRealCallbacks:
         assert journals(withdrawal) == ["withdrawal_reserve", "withdrawal_settle"]
         assert figures(user) == (5_000, 0)
 
+    @pytest.mark.parametrize("status", [502, 503, 504])
+    def test_a_payment_created_then_answered_5xx_is_resolved_by_its_callback_once(
+        self, api: APIClient, user: User, fund: Fund, eft: EftDriver, status: int
+    ) -> None:
+        """The create made the payment and answered a 5xx: unknown, so pending and reserved; Revio's
+        callback names the payment and completes the withdrawal with that one payout (ADR 0015)."""
+        fund(user, 10_000)
+        eft.sandbox.control.error_after_next(eft.create_endpoint, status=status)
+        withdrawal = withdraw(user)
+        assert withdrawal.status == "pending"
+        assert figures(user) == (5_000, 5_000)
+        [payout] = eft.find(str(withdrawal.id))
+        eft.succeed(payout.id)
+        post_and_process(api, callback(payout.id, "COMPLETED", contractReference=str(withdrawal.id)))
+        withdrawal.refresh_from_db()
+        assert (withdrawal.status, withdrawal.provider_object_id) == ("completed", payout.id)
+        assert journals(withdrawal) == ["withdrawal_reserve", "withdrawal_settle"]
+        assert figures(user) == (5_000, 0)
+        assert len(eft.find(str(withdrawal.id))) == 1
+
     def test_unpaid_after_completed_is_a_bank_return(
         self, api: APIClient, user: User, fund: Fund, eft: EftDriver
     ) -> None:

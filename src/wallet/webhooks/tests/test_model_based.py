@@ -3,7 +3,7 @@
 A hypothesis state machine drives the real services against the real sandbox (over HTTP; real RSA
 signatures on every purchase webhook, unsigned EFT callbacks for payouts, as Revio sends them) and keeps a
 model of what every deposit and withdrawal must be, given what Revio holds. Rules: deposits created and
-paid or cancelled at Revio; withdrawals paid out by the EFT payments API, with Revio refusing (503),
+paid or cancelled at Revio; withdrawals paid out by the EFT payments API, with Revio refusing (a 422),
 failing (500: outcome unknown, nothing created) or losing the answer after creating the payment; payments
 completing, failing, or returned by the bank after completing; deliveries that are duplicated,
 reordered (an older event after a newer one) or dropped; a worker that processes twice, concurrently, loses
@@ -57,6 +57,7 @@ from wallet.revio.breaker import breaker_reset
 from wallet.revio.contracts import BankAccount
 from wallet.revio.payouts import get_payouts
 from wallet.transactions import services
+from wallet.transactions.errors import DebtOutstandingError
 from wallet.transactions.tests.conftest import BANK
 from wallet.webhooks import services as webhooks
 from wallet.webhooks.tests.conftest import Signer
@@ -106,9 +107,10 @@ class Withdrawal:
     user: int
     amount: int
     payout_id: str | None  # the EFT payment at Revio; None when Revio never created one
-    revio: str  # none | open | success | failed | returned
+    revio: str  # none | open | success | failed | returned | paid_late (COMPLETED after it had failed)
     status: str
     events: list[Event] = field(default_factory=list)
+    clawed_back: bool = False  # completed after we had failed and refunded it
 
 
 @dataclass
@@ -168,7 +170,12 @@ class WalletMachine(RuleBasedStateMachine):
         """What applying Revio's current payout must do to our withdrawal."""
         revio, status = withdrawal.revio, withdrawal.status
         open_ = status in {"pending", "processing"}
-        if revio == "open" and status == "pending":
+        if revio == "paid_late" and status == "failed":
+            withdrawal.status = "completed"  # paid after we refunded it: clawed back
+            withdrawal.clawed_back = True
+        elif revio == "paid_late" and open_:
+            withdrawal.status = "completed"
+        elif revio == "open" and status == "pending":
             withdrawal.status = "processing"
         elif revio == "success" and open_:
             withdrawal.status = "completed"
@@ -186,6 +193,8 @@ class WalletMachine(RuleBasedStateMachine):
                 self._apply_payout(withdrawal)
 
     def _expected(self, user: int) -> tuple[int, int]:
+        """The user's net position (available - debt) and reserved amount. Debits take available first and
+        credits settle debt first, so available is max(net, 0) and debt max(-net, 0)."""
         available = reserved = 0
         for deposit in self.deposits:
             if deposit.user == user and deposit.status == "completed":
@@ -199,6 +208,9 @@ class WalletMachine(RuleBasedStateMachine):
             elif w.status in {"failed", "returned"}:
                 available += w.amount
         return available, reserved
+
+    def _debt(self, user: int) -> int:
+        return max(-self._expected(user)[0], 0)
 
     def _work(self, log_id: int, txn_id: uuid.UUID, mode: str) -> None:
         """The Celery worker's side of one message, in one of its failure modes."""
@@ -319,7 +331,7 @@ class WalletMachine(RuleBasedStateMachine):
         return [d for d in self.deposits if d.revio == "created"]
 
     def _revio_can_act(self) -> list[Deposit | Withdrawal]:
-        payouts = [w for w in self.withdrawals if w.revio in {"open", "success"}]
+        payouts = [w for w in self.withdrawals if w.revio in {"open", "success", "failed"}]
         return [*self._open_purchases(), *payouts]
 
     # No preconditions: a rule with nothing to act on does nothing, so no example is thrown away half-run.
@@ -346,7 +358,11 @@ class WalletMachine(RuleBasedStateMachine):
                 self._event(obj, "purchase.cancelled", "cancelled")
         else:
             assert obj.payout_id
-            if obj.revio == "success":
+            if obj.revio == "failed":  # success after failure (and after our refund, if it was applied)
+                control.eft_payment_set_status(obj.payout_id, "COMPLETED")
+                obj.revio = "paid_late"
+                self._event(obj, "EFT_PAYMENT.COMPLETED", "COMPLETED")
+            elif obj.revio == "success":
                 control.eft_payment_return(obj.payout_id)
                 obj.revio = "returned"
                 self._event(obj, "EFT_PAYMENT.UNPAID", "UNPAID")
@@ -374,7 +390,9 @@ class WalletMachine(RuleBasedStateMachine):
     @rule(
         user=st.integers(0, 1),
         amount=AMOUNTS,
-        fault=st.sampled_from(["none", "none", "none", "refused", "unknown", "answer_lost"]),
+        fault=st.sampled_from(
+            ["none", "none", "none", "refused", "unknown", "answer_lost", "created_then_503"]
+        ),
     )
     def withdraw(self, user: int, amount: int, fault: str) -> None:
         self.env.figures.steps += 1
@@ -383,12 +401,14 @@ class WalletMachine(RuleBasedStateMachine):
     def _withdraw(self, user: int, amount: int, fault: str) -> None:
         owner = self.users[user]
         control = self.env.sandbox.control
-        if fault == "refused":
-            control.fail_next("eft.payments.create", status=503)
+        if fault == "refused":  # a definite refusal in the platform's error shape (ADR 0015)
+            control.fail_next("eft.payments.create", status=422)
         elif fault == "unknown":
             control.fail_next("eft.payments.create", status=500)
         elif fault == "answer_lost":  # created at Revio, then the connection drops before the answer
             control.timeout_after_processing("eft.payments.create", seconds=0)
+        elif fault == "created_then_503":  # created at Revio, then a 503: unknown, never a refund
+            control.error_after_next("eft.payments.create", status=503)
         available, _ = self._expected(user)
         try:
             created = services.withdrawal_create(
@@ -402,13 +422,18 @@ class WalletMachine(RuleBasedStateMachine):
             assert amount > available
             control.clear_faults()
             return
+        except DebtOutstandingError:
+            assert self._debt(user) > 0
+            control.clear_faults()
+            return
         finally:
             breaker_reset()  # the breaker is not under test here: each fault starts from a closed one
         assert amount <= available
+        assert self._debt(user) == 0
         expected_status = {"none": "processing", "refused": "failed"}.get(fault, "pending")
         assert created.status == expected_status, (fault, created.status)
         payout_id = created.provider_object_id
-        if fault == "answer_lost":
+        if fault in {"answer_lost", "created_then_503"}:
             found = get_payouts().find_by_reference(str(created.id))
             assert len(found) == 1
             payout_id = found[0].id
@@ -473,12 +498,19 @@ class WalletMachine(RuleBasedStateMachine):
         # This example's balances: equal to their entries, and to the model.
         rows = {row[0]: tuple(row[1:]) for row in balances or []}
         for index, user_id in enumerate(user_ids):
-            available, reserved = self._expected(index)
-            got = rows.get(str(user_id), (0, 0, 0, 0))
-            assert got == (available, reserved, available, reserved), (index, got, (available, reserved))
+            net, reserved = self._expected(index)
+            available, debt = max(net, 0), self._debt(index)
+            got = rows.get(str(user_id), (0, 0, 0, 0, 0, 0))
+            want = (available, reserved, available, reserved, debt, debt)
+            assert got == want, (index, got, want)
         # This example's journals: balanced, at most one per (transaction, kind), as the model says.
         journals: dict[str, set[str]] = {key: set() for key in txns}
-        moved = {"deposit_credit": 0, "withdrawal_settle": 0, "withdrawal_return": 0}
+        moved = {
+            "deposit_credit": 0,
+            "withdrawal_settle": 0,
+            "withdrawal_return": 0,
+            "withdrawal_clawback": 0,
+        }
         for txn_id, kind, count, journal_sum, size in journals_rows or []:
             assert (count, journal_sum) == (1, 0), (txn_id, kind, count, journal_sum)
             assert size == txns[txn_id].amount
@@ -489,9 +521,24 @@ class WalletMachine(RuleBasedStateMachine):
         for txn_id, txn in txns.items():
             assert status_of[txn_id] == txn.status, (txn, status_of[txn_id])
             assert journals[txn_id] == _journal_kinds(txn), (txn, journals[txn_id])
-        # Conservation: what users hold = deposits credited - payouts that left + payouts returned.
+        # Conservation, per user and in total: available + reserved - debt = deposits credited - payouts that
+        # left (settled, or clawed back after a refund) + payouts returned.
         held = sum(sum(self._expected(i)) for i in range(len(self.users)))
-        assert held == moved["deposit_credit"] - moved["withdrawal_settle"] + moved["withdrawal_return"]
+        paid_out = moved["withdrawal_settle"] + moved["withdrawal_clawback"]
+        assert held == moved["deposit_credit"] - paid_out + moved["withdrawal_return"]
+        # Per user, from what the database holds: paid out + available + reserved - debt = deposited.
+        for index, user_id in enumerate(user_ids):
+            available, reserved, _, _, debt, _ = rows.get(str(user_id), (0, 0, 0, 0, 0, 0))
+            mine = dict.fromkeys(moved, 0)
+            for txn_id, kind, _count, _sum, size in journals_rows or []:
+                if kind in mine and txns[txn_id].user == index:
+                    mine[kind] += size
+            paid = mine["withdrawal_settle"] + mine["withdrawal_clawback"] - mine["withdrawal_return"]
+            assert paid + available + reserved - debt == mine["deposit_credit"], (
+                index,
+                mine,
+                rows.get(str(user_id)),
+            )
 
     # -- the end of an example: settle the world, then local state must agree with Revio's ----------------
 
@@ -517,18 +564,30 @@ class WalletMachine(RuleBasedStateMachine):
         for w in self.withdrawals:  # a return the job cannot see (completed is final for it): its webhook
             if w.revio == "returned" and w.status == "completed":
                 self._deliver(w, "newest", 1, "once")
+            if w.revio == "paid_late" and w.status == "failed":  # nor a late success: its callback
+                self._deliver(w, "newest", 1, "once")
         self._drain()
         self.books_agree_with_the_model()
         truth = {"paid": {"completed"}, "cancelled": {"cancelled"}}
         for deposit in self.deposits:
             assert deposit.status in truth[deposit.revio], deposit
-        outcome = {"none": {"failed"}, "success": {"completed"}, "failed": {"failed"}}
+        outcome = {
+            "none": {"failed"},
+            "success": {"completed"},
+            "failed": {"failed"},
+            "paid_late": {"completed"},
+        }
         outcome["returned"] = {"returned", "failed"}
         for w in self.withdrawals:
             assert w.status in outcome[w.revio], w
         for txn in [*self.deposits, *self.withdrawals]:
             kind = "deposit" if isinstance(txn, Deposit) else "withdrawal"
             self.env.figures.final_statuses[f"{kind} {txn.status}"] += 1
+            if isinstance(txn, Withdrawal) and txn.clawed_back:
+                self.env.figures.final_statuses["withdrawal clawed back after a refund"] += 1
+        for index in range(len(self.users)):
+            if self._debt(index):
+                self.env.figures.final_statuses["user in debt"] += 1
 
 
 # Everything the checks read, in one statement (one snapshot, one round trip).
@@ -541,7 +600,10 @@ _BOOKS = """
                     (SELECT COALESCE(SUM(amount), 0)::bigint FROM ledger_entries
                       WHERE account_id = b.available_account_id),
                     (SELECT COALESCE(SUM(amount), 0)::bigint FROM ledger_entries
-                      WHERE account_id = b.reserved_account_id)))
+                      WHERE account_id = b.reserved_account_id),
+                    b.debt,
+                    (SELECT -COALESCE(SUM(amount), 0)::bigint FROM ledger_entries
+                      WHERE account_id = b.receivable_account_id)))
            FROM balances b WHERE b.user_id = ANY(%(users)s::uuid[])),
         (SELECT json_agg(json_build_array(transaction_id, kind, journals, total, size)) FROM (
             SELECT j.transaction_id, j.kind, COUNT(DISTINCT j.id) AS journals, SUM(e.amount)::bigint AS total,
@@ -562,10 +624,12 @@ def _journal_kinds(txn: Deposit | Withdrawal) -> set[str]:
     if isinstance(txn, Deposit):
         return {"deposit_credit"} if txn.status == "completed" else set()
     kinds = {"withdrawal_reserve"}
-    if txn.status in {"completed", "returned"}:
+    if txn.status in {"completed", "returned"} and not txn.clawed_back:
         kinds.add("withdrawal_settle")
-    if txn.status == "failed":
+    if txn.status == "failed" or txn.clawed_back:
         kinds.add("withdrawal_release")
+    if txn.clawed_back:
+        kinds.add("withdrawal_clawback")
     if txn.status == "returned":
         kinds.add("withdrawal_return")
     return kinds
