@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from wallet.accounts.models import User
+from wallet.accounts.public import User
 from wallet.core.errors import ApplicationError, ValidationFailedError
 from wallet.transactions import resolutions
 from wallet.transactions.models import Transaction, TransactionEvent, WithdrawalResolution

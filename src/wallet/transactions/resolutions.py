@@ -24,7 +24,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from wallet.accounts import public as accounts
-from wallet.accounts.models import User  # the type only
+from wallet.accounts.public import User  # the type only
 from wallet.audit import public as audit
 from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
 from wallet.core.errors import NotFoundError, ValidationFailedError
