@@ -35,6 +35,9 @@ class AuditAction(models.TextChoices):
     NOTIFICATION_RESENT = "notification_resent", "Notification resent"
     KEY_ROTATED = "key_rotated", "Key rotated"
     STATEMENT_PRODUCED = "statement_produced", "Statement produced for a user by an admin"
+    REFUND_REQUESTED = "refund_requested", "Deposit refund requested (debited, sent to Revio)"
+    REFUND_PROPOSED = "refund_proposed", "Deposit refund proposed (awaiting a second admin)"
+    REFUND_APPROVED = "refund_approved", "Deposit refund approved by a second admin"
 
 
 class AuditEvent(models.Model):
