@@ -35,6 +35,7 @@ from wallet.revio.breaker import RevioCircuitOpenError
 from wallet.revio.client import get_client
 from wallet.revio.contracts import BankAccount, PayoutOutcome, PurchaseOutcome
 from wallet.revio.errors import RevioNotCreatedError, RevioOutcomeUnknownError, RevioUnavailableError
+from wallet.transactions import hold as deposit_hold
 from wallet.transactions import states
 from wallet.transactions.errors import (
     DepositNotStartedError,
@@ -276,6 +277,7 @@ def withdrawal_create(
                 details={"available": 0, "requested": amount, "currency": currency}
             ) from None
         _check_withdrawal_limits(user_id=user_id, currency=currency, amount=amount, now=now)
+        deposit_hold.withdrawal_check_hold(balance=balance, amount=amount, now=now)  # issue 16: deposit hold
         ledger.withdrawal_reserve(balance=balance, amount=amount, transaction_id=withdrawal_id)
         withdrawal = Transaction.objects.create(
             id=withdrawal_id,
