@@ -369,6 +369,10 @@ class PurchaseTakeBack:
     total: int
     refundable: int
     taken_back: int
+    # The successful refund and chargeback attempts in `transaction_data.attempts`, by type (INFERRED from
+    # the platform's attempt types; what they leave unexplained of taken_back is unattributed).
+    refunded: int = 0
+    charged_back: int = 0
 
 
 @dataclass(frozen=True)
@@ -391,6 +395,11 @@ def purchase_take_back(client: RevioClient, purchase_id: str) -> PurchaseTakeBac
         status = str(data["status"])
         total = int(data["purchase"]["total"])
         refundable = int(data.get("refundable_amount") or 0)
+        by_type = {"refund": 0, "chargeback": 0}
+        attempts = (data.get("transaction_data") or {}).get("attempts") or []
+        for attempt in attempts if isinstance(attempts, list) else []:
+            if isinstance(attempt, dict) and attempt.get("successful") and attempt.get("type") in by_type:
+                by_type[attempt["type"]] += int(attempt.get("amount") or 0)
         return PurchaseTakeBack(
             purchase_id=str(data["id"]),
             status=status,
@@ -399,6 +408,8 @@ def purchase_take_back(client: RevioClient, purchase_id: str) -> PurchaseTakeBac
             total=total,
             refundable=refundable,
             taken_back=max(total - refundable, 0) if status in _PAID_OR_AFTER else 0,
+            refunded=by_type["refund"],
+            charged_back=by_type["chargeback"],
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise RevioError(f"unexpected purchase object from Revio: {exc!r}") from exc

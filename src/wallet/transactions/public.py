@@ -17,8 +17,10 @@ from wallet.transactions.models import (
 from wallet.transactions.reversals import (
     ReversalApplied,
     RevioReversal,
+    refunds_resolve_pending,
     reversal_apply_from_revio,
     reversal_tally,
+    reversal_totals,
 )
 from wallet.transactions.selectors import transaction_find, transaction_find_by_provider_object
 from wallet.transactions.services import (
@@ -48,8 +50,10 @@ __all__ = [
     "TransactionType",
     "WithdrawalLimitError",
     "deposit_apply_provider_state",
+    "refunds_resolve_pending",
     "reversal_apply_from_revio",
     "reversal_tally",
+    "reversal_totals",
     "transaction_find",
     "transaction_find_by_provider_object",
     "transaction_flag_for_review",

@@ -94,6 +94,16 @@ def reversal_tally(*, deposit_id: uuid.UUID) -> int:
     return int(total or 0)
 
 
+def reversal_totals(*, deposit_id: uuid.UUID) -> dict[str, int]:
+    """reversal_tally by kind: {"refund": ..., "chargeback": ...} (kinds with none are absent)."""
+    rows = (
+        DepositReversal.objects.filter(deposit_id=deposit_id, status__in=_MONEY_MOVED)
+        .values("kind")
+        .annotate(total=Sum("amount"))
+    )
+    return {row["kind"]: int(row["total"]) for row in rows}
+
+
 def reversal_apply_from_revio(
     *, deposit_id: uuid.UUID, reversal: RevioReversal, origin: str, source: str
 ) -> ReversalApplied:

@@ -2,10 +2,12 @@
 server; the wallet re-reads the purchase and debits the user once per Revio payment."""
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from wallet.accounts.models import User
 from wallet.events.models import Event
@@ -13,6 +15,7 @@ from wallet.ledger import public as ledger
 from wallet.ledger.models import Journal
 from wallet.ledger.selectors import balance_get
 from wallet.notifications.models import Notification
+from wallet.reconciliation import public as reconciliation
 from wallet.transactions import reversals
 from wallet.transactions import services as wallet
 from wallet.transactions.models import DepositReversal, Transaction
@@ -175,3 +178,40 @@ def wallet_public_reversal(payment: dict[str, Any], purchase: dict[str, Any]) ->
         currency="ZAR",
         purchase_taken_back=total - purchase["refundable_amount"],
     )
+
+
+def test_a_lost_chargeback_webhook_is_found_and_applied_by_reconciliation(
+    make_user: Any, revio_webhook: RevioWebhook
+) -> None:
+    user = make_user()
+    deposit = credited_deposit(user, revio_webhook, 20_000)
+    control = revio_webhook.sandbox.control
+    control.drop_next_event(event_type="payment.charged_back", target="webhook")
+    payment = control.purchase_chargeback(deposit.provider_object_id or "", amount=8_000)
+    dropped = control.wait_for_delivery(
+        object_id=payment["id"], event_type="payment.charged_back", status="dropped"
+    )
+    assert not WebhookLog.objects.filter(object_id=payment["id"]).exists()
+    assert figures(user) == (20_000, 0, 0)
+    # Yesterday's run: the deposit is today's, so only the lookback brings it in.
+    yesterday = (timezone.now() - timedelta(days=1)).date()
+    run = reconciliation.provider_reconciliation_run(
+        date_from=yesterday, date_to=yesterday, triggered_by="test"
+    )
+    assert run.status == "completed", run.error
+    (found,) = run.discrepancies.filter(kind="charged_back")
+    assert found.transaction_id == deposit.id
+    assert figures(user) == (12_000, 0, 0)
+    reversal = DepositReversal.objects.get(deposit=deposit)
+    assert (reversal.origin, reversal.provider_payment_id, reversal.amount) == ("reconciliation", None, 8_000)
+    # A second run finds nothing more to apply; the event, delivered late after all, only links its id.
+    again = reconciliation.provider_reconciliation_run(
+        date_from=yesterday, date_to=yesterday, triggered_by="test"
+    )
+    assert not again.discrepancies.filter(kind="charged_back").exists()
+    control.replay_delivery(dropped["id"])
+    reversals_processed(deposit, "payment.charged_back")
+    reversal.refresh_from_db()
+    assert reversal.provider_payment_id == payment["id"]
+    assert figures(user) == (12_000, 0, 0)
+    assert Journal.objects.filter(kind="deposit_chargeback").count() == 1
