@@ -387,6 +387,20 @@ IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 # A request holding a key longer than this is presumed dead; a retry may then take the key over.
 IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", default=120)
 
+# Refunds, chargebacks and the deposit hold (issue 16; docs/wallet.md, docs/adr/0016-deposit-hold.md).
+# An admin refund above this amount (minor units) needs a second finance admin's approval.
+REFUND_FOUR_EYES_THRESHOLD = env.int("REFUND_FOUR_EYES_THRESHOLD", default=500_000)  # R 5,000.00
+# A refund whose answer was lost stays pending (debited) at least this long before a re-read of the
+# purchase that shows no refund restores it.
+REFUND_PENDING_GRACE_SECONDS = env.int("REFUND_PENDING_GRACE_SECONDS", default=3_600)
+# Reconciliation re-reads every deposit completed within this many days (chargebacks arrive for months).
+RECONCILIATION_LOOKBACK_DAYS = env.int("RECONCILIATION_LOOKBACK_DAYS", default=120)
+# Cooling-off before a deposit's money can be withdrawn (hours; 0 disables), tiered by history.
+DEPOSIT_HOLD_HOURS = env.int("DEPOSIT_HOLD_HOURS", default=24)
+DEPOSIT_HOLD_NEW_USER_HOURS = env.int("DEPOSIT_HOLD_NEW_USER_HOURS", default=72)
+DEPOSIT_HOLD_NEW_USER_DEPOSITS = env.int("DEPOSIT_HOLD_NEW_USER_DEPOSITS", default=3)
+DEPOSIT_HOLD_NEW_USER_DAYS = env.int("DEPOSIT_HOLD_NEW_USER_DAYS", default=30)
+
 # A balance-correction proposal not decided by a second admin within this time expires.
 ADJUSTMENT_PROPOSAL_TTL_HOURS = env.int("ADJUSTMENT_PROPOSAL_TTL_HOURS", default=72)
 

@@ -17,5 +17,7 @@ env.ENVIRON.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 env.ENVIRON.setdefault("DATABASE_URL", "postgres://wallet@127.0.0.1:5432/wallet")
 env.ENVIRON.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 env.ENVIRON.setdefault("EVENTS_ALLOW_LOCAL_URLS", "true")  # a receiver on this machine (http, loopback)
+env.ENVIRON.setdefault("DEPOSIT_HOLD_HOURS", "0")  # make run: no cooling-off (docs/adr/0016)
+env.ENVIRON.setdefault("DEPOSIT_HOLD_NEW_USER_HOURS", "0")
 
 from config.settings.base import *  # noqa: E402

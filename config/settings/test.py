@@ -14,6 +14,8 @@ env.ENVIRON.setdefault("FIELD_ENCRYPTION_KEYS", "dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHR
 env.ENVIRON.setdefault("LOG_LEVEL", "WARNING")
 env.ENVIRON.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 env.ENVIRON.setdefault("EVENTS_ALLOW_LOCAL_URLS", "true")  # a receiver on this machine (http, loopback)
+env.ENVIRON.setdefault("DEPOSIT_HOLD_HOURS", "0")  # tests of the hold turn it on themselves
+env.ENVIRON.setdefault("DEPOSIT_HOLD_NEW_USER_HOURS", "0")
 
 from config.settings.base import *  # noqa: E402
 

@@ -42,6 +42,9 @@ class AuditAction(models.TextChoices):
     WITHDRAWAL_RESOLUTION_PROPOSED = "withdrawal_resolution_proposed", "Withdrawal resolution proposed"
     WITHDRAWAL_RESOLUTION_APPROVED = "withdrawal_resolution_approved", "Withdrawal resolution applied"
     WITHDRAWAL_RESOLUTION_REJECTED = "withdrawal_resolution_rejected", "Withdrawal resolution rejected"
+    REFUND_REQUESTED = "refund_requested", "Deposit refund requested (debited, sent to Revio)"
+    REFUND_PROPOSED = "refund_proposed", "Deposit refund proposed (awaiting a second admin)"
+    REFUND_APPROVED = "refund_approved", "Deposit refund approved by a second admin"
 
 
 class AuditEvent(models.Model):

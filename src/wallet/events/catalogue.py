@@ -15,8 +15,9 @@ EVENT_TYPES: dict[str, str] = {
     "withdrawal.completed": "A withdrawal was paid out.",
     "withdrawal.failed": "A withdrawal failed; the amount is back in the balance.",
     "withdrawal.returned": "The bank returned a paid-out withdrawal; the amount is back in the balance.",
-    # refund.*, chargeback.*, debt.*: one line each here, e.g.
-    # "refund.completed": "A refund was paid back to the customer.",
+    "refund.completed": "A deposit was refunded (all or part) to the card; the balance was debited.",
+    "chargeback.received": "The card holder's bank charged back (all or part of) a deposit; debited.",
+    "debt.created": "A refund or chargeback took more than was available: the user owes the rest.",
 }
 
 

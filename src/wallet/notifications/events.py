@@ -28,6 +28,10 @@ EVENTS: dict[str, EventSpec] = {
     "withdrawal.failed": EventSpec("withdrawal_failed", essential=True),
     "withdrawal.returned": EventSpec("withdrawal_returned", essential=True),
     "withdrawal.clawed_back": EventSpec("withdrawal_clawed_back", essential=True),  # paid after a refund
+    # Issue 16 (transactions.reversals): keyed by the deposit, so one email per deposit and kind.
+    "deposit.refunded": EventSpec("deposit_refunded", essential=True),
+    "deposit.charged_back": EventSpec("deposit_charged_back", essential=True),
+    "debt.created": EventSpec("debt_created", essential=True),
     PASSWORD_RESET: EventSpec("password_reset", essential=True),
     EMAIL_CHANGED: EventSpec("email_changed", essential=True),
     REGISTRATION_ATTEMPT: EventSpec("registration_attempt", essential=True),

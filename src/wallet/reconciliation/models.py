@@ -86,6 +86,11 @@ class DiscrepancyKind(models.TextChoices):
     AMOUNT_MISMATCH = "amount_mismatch", "Amount, currency or reference mismatch"
     STATUS_MISMATCH = "status_mismatch", "Status mismatch"
     DUPLICATE = "duplicate", "Duplicate"
+    # Issue 16: late changes after a deposit was paid, or a payout after we gave the money back.
+    REFUNDED = "refunded", "Refunded at Revio, not applied here"
+    CHARGED_BACK = "charged_back", "Charged back at Revio, not applied here"
+    PAID_AFTER_EXPIRY = "paid_after_expiry", "Paid at Revio after we closed the deposit"
+    SUCCESS_AFTER_REFUND = "success_after_refund", "Payout succeeded after we returned the money"
 
 
 class Discrepancy(models.Model):

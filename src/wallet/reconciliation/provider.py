@@ -3,7 +3,14 @@
 Revio documents no list endpoints, so every object is read with a GET by its id (purchases from the
 gateway, payouts from the EFT API); webhook events and confirmed EFT callbacks of the period that name
 objects we do not know cover what we never recorded. A run records discrepancies by class
-and proposes what to do; it moves no money and changes no transaction (recovery and operators do that).
+and proposes what to do. It moves money in one case only, what is safe (issue 16): a refund or chargeback
+Revio made on a credited deposit whose payment.* event we never applied is debited through the same
+service the event uses (transactions.reversal_apply_from_revio, once per amount; the event, if it comes
+later, links to it). Everything else is recovery's and operators' work.
+
+Late changes: besides the period's transactions, every open transaction and every deposit completed in the
+last RECONCILIATION_LOOKBACK_DAYS is re-read, since chargebacks arrive months after the payment. A
+REVERSED purchase is never counted as a completed deposit.
 """
 
 import logging
@@ -13,6 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -24,7 +32,7 @@ from wallet.reconciliation.models import (
 )
 from wallet.reconciliation.recovery import payouts_by_reference
 from wallet.revio import payouts as revio_payouts
-from wallet.revio.client import get_client
+from wallet.revio.client import PurchaseTakeBack, get_client, purchase_take_back
 from wallet.revio.contracts import Payout, PayoutOutcome, Purchase, PurchaseOutcome
 from wallet.revio.errors import RevioRejectedError
 from wallet.transactions import public as transactions
@@ -45,8 +53,9 @@ _DEPOSIT_EXPECTED: dict[PurchaseOutcome, set[str]] = {
     PurchaseOutcome.CANCELLED: {S.CANCELLED},
     PurchaseOutcome.EXPIRED: {S.EXPIRED},
     PurchaseOutcome.FAILED: {S.FAILED},
-    PurchaseOutcome.REVERSED: {S.COMPLETED},
+    # REVERSED is not here: a reversed purchase is compared by what was taken back (_compare_take_back).
 }
+_CLOSED_UNPAID = {S.CANCELLED, S.EXPIRED, S.FAILED}
 _WITHDRAWAL_EXPECTED: dict[PayoutOutcome, set[str]] = {
     PayoutOutcome.ACCEPTED: {S.PROCESSING},
     PayoutOutcome.PENDING: {S.PROCESSING},
@@ -76,10 +85,21 @@ def provider_reconciliation_run(
         period_start=date_from, period_end=date_to, triggered_by=triggered_by[:64], started_at=now
     )
     ctx = _Context(run=run)
+    resolved = transactions.refunds_resolve_pending(now=now)  # admin refunds whose answer was lost
+    if resolved["completed"] or resolved["restored"]:
+        run.notes += (
+            f"Admin refunds with a lost answer: {resolved['completed']} confirmed by Revio's purchase, "
+            f"{resolved['restored']} restored (Revio shows no such refund).\n"
+        )
     start = datetime.combine(date_from, time.min, tzinfo=UTC)
     end = datetime.combine(date_to + timedelta(days=1), time.min, tzinfo=UTC)
     try:
-        rows = transactions.Transaction.objects.filter(created_at__gte=start, created_at__lt=end)
+        lookback = now - timedelta(days=settings.RECONCILIATION_LOOKBACK_DAYS)
+        rows = transactions.Transaction.objects.filter(
+            Q(created_at__gte=start, created_at__lt=end)
+            | Q(status__in=[S.PENDING, S.PROCESSING])  # every open one, however old
+            | Q(type=T.DEPOSIT, status=S.COMPLETED, completed_at__gte=lookback)  # late refunds, chargebacks
+        )
         for txn in rows.order_by("created_at").iterator(chunk_size=200):
             if txn.type == T.DEPOSIT:
                 run.deposits_checked += 1
@@ -190,8 +210,21 @@ def _compare_deposit(ctx: _Context, txn: transactions.Transaction) -> None:
         )
         return
     _compare_object(ctx, txn, purchase, "purchase")
+    if purchase.outcome in {PurchaseOutcome.PAID, PurchaseOutcome.REVERSED}:
+        _compare_take_back(ctx, txn, purchase)
     expected = _DEPOSIT_EXPECTED.get(purchase.outcome)
-    if expected is not None and txn.status not in expected:
+    if purchase.outcome == PurchaseOutcome.PAID and txn.status in _CLOSED_UNPAID:
+        _record(
+            ctx,
+            DiscrepancyKind.PAID_AFTER_EXPIRY,
+            txn=txn,
+            object_type="purchase",
+            object_id=purchase.id,
+            theirs=_theirs(purchase),
+            detail=f"we closed the deposit ({txn.status}); Revio's purchase was paid after all",
+            proposal="Recovery credits it (the money arrived; the state machine allows it, logged as late).",
+        )
+    elif expected is not None and txn.status not in expected:
         _record(
             ctx,
             DiscrepancyKind.STATUS_MISMATCH,
@@ -202,6 +235,85 @@ def _compare_deposit(ctx: _Context, txn: transactions.Transaction) -> None:
             detail=f"we hold {txn.status}; Revio's purchase is {purchase.status}",
             proposal="Run recovery (manage.py reconcile) to apply Revio's state; review if it refuses.",
         )
+
+
+def _compare_take_back(ctx: _Context, txn: transactions.Transaction, purchase: Purchase) -> None:
+    """Refunds and chargebacks Revio made that we have not applied: classified, and on a credited deposit
+    applied (debited once; debt allowed), as the payment.* event would have been."""
+    state = purchase_take_back(get_client(), purchase.id)
+    ours = transactions.reversal_totals(deposit_id=txn.id)
+    gaps = {
+        transactions.ReversalKind.CHARGEBACK: state.charged_back - ours.get("chargeback", 0),
+        transactions.ReversalKind.REFUND: state.refunded - ours.get("refund", 0),
+    }
+    # Taken back but not explained by the attempts: by the purchase's status (a full chargeback says so).
+    unexplained = state.taken_back - sum(ours.values()) - sum(g for g in gaps.values() if g > 0)
+    if unexplained > 0:
+        kind = (
+            transactions.ReversalKind.CHARGEBACK
+            if state.status == "chargeback"
+            else transactions.ReversalKind.REFUND
+        )
+        gaps[kind] += unexplained
+    for kind, gap in gaps.items():
+        if gap > 0:
+            _apply_take_back(ctx, txn, purchase, state, kind=kind, amount=gap)
+
+
+def _apply_take_back(
+    ctx: _Context,
+    txn: transactions.Transaction,
+    purchase: Purchase,
+    state: PurchaseTakeBack,
+    *,
+    kind: str,
+    amount: int,
+) -> None:
+    discrepancy = (
+        DiscrepancyKind.CHARGED_BACK
+        if kind == transactions.ReversalKind.CHARGEBACK
+        else DiscrepancyKind.REFUNDED
+    )
+    theirs = {**_theirs(purchase), "taken_back": state.taken_back, "refunded": state.refunded,
+              "charged_back": state.charged_back}  # fmt: skip
+    if txn.status != S.COMPLETED:
+        _record(
+            ctx,
+            discrepancy,
+            txn=txn,
+            object_type="purchase",
+            object_id=purchase.id,
+            theirs=theirs,
+            detail=f"Revio took back {amount} ({kind}) of a deposit we never credited ({txn.status})",
+            proposal="Nothing to take back from the user; check with Revio that no credit is owed.",
+        )
+        return
+    applied = transactions.reversal_apply_from_revio(
+        deposit_id=txn.id,
+        reversal=transactions.RevioReversal(
+            kind=kind,
+            payment_id=None,
+            amount=amount,
+            currency=txn.currency,
+            purchase_taken_back=state.taken_back,
+        ),
+        origin=transactions.ReversalOrigin.RECONCILIATION,
+        source=transactions.TransactionEvent.Source.RECONCILIATION,
+    )
+    _record(
+        ctx,
+        discrepancy,
+        txn=txn,
+        object_type="purchase",
+        object_id=purchase.id,
+        theirs=theirs,
+        detail=f"Revio took back {amount} ({kind}) that we had not applied: {applied}",
+        proposal=(
+            "Applied: the user was debited (debt if short); its payment event, if it comes, links to it."
+            if applied == transactions.ReversalApplied.DEBITED
+            else "Not applied (flagged): an operator compares the purchase with our refunds and chargebacks."
+        ),
+    )
 
 
 def _compare_withdrawal(ctx: _Context, txn: transactions.Transaction) -> None:
@@ -244,7 +356,18 @@ def _compare_withdrawal(ctx: _Context, txn: transactions.Transaction) -> None:
         return  # never sent, or refused at creation: nothing at Revio to compare with
     _compare_object(ctx, txn, payout, "payout")
     expected = _WITHDRAWAL_EXPECTED.get(payout.outcome)
-    if expected is not None and txn.status not in expected:
+    if payout.outcome == PayoutOutcome.SUCCEEDED and txn.status == S.FAILED:
+        _record(
+            ctx,
+            DiscrepancyKind.SUCCESS_AFTER_REFUND,
+            txn=txn,
+            object_type="payout",
+            object_id=payout.id,
+            theirs=_theirs(payout),
+            detail="we failed the withdrawal and returned the money; Revio's payout succeeded",
+            proposal="The money left twice over: claw it back from the user (debt) or book the loss.",
+        )
+    elif expected is not None and txn.status not in expected:
         _record(
             ctx,
             DiscrepancyKind.STATUS_MISMATCH,

@@ -352,3 +352,83 @@ def get_client() -> RevioClient:
             if client is None:
                 client = _clients[config] = RevioClient(config)
     return client
+
+
+# -- refunds and what a purchase has given back (issue 16; wallet.transactions.reversals) ------------------
+
+
+@dataclass(frozen=True)
+class PurchaseTakeBack:
+    """What Revio's purchase says has gone back to the card: `taken_back` = total - refundable_amount once
+    paid (refunds and chargebacks together), 0 before."""
+
+    purchase_id: str
+    status: str
+    reference: str
+    currency: str
+    total: int
+    refundable: int
+    taken_back: int
+    # The successful refund and chargeback attempts in `transaction_data.attempts`, by type (INFERRED from
+    # the platform's attempt types; what they leave unexplained of taken_back is unattributed).
+    refunded: int = 0
+    charged_back: int = 0
+
+
+@dataclass(frozen=True)
+class RefundAnswer:
+    """Revio's 200 to a refund: a Payment (`payment_id` set, `status` "success"), or the purchase in
+    `pending_refund` (`payment_id` None: the refund's Payment and its `payment.refunded` come later)."""
+
+    payment_id: str | None
+    status: str
+    amount: int
+
+
+_PAID_OR_AFTER = {"paid", "cleared", "settled", "pending_refund", "refunded", "chargeback"}
+
+
+def purchase_take_back(client: RevioClient, purchase_id: str) -> PurchaseTakeBack:
+    """Re-read a purchase for its refund figures (a read: retried on transient failures)."""
+    data = client._read("GET", f"purchases/{purchase_id}/")
+    try:
+        status = str(data["status"])
+        total = int(data["purchase"]["total"])
+        refundable = int(data.get("refundable_amount") or 0)
+        by_type = {"refund": 0, "chargeback": 0}
+        attempts = (data.get("transaction_data") or {}).get("attempts") or []
+        for attempt in attempts if isinstance(attempts, list) else []:
+            if isinstance(attempt, dict) and attempt.get("successful") and attempt.get("type") in by_type:
+                by_type[attempt["type"]] += int(attempt.get("amount") or 0)
+        return PurchaseTakeBack(
+            purchase_id=str(data["id"]),
+            status=status,
+            reference=str(data.get("reference") or ""),
+            currency=str(data["purchase"].get("currency", "")),
+            total=total,
+            refundable=refundable,
+            taken_back=max(total - refundable, 0) if status in _PAID_OR_AFTER else 0,
+            refunded=by_type["refund"],
+            charged_back=by_type["chargeback"],
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RevioError(f"unexpected purchase object from Revio: {exc!r}") from exc
+
+
+def purchase_refund(client: RevioClient, purchase_id: str, *, amount: int) -> RefundAnswer:
+    """`POST /purchases/{id}/refund/` for `amount` minor units. Not idempotent at Revio, so it is sent like
+    a create: again only if it certainly never arrived.
+
+    :raises RevioRejectedError: Revio refused it (400 `purchase_refund_error`: not refundable, too much).
+    :raises RevioUnavailableError: Revio was unreachable or overloaded; nothing was refunded.
+    :raises RevioOutcomeUnknownError: it may have been refunded (5xx, timeout, an unreadable 2xx).
+    """
+    data = client._create(f"purchases/{purchase_id}/refund/", {"amount": amount})
+    try:
+        if data.get("type") == "payment":
+            return RefundAnswer(
+                payment_id=str(data["id"]), status=str(data["status"]), amount=int(data["amount"])
+            )
+        return RefundAnswer(payment_id=None, status=str(data["status"]), amount=amount)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RevioOutcomeUnknownError(f"unreadable answer to a refund: {exc!r}") from exc

@@ -78,3 +78,27 @@ class ResolutionNotApplicableError(ApplicationError):
     code = "resolution_not_applicable"
     http_status = 409
     default_message = "This withdrawal cannot be resolved this way."
+
+
+class RefundNotAllowedError(ApplicationError):
+    """Only a credited (completed) deposit can be refunded; nothing changed."""
+
+    code = "refund_not_allowed"
+    http_status = 409
+    default_message = "Only a completed deposit can be refunded."
+
+
+class RefundExceedsRefundableError(ApplicationError):
+    """The refund would take back more than is left of the deposit (refunds and chargebacks so far)."""
+
+    code = "refund_exceeds_refundable"
+    http_status = 409
+    default_message = "This refund is more than is left to refund of the deposit."
+
+
+class RefundNotProposedError(ApplicationError):
+    """The refund is not waiting for approval (approved already, or never needed it)."""
+
+    code = "refund_not_proposed"
+    http_status = 409
+    default_message = "This refund is not waiting for approval."

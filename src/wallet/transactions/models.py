@@ -174,3 +174,79 @@ class WithdrawalResolution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.outcome} for {self.withdrawal_id} ({self.status})"
+
+
+# -- refunds and chargebacks of deposits (issue 16, docs/wallet.md "Refunds and chargebacks") ---------------
+
+
+class ReversalKind(models.TextChoices):
+    REFUND = "refund", "Refund to the card"
+    CHARGEBACK = "chargeback", "Chargeback by the card holder's bank"
+
+
+class ReversalStatus(models.TextChoices):
+    # An admin refund above REFUND_FOUR_EYES_THRESHOLD waiting for a second finance admin: nothing moved.
+    PROPOSED = "proposed", "Proposed (awaiting a second admin)"
+    # Debited from the user; Revio's answer to our refund request is not known yet (5xx, timeout).
+    PENDING = "pending", "Pending"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Refused by Revio (the debit was restored)"
+
+
+class ReversalOrigin(models.TextChoices):
+    REVIO = "revio", "Revio event (dashboard refund, chargeback)"
+    ADMIN = "admin", "Admin refund through the wallet"
+    RECONCILIATION = "reconciliation", "Found by reconciliation"
+
+
+class DepositReversal(models.Model):
+    """Money of a credited deposit that went back to the card: one row per Revio refund or chargeback
+    payment, and per admin refund request. Its id is the ledger transaction id of its debit (one deposit
+    can have several), and `provider_payment_id` (Revio's Payment id) is unique: one debit per payment."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    deposit = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="reversals")
+    kind = models.CharField(max_length=16, choices=ReversalKind.choices)
+    status = models.CharField(max_length=16, choices=ReversalStatus.choices)
+    origin = models.CharField(max_length=16, choices=ReversalOrigin.choices)
+    amount = models.BigIntegerField(help_text="Minor units; always positive.")
+    currency = models.CharField(max_length=3)
+    # NULL until Revio names its Payment (an ambiguous admin refund, or one reconciliation inferred).
+    provider_payment_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    allow_debt = models.BooleanField(default=False)
+    taken_from_available = models.BigIntegerField(default=0)
+    debt_created = models.BigIntegerField(default=0)
+    # Admin refunds: who asked and (above the four-eyes threshold) who approved; user ids, not FKs.
+    requested_by_id = models.UUIDField(null=True, blank=True)
+    approved_by_id = models.UUIDField(null=True, blank=True)
+    reason = models.CharField(max_length=255, blank=True)
+    failure_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "deposit_reversals"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="deposit_reversal_amount_positive"),
+            models.UniqueConstraint(
+                fields=["provider_payment_id"],
+                name="deposit_reversal_payment_unique",
+                condition=models.Q(provider_payment_id__isnull=False),
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(approved_by_id=models.F("requested_by_id")),
+                name="deposit_reversal_four_eyes",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["deposit", "status"], name="deposit_reversal_deposit_idx"),
+            models.Index(
+                fields=["updated_at"],
+                name="deposit_reversal_pending_idx",
+                condition=models.Q(status="pending"),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} of {self.deposit_id} {self.status} {self.amount} {self.currency}"

@@ -4,7 +4,24 @@ Webhooks and reconciliation apply Revio's states through the apply_* services he
 """
 
 from wallet.transactions.errors import IllegalTransitionError, ProviderMismatchError, WithdrawalLimitError
-from wallet.transactions.models import Transaction, TransactionEvent, TransactionStatus, TransactionType
+from wallet.transactions.models import (
+    DepositReversal,
+    ReversalKind,
+    ReversalOrigin,
+    ReversalStatus,
+    Transaction,
+    TransactionEvent,
+    TransactionStatus,
+    TransactionType,
+)
+from wallet.transactions.reversals import (
+    ReversalApplied,
+    RevioReversal,
+    refunds_resolve_pending,
+    reversal_apply_from_revio,
+    reversal_tally,
+    reversal_totals,
+)
 from wallet.transactions.selectors import transaction_find, transaction_find_by_provider_object
 from wallet.transactions.services import (
     Applied,
@@ -19,14 +36,24 @@ from wallet.transactions.services import (
 
 __all__ = [
     "Applied",
+    "DepositReversal",
     "IllegalTransitionError",
     "ProviderMismatchError",
+    "ReversalApplied",
+    "ReversalKind",
+    "ReversalOrigin",
+    "ReversalStatus",
+    "RevioReversal",
     "Transaction",
     "TransactionEvent",
     "TransactionStatus",
     "TransactionType",
     "WithdrawalLimitError",
     "deposit_apply_provider_state",
+    "refunds_resolve_pending",
+    "reversal_apply_from_revio",
+    "reversal_tally",
+    "reversal_totals",
     "transaction_find",
     "transaction_find_by_provider_object",
     "transaction_flag_for_review",

@@ -35,6 +35,7 @@ from wallet.revio import payouts as revio_payouts
 from wallet.revio.client import get_client
 from wallet.revio.contracts import BankAccount, PayoutOutcome, PurchaseOutcome
 from wallet.revio.errors import RevioNotCreatedError, RevioOutcomeUnknownError, RevioUnavailableError
+from wallet.transactions import hold as deposit_hold
 from wallet.transactions import states
 from wallet.transactions.errors import (
     DebtOutstandingError,
@@ -162,8 +163,10 @@ def deposit_apply_provider_state(
     The purchase's `checkout_url` is stored if the deposit has none yet (its event came first).
 
     PAID credits the deposit once; CANCELLED, EXPIRED and FAILED close it; a failed card attempt and
-    PENDING change nothing; REVERSED (refund, chargeback) flags it for an operator. If amount, currency or
-    purchase id disagree with ours, the deposit is flagged for review (FLAGGED) and nothing is credited.
+    PENDING change nothing; REVERSED (refund, chargeback) is never credited: on a credited deposit the
+    payment.* events move the money (reversals.py), on any other it is flagged for an operator. If amount,
+    currency or purchase id disagree with ours, the deposit is flagged for review (FLAGGED) and nothing is
+    credited.
 
     :raises IllegalTransitionError: the change is not in the state machine; nothing changed.
     """
@@ -192,8 +195,16 @@ def deposit_apply_provider_state(
         }.get(outcome)
         if outcome == PurchaseOutcome.REVERSED:
             locked.save(update_fields=linked)
+            if locked.status == S.COMPLETED:
+                # Credited, then refunded or charged back: the payment.* event (or reconciliation) debits
+                # it once per Revio payment (reversals.py); the purchase's status moves no money.
+                return Applied.UNCHANGED
+            # Never credited: a reversed purchase is never credited nor counted as completed.
             return _flag_for_review(
-                locked, f"Revio reports the payment {provider_status}: refund or chargeback", source=source
+                locked,
+                f"Revio reports the payment {provider_status} (refund or chargeback) of a deposit we never "
+                "credited: not credited",
+                source=source,
             )
         if target is None or locked.status == target:
             locked.save(update_fields=linked)
@@ -272,6 +283,7 @@ def withdrawal_create(
         if balance.debt > 0:  # read under the balance lock: a clawback cannot slip in between
             raise DebtOutstandingError(details={"debt": balance.debt, "currency": currency})
         _check_withdrawal_limits(user_id=user_id, currency=currency, amount=amount, now=now)
+        deposit_hold.withdrawal_check_hold(balance=balance, amount=amount, now=now)  # issue 16: deposit hold
         ledger.withdrawal_reserve(balance=balance, amount=amount, transaction_id=withdrawal_id)
         withdrawal = Transaction.objects.create(
             id=withdrawal_id,

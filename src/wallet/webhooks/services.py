@@ -31,7 +31,7 @@ from wallet.core.db import model_columns, model_from_row
 from wallet.core.faults import crash_point
 from wallet.core.http.parsers import JsonBodyError, loads_json
 from wallet.revio import payouts as revio_payouts
-from wallet.revio.client import get_client
+from wallet.revio.client import get_client, purchase_take_back
 from wallet.revio.contracts import Payout, PayoutOutcome, Purchase
 from wallet.revio.errors import RevioError, RevioRejectedError
 from wallet.transactions import public as transactions
@@ -51,6 +51,8 @@ RevioObject = TypeVar("RevioObject", Purchase, Payout)
 _EVENT_TYPE = re.compile(r"^[a-z_]{1,32}\.[a-z_]{1,48}$")
 _HEADERS_OF_INTEREST = ("content-type", "content-length", "user-agent", "x-signature", "x-forwarded-for")
 _REFUND_EVENTS = {"payment.refunded", "payment.charged_back", "payment.chargeback_reversed"}
+# Refunds and chargebacks debit the user (wallet.transactions.reversals); a reversed chargeback is flagged.
+_REVERSAL_EVENTS = {"payment.refunded": "refund", "payment.charged_back": "chargeback"}
 # EFT payment callbacks (unsigned; wallet.revio.eft): logged under this object type.
 EFT_OBJECT_TYPE = "eft_payment"
 _EFT_PAYMENT_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
@@ -380,6 +382,8 @@ def _dispatch(log: WebhookLog) -> tuple[str, str, bool]:
         return _apply_purchase(log)
     if log.object_type == EFT_OBJECT_TYPE:
         return _apply_eft_payment(log)
+    if log.event_type in _REVERSAL_EVENTS:  # issue 16: refunds and chargebacks move money
+        return _apply_reversal_payment(log)
     if log.event_type in _REFUND_EVENTS:
         return _flag_refund(log)
     return WebhookStatus.IGNORED, f"no action for {log.object_type} events", False
@@ -526,6 +530,64 @@ def _flag_refund(log: WebhookLog) -> tuple[str, str, bool]:
         transaction_id=deposit.id, reason=f"Revio sent {log.event_type}", source="webhook"
     )
     return WebhookStatus.PROCESSED, f"flagged for review: {log.event_type} on deposit {deposit.id}", True
+
+
+def _apply_reversal_payment(log: WebhookLog) -> tuple[str, str, bool]:
+    """A refund or chargeback Payment: debit the user once per payment id (issue 16).
+
+    The body is Revio's signed Payment (verified at intake): its id, amount and the purchase it names
+    (`related_to`) are Revio's. The purchase is re-read from Revio all the same, and the debit is applied
+    only if the purchase names our deposit and accounts for what was taken back (reversals.py).
+    """
+    body = json.loads(log.body)
+    related = body.get("related_to")
+    purchase_id = related.get("id") if isinstance(related, dict) else None
+    payment = body.get("payment") if isinstance(body.get("payment"), dict) else {}
+    amount, currency = payment.get("amount", body.get("amount")), payment.get("currency")
+    if not isinstance(purchase_id, str) or not purchase_id:
+        return WebhookStatus.PROCESSED, f"flagged for review: {log.event_type} names no purchase", True
+    if body.get("status") != "success":
+        return WebhookStatus.IGNORED, f"{log.event_type} is {body.get('status')!r}, not success", False
+    if not (isinstance(amount, int) and not isinstance(amount, bool) and amount > 0) or not isinstance(
+        currency, str
+    ):
+        return WebhookStatus.PROCESSED, f"flagged for review: {log.event_type} has no valid amount", True
+    deposit = transactions.transaction_find_by_provider_object(
+        transaction_type=transactions.TransactionType.DEPOSIT, provider_object_id=purchase_id
+    )
+    if deposit is None:  # not linked to its purchase yet (or not ours): the reference tells
+        deposit = _our_transaction(log, transactions.TransactionType.DEPOSIT)
+    if deposit is None:
+        logger.error("%s for unknown purchase %s (webhook %s)", log.event_type, purchase_id, log.id)
+        return WebhookStatus.PROCESSED, f"flagged for review: {log.event_type} for an unknown purchase", True
+    try:
+        state = purchase_take_back(get_client(), purchase_id)
+    except RevioError as exc:
+        raise RetryLaterError(f"could not read purchase {purchase_id} from Revio: {exc}") from exc
+    source = transactions.TransactionEvent.Source.WEBHOOK
+    if state.reference != str(deposit.id) or (
+        deposit.provider_object_id and deposit.provider_object_id != purchase_id
+    ):
+        transactions.transaction_flag_for_review(
+            transaction_id=deposit.id,
+            reason=f"{log.event_type} {log.object_id}: purchase {purchase_id} is not this deposit's",
+            source=source,
+        )
+        return WebhookStatus.PROCESSED, f"flagged for review: {log.event_type} names another purchase", True
+    applied = transactions.reversal_apply_from_revio(
+        deposit_id=deposit.id,
+        reversal=transactions.RevioReversal(
+            kind=_REVERSAL_EVENTS[log.event_type],
+            payment_id=log.object_id,
+            amount=amount,
+            currency=currency,
+            purchase_taken_back=state.taken_back,
+        ),
+        origin=transactions.ReversalOrigin.REVIO,
+        source=source,
+    )
+    flagged = applied == transactions.ReversalApplied.FLAGGED
+    return WebhookStatus.PROCESSED, f"{log.event_type} {log.object_id}: {applied}", flagged
 
 
 def _event_status(log: WebhookLog) -> str:

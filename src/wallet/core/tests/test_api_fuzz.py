@@ -42,7 +42,7 @@ from wallet.accounts.models import User
 from wallet.core.testing import proof_size
 from wallet.events import endpoints as event_endpoints
 from wallet.ledger.selectors import ledger_problems
-from wallet.transactions.models import Transaction
+from wallet.transactions.models import DepositReversal, Transaction
 from wallet.transactions.tests.conftest import BANK, fund  # noqa: F401 - fund is a fixture
 
 pytestmark = [pytest.mark.django_db, pytest.mark.proof]
@@ -119,12 +119,16 @@ def real_ids(
     response = client.post("/api/v1/withdrawals", {"amount": 1_000, "bank_account": BANK}, format="json")
     assert response.status_code == 201, response.content
     endpoint = event_endpoints.endpoint_create(url="http://127.0.0.1:9/fuzz", now=timezone.now()).endpoint
+    proposed = DepositReversal.objects.create(  # an admin refund awaiting approval
+        deposit=deposit, kind="refund", status="proposed", origin="admin", amount=1_000, currency="ZAR"
+    )
     return {
         "user": user,
         "admin": admin,
         "user_id": [target.id],
         "transaction_id": [deposit.id, response.json()["id"]],
         "endpoint_id": [endpoint.id],
+        "refund_id": [proposed.id],
     }
 
 
@@ -207,7 +211,7 @@ def test_real_ids_match_the_schemas_path_parameters(api_schema: Any) -> None:
         for result in api_schema.get_all_operations()
         for parameter in result.ok().path_parameters
     }
-    assert names == {"user_id", "transaction_id", "endpoint_id"}
+    assert names == {"user_id", "transaction_id", "endpoint_id", "refund_id"}
 
 
 class TestWhatTheFuzzerFound:

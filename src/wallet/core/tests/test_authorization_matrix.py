@@ -14,7 +14,7 @@ from conftest import login
 from wallet.accounts.models import User
 from wallet.core import crypto
 from wallet.events.models import EventEndpoint
-from wallet.transactions.models import Transaction
+from wallet.transactions.models import DepositReversal, Transaction
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +61,9 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, Any]]] = [
     ("api/v1/admin/event-endpoints/<uuid:endpoint_id>/deliveries", "get", None, ADMIN_ONLY),
     ("api/v1/admin/event-endpoints/<uuid:endpoint_id>/replay", "post", {}, ADMIN_ONLY),
     ("api/v1/admin/event-endpoints/<uuid:endpoint_id>", "delete", None, ADMIN_ONLY),
+    ("api/v1/admin/deposits/<uuid:transaction_id>/refunds", "post", {}, ADMIN_ONLY),
+    # The matrix's admin has the operations duty: approving a refund is finance's (403 admin_required).
+    ("api/v1/admin/refunds/<uuid:refund_id>/approve", "post", {}, {**ADMIN_ONLY, ADMIN: 403}),
 ]
 
 
@@ -104,9 +107,13 @@ def test_each_caller_gets_what_the_matrix_says(
         url="http://127.0.0.1:9/",
         secrets_encrypted=crypto.encrypt_json({"secrets": [{"secret": "whsec_matrix", "retires_at": None}]}),
     )
+    proposed = DepositReversal.objects.create(
+        deposit=deposit, kind="refund", status="proposed", origin="admin", amount=1_000, currency="ZAR"
+    )
     path = "/" + route.replace("<uuid:transaction_id>", str(deposit.id)).replace(
         "<uuid:user_id>", str(owner.id)
     ).replace("<uuid:endpoint_id>", str(endpoint.id))
+    path = path.replace("<uuid:refund_id>", str(proposed.id))
     for caller, want in expected.items():
         client = callers[caller]
         response = (

@@ -416,8 +416,9 @@ class TestCompose:
     def test_every_process_runs_from_the_one_image_after_the_migrations(self) -> None:
         services: dict[str, dict[str, object]] = _load_yaml(ROOT / "docker-compose.yml")["services"]  # type: ignore[assignment]
         assert {"postgres", "redis", "migrate", "web", "worker", "beat", "sandbox"} <= set(services)
-        assert "postgres:16" in str(services["postgres"]["image"])
-        assert "redis:7" in str(services["redis"]["image"])
+        # The engines make run and make test start (ADR 0013): PostgreSQL 18 and Valkey 8.
+        assert "postgres:18" in str(services["postgres"]["image"])
+        assert "valkey/valkey:8" in str(services["redis"]["image"])
         for name in ("migrate", "web", "worker", "beat", "sandbox"):
             command = services[name]["command"]
             assert isinstance(command, list)

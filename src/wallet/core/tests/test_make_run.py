@@ -115,7 +115,7 @@ def test_embedded_mode_runs_postgresql_and_valkey_kept_between_runs(tmp_path: Pa
         assert registered.status_code == 202, registered.text
     assert (tmp_path / "postgres" / "data" / "PG_VERSION").read_text().strip() == "18"
     for second in _start(tmp_path, external_servers=False):
-        assert "Admin login: admin@localhost (password shown when it was created" in second.banner
+        assert "An admin account exists; nothing changed" in second.banner
         tokens = httpx.post(f"{second.base_url}/api/v1/auth/token", json=credentials)
         assert tokens.status_code == 200, tokens.text
 

@@ -155,9 +155,11 @@ def test_no_writable_endpoint_lets_a_caller_set_what_only_the_system_sets(
     # has its own tests.
     settings.WITHDRAWAL_MAX_OPEN = 1_000
     user = make_user(email="mass-user@example.com")
-    admin = make_user(email="mass-admin@example.com", role=User.Role.ADMIN)
+    # Finance (a superset of operations): admin refunds of deposits are finance's.
+    admin = make_user(email="mass-admin@example.com", role=User.Role.ADMIN, admin_duty=User.Duty.FINANCE)
     target = make_user(email="mass-target@example.com")
     fund(user, 100_000)
+    target_deposit = fund(target, 100_000)  # what the admin refund endpoint refunds
     bodies = Bodies(user=user, target=target)
     endpoint = event_endpoints.endpoint_create(url="http://127.0.0.1:9/mass", now=timezone.now()).endpoint
     operations = _writable_operations()
@@ -175,7 +177,11 @@ def test_no_writable_endpoint_lets_a_caller_set_what_only_the_system_sets(
             caller = admin if path.startswith("/api/v1/admin/") else user
             client = APIClient()
             client.credentials(HTTP_AUTHORIZATION=f"Bearer {login(client, caller.email)['access']}")
-            url = path.replace("{user_id}", str(target.id)).replace("{endpoint_id}", str(endpoint.id))
+            url = (
+                path.replace("{user_id}", str(target.id))
+                .replace("{endpoint_id}", str(endpoint.id))
+                .replace("{transaction_id}", str(target_deposit.id))
+            )
             body = bodies.build(component, path)
             extras = {
                 key: value for key, value in INJECTED.items() if key not in component.get("properties", {})

@@ -69,6 +69,10 @@ def test_which_events_are_essential() -> None:
         "withdrawal.failed",
         "withdrawal.returned",
         "withdrawal.clawed_back",
+        # Money taken back from the wallet (issue 16): a refund, a chargeback, a debt.
+        "deposit.refunded",
+        "deposit.charged_back",
+        "debt.created",
         "security.password_reset",
         "security.email_changed",
         "security.registration_attempt",

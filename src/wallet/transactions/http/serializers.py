@@ -94,6 +94,13 @@ class BalanceOutputSerializer(serializers.Serializer[Any]):
             "it first; no withdrawal is possible while it is above 0."
         )
     )
+    hold = serializers.IntegerField(
+        default=0,
+        help_text=(
+            "Minor units of `available` from recent deposits that cannot be withdrawn yet (the deposit "
+            "hold); withdrawable = available - hold. Always 0 with `as_of`."
+        ),
+    )
 
 
 class EntryOutputSerializer(serializers.Serializer[Any]):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from wallet.transactions.http import views
+from wallet.transactions.http import refunds, views
 
 urlpatterns = [
     path("deposits", views.DepositCreateApi.as_view(), name="deposit-create"),
@@ -12,5 +12,15 @@ urlpatterns = [
     path("transactions", views.TransactionListApi.as_view(), name="transaction-list"),
     path(
         "transactions/<uuid:transaction_id>", views.TransactionDetailApi.as_view(), name="transaction-detail"
+    ),
+    path(
+        "admin/deposits/<uuid:transaction_id>/refunds",
+        refunds.DepositRefundCreateApi.as_view(),
+        name="admin-deposit-refund-create",
+    ),
+    path(
+        "admin/refunds/<uuid:refund_id>/approve",
+        refunds.RefundApproveApi.as_view(),
+        name="admin-refund-approve",
     ),
 ]

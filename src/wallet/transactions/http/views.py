@@ -1,9 +1,11 @@
 """The wallet API: deposits, withdrawals, the balance, its ledger entries and the transaction history."""
 
+import dataclasses
 import uuid
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,6 +25,7 @@ from wallet.core.idempotency import (
 from wallet.ledger import public as ledger
 from wallet.revio.contracts import BankAccount
 from wallet.statements import public as statements
+from wallet.transactions import hold as deposit_hold
 from wallet.transactions import selectors, services
 from wallet.transactions.errors import (
     DebtOutstandingError,
@@ -158,7 +161,13 @@ class BalanceApi(APIView):
         figures = ledger.balance_get(
             user_id=_user(request).id, currency=settings.WALLET_CURRENCY, cached=True
         )
-        return Response(s.BalanceOutputSerializer(figures).data)
+        held = deposit_hold.deposit_hold_amount(
+            user_id=_user(request).id,
+            currency=figures.currency,
+            available=figures.available,
+            now=timezone.now(),
+        )
+        return Response(s.BalanceOutputSerializer({**dataclasses.asdict(figures), "hold": held}).data)
 
 
 class EntryPagination(NewestFirstCursorPagination):

@@ -208,9 +208,10 @@ class TestApplyingRevioStates:
         assert deposit.review_reason
         assert available(user) == 0
 
-    def test_a_refund_or_chargeback_is_flagged_for_an_operator(
+    def test_a_reversed_purchase_moves_no_money_and_is_never_credited(
         self, user: User, revio: SandboxProcess
     ) -> None:
+        # On a credited deposit the payment.* events debit (reversals.py); the purchase status moves nothing.
         deposit = services.deposit_create(user_id=user.id, email=user.email, amount=4_000, currency="ZAR")
         pay_deposit(revio, deposit)
         result = services.deposit_apply_provider_state(
@@ -222,10 +223,23 @@ class TestApplyingRevioStates:
             provider_status="chargeback",
             source="webhook",
         )
+        assert result == services.Applied.UNCHANGED
+        assert available(user) == 4_000
+        # On a deposit we never credited, a reversed purchase is flagged, never credited.
+        pending = services.deposit_create(user_id=user.id, email=user.email, amount=5_000, currency="ZAR")
+        result = services.deposit_apply_provider_state(
+            deposit_id=pending.id,
+            outcome=PurchaseOutcome.REVERSED,
+            purchase_id=pending.provider_object_id or "",
+            amount=5_000,
+            currency="ZAR",
+            provider_status="refunded",
+            source="webhook",
+        )
         assert result == services.Applied.FLAGGED
-        deposit.refresh_from_db()
-        assert (deposit.status, deposit.needs_review) == ("completed", True)
-        assert available(user) == 4_000  # money is never taken back automatically
+        pending.refresh_from_db()
+        assert (pending.status, pending.needs_review) == ("pending", True)
+        assert available(user) == 4_000
 
     def test_illegal_transitions_are_refused_and_logged(
         self, user: User, revio: SandboxProcess, caplog: pytest.LogCaptureFixture

@@ -22,6 +22,7 @@ def test_balance_of_a_new_user_is_zero(user_api: APIClient) -> None:
         "available": 0,
         "reserved": 0,
         "debt": 0,
+        "hold": 0,
     }
 
 
@@ -35,6 +36,7 @@ def test_balance_and_the_entries_that_explain_it(user_api: APIClient, user: User
         "available": 6_000,
         "reserved": 4_000,
         "debt": 0,
+        "hold": 0,
     }
 
     entries = user_api.get("/api/v1/balance/entries").json()

@@ -25,6 +25,7 @@ from wallet.core import metrics
 from wallet.ledger.selectors import balance_get
 from wallet.transactions import services as wallet
 from wallet.transactions.models import Transaction
+from wallet.transactions.tests.conftest import apply_deposit
 from wallet.webhooks import services as webhook_services
 from wallet.webhooks.models import WebhookLog, WebhookRejection
 from wallet.webhooks.services import webhook_process, webhooks_sweep
@@ -263,7 +264,7 @@ class TestProcessing:
         assert stale.result == "stale: the event says viewed, Revio now says paid; already applied"
         assert balance_get(user_id=user.id, currency="ZAR").available == 7_000
 
-    def test_a_refund_flags_the_deposit_for_an_operator(
+    def test_a_refund_revio_does_not_account_for_is_flagged_and_moves_no_money(
         self,
         api: APIClient,
         signer: Signer,
@@ -272,18 +273,27 @@ class TestProcessing:
         revio: SandboxProcess,
         django_capture_on_commit_callbacks: Any,
     ) -> None:
+        # A signed payment.refunded whose purchase, re-read from Revio, shows nothing refunded: not debited.
         deposit = paid_deposit(user, revio)
+        apply_deposit(deposit)  # credited (the sandbox's own events are refused: our key is pinned)
+        before = balance_get(user_id=user.id, currency="ZAR").available
         body = event_body(
             id=str(uuid.uuid4()),
             type="payment",
             event_type="payment.refunded",
+            status="success",
+            amount=3_000,
+            payment={"amount": 3_000, "currency": "ZAR"},
+            reference=str(deposit.id),
             related_to={"type": "purchase", "id": deposit.provider_object_id},
         )
         with django_capture_on_commit_callbacks(execute=True):
             deliver(api, body, signer.sign(body))
-        assert WebhookLog.objects.get().result.startswith("flagged for review: payment.refunded")
+        assert WebhookLog.objects.get().result.endswith(": flagged")
         deposit.refresh_from_db()
         assert deposit.needs_review is True
+        assert "accounts for 0 taken back" in deposit.review_reason
+        assert balance_get(user_id=user.id, currency="ZAR").available == before
 
     def test_other_object_types_are_ignored_with_a_reason(
         self, api: APIClient, signer: Signer, event_body: EventBody, django_capture_on_commit_callbacks: Any

@@ -1,0 +1,579 @@
+"""Refunds and chargebacks of credited deposits: money that went back to the card moves out of the wallet.
+
+A DepositReversal row is one movement: a Revio refund or chargeback Payment (from its signed `payment.*`
+event or found by reconciliation), or an admin's refund request. Its id is the ledger transaction id of the
+debit (`ledger.user_debit`, DEPOSIT_REFUND or DEPOSIT_CHARGEBACK), so one deposit can have several, and its
+`provider_payment_id` (Revio's Payment id) is unique: however often and however concurrently a payment is
+delivered or found, it is debited once. Every write runs under the user's balance lock, which also
+serialises the tally of what was already taken back against the deposit's amount.
+
+A Revio-side reversal is applied only if Revio's own purchase, re-read, accounts for it (total -
+refundable_amount covers everything we hold plus this one): the event is a trigger, the purchase is the
+truth. A refund or chargeback may leave the user owing money (`allow_debt`): the debt is settled first by
+their next credit (ledger) and blocks withdrawals meanwhile.
+
+See docs/wallet.md "Refunds and chargebacks".
+"""
+
+import enum
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Sum
+from django.utils import timezone
+
+from wallet.accounts import public as accounts
+from wallet.audit import public as audit
+from wallet.core import idempotency
+from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
+from wallet.core.errors import NotFoundError
+from wallet.events import public as events
+from wallet.ledger import public as ledger
+from wallet.notifications import public as notifications
+from wallet.revio import client as revio_client
+from wallet.revio.errors import RevioError, RevioNotCreatedError
+from wallet.transactions.errors import (
+    RefundExceedsRefundableError,
+    RefundNotAllowedError,
+    RefundNotProposedError,
+)
+from wallet.transactions.models import (
+    DepositReversal,
+    ReversalKind,
+    ReversalOrigin,
+    ReversalStatus,
+    Transaction,
+    TransactionEvent,
+    TransactionType,
+)
+from wallet.transactions.models import TransactionStatus as S
+
+logger = logging.getLogger(__name__)
+
+Source = TransactionEvent.Source
+
+JOURNAL_KINDS = {
+    ReversalKind.REFUND: ledger.JournalKind.DEPOSIT_REFUND,
+    ReversalKind.CHARGEBACK: ledger.JournalKind.DEPOSIT_CHARGEBACK,
+}
+# Outgoing events (wallet.events.catalogue) and emails (notifications.events), per kind.
+_EVENT = {ReversalKind.REFUND: ("refund", "completed"), ReversalKind.CHARGEBACK: ("chargeback", "received")}
+# Reversals whose debit stands (a proposed one moved nothing yet, a failed one was restored).
+_MONEY_MOVED = (ReversalStatus.PENDING, ReversalStatus.COMPLETED)
+_EMAIL = {ReversalKind.REFUND: "deposit.refunded", ReversalKind.CHARGEBACK: "deposit.charged_back"}
+
+
+class ReversalApplied(enum.StrEnum):
+    DEBITED = "debited"  # a new reversal: the user was debited
+    ALREADY = "already"  # this Revio payment was applied before: nothing moved
+    MATCHED = "matched"  # it is a reversal we already debited without its payment id (admin, reconciliation)
+    FLAGGED = "flagged"  # it does not add up (never credited, more than the deposit, Revio disagrees)
+
+
+@dataclass(frozen=True)
+class RevioReversal:
+    """A refund or chargeback Payment at Revio, and what Revio's purchase (re-read) says was taken back."""
+
+    kind: str
+    payment_id: str | None  # None: reconciliation found an amount taken back without a Payment id
+    amount: int
+    currency: str
+    purchase_taken_back: int
+
+
+def reversal_tally(*, deposit_id: uuid.UUID) -> int:
+    """What we hold as taken back from a deposit: completed reversals and pending ones (their debit stands
+    until Revio's answer is known); not proposals, not refusals."""
+    total = DepositReversal.objects.filter(deposit_id=deposit_id, status__in=_MONEY_MOVED).aggregate(
+        total=Sum("amount")
+    )["total"]
+    return int(total or 0)
+
+
+def reversal_totals(*, deposit_id: uuid.UUID) -> dict[str, int]:
+    """reversal_tally by kind: {"refund": ..., "chargeback": ...} (kinds with none are absent)."""
+    rows = (
+        DepositReversal.objects.filter(deposit_id=deposit_id, status__in=_MONEY_MOVED)
+        .values("kind")
+        .annotate(total=Sum("amount"))
+    )
+    return {row["kind"]: int(row["total"]) for row in rows}
+
+
+def reversal_apply_from_revio(
+    *, deposit_id: uuid.UUID, reversal: RevioReversal, origin: str, source: str
+) -> ReversalApplied:
+    """Apply a refund or chargeback Revio made (its signed event, or reconciliation): debit the user once.
+
+    The order of checks: a payment already applied changes nothing; one matching a reversal we debited
+    without its payment id (an admin refund whose answer was lost, a reconciliation find) is linked to it;
+    otherwise it is debited (debt allowed) only if the deposit was credited and both the deposit's amount
+    and Revio's purchase account for it; else the deposit is flagged and nothing moves.
+    """
+    deposit = Transaction.objects.get(id=deposit_id, type=TransactionType.DEPOSIT)
+    ledger.balance_ensure(user_id=deposit.user_id, currency=deposit.currency)
+
+    def apply() -> ReversalApplied:
+        balance = ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+        locked = Transaction.objects.select_for_update().get(id=deposit_id)
+        if (
+            reversal.payment_id
+            and DepositReversal.objects.filter(provider_payment_id=reversal.payment_id).exists()
+        ):
+            return ReversalApplied.ALREADY
+        unlinked = (
+            DepositReversal.objects.select_for_update()
+            .filter(
+                deposit_id=deposit_id,
+                kind=reversal.kind,
+                amount=reversal.amount,
+                provider_payment_id__isnull=True,
+                status__in=_MONEY_MOVED,
+            )
+            .order_by("created_at")
+            .first()
+        )
+        if unlinked is not None:
+            if reversal.payment_id is None:
+                return ReversalApplied.ALREADY  # reconciliation: this amount is already ours
+            _link(unlinked, payment_id=reversal.payment_id, source=source)
+            return ReversalApplied.MATCHED
+        problem = _does_not_add_up(locked, reversal)
+        if problem:
+            _flag(locked, problem, source=source)
+            return ReversalApplied.FLAGGED
+        row = DepositReversal.objects.create(
+            deposit=locked,
+            kind=reversal.kind,
+            status=ReversalStatus.COMPLETED,
+            origin=origin,
+            amount=reversal.amount,
+            currency=reversal.currency,
+            provider_payment_id=reversal.payment_id,
+            allow_debt=True,
+            completed_at=timezone.now(),
+        )
+        _debit(
+            row, balance=balance, deposit=locked, source=source, memo=f"Revio payment {reversal.payment_id}"
+        )
+        _announce_completed(row, deposit=locked)
+        return ReversalApplied.DEBITED
+
+    return run_in_serializable_transaction(
+        apply,
+        lock_keys=[ledger.balance_lock_key(user_id=deposit.user_id, currency=deposit.currency)],
+        isolation=READ_COMMITTED,
+    )
+
+
+def _does_not_add_up(deposit: Transaction, reversal: RevioReversal) -> str:
+    if reversal.currency != deposit.currency:
+        return f"Revio's {reversal.kind} is in {reversal.currency}; the deposit is in {deposit.currency}"
+    if deposit.status != S.COMPLETED:
+        # Never credited (paid then reversed before we heard of the payment): nothing to take back.
+        return f"Revio reports a {reversal.kind} of a deposit we never credited ({deposit.status})"
+    tally = reversal_tally(deposit_id=deposit.id)
+    if tally + reversal.amount > deposit.amount:
+        return (
+            f"a {reversal.kind} of {reversal.amount} would take back more than the deposit "
+            f"({tally} already of {deposit.amount})"
+        )
+    if tally + reversal.amount > reversal.purchase_taken_back:
+        return (
+            f"Revio's purchase accounts for {reversal.purchase_taken_back} taken back; we would hold "
+            f"{tally + reversal.amount}"
+        )
+    return ""
+
+
+def _debit(
+    row: DepositReversal, *, balance: ledger.Balance, deposit: Transaction, source: str, memo: str
+) -> ledger.Debit:
+    """Post the reversal's debit (once: the journal is unique per reversal id and kind) and record it."""
+    debit = ledger.user_debit(
+        balance=balance,
+        amount=row.amount,
+        kind=JOURNAL_KINDS[ReversalKind(row.kind)],
+        transaction_id=row.id,
+        allow_debt=row.allow_debt,
+        memo=memo[:255],
+    )
+    row.taken_from_available = debit.from_available
+    row.debt_created = debit.to_debt
+    row.save(update_fields=["taken_from_available", "debt_created"])
+    _trail(deposit, f"{row.kind} of {row.amount} ({row.status}, reversal {row.id})", source=source)
+    if debit.to_debt:
+        logger.warning("deposit %s: %s leaves the user owing %s", deposit.id, row.kind, debit.to_debt)
+        notifications.notification_record_for_transaction(
+            transaction_id=deposit.id, user_id=deposit.user_id, event="debt.created"
+        )
+        events.event_record_for_transaction(
+            transaction_id=row.id,
+            user_id=deposit.user_id,
+            transaction_type="debt",
+            status="created",
+            amount=debit.to_debt,
+            currency=row.currency,
+        )
+    return debit
+
+
+def _announce_completed(row: DepositReversal, *, deposit: Transaction) -> None:
+    """The email and the outgoing event of a reversal Revio confirmed, in the caller's transaction."""
+    kind = ReversalKind(row.kind)
+    notifications.notification_record_for_transaction(
+        transaction_id=deposit.id, user_id=deposit.user_id, event=_EMAIL[kind]
+    )
+    transaction_type, status = _EVENT[kind]
+    events.event_record_for_transaction(
+        transaction_id=row.id,
+        user_id=deposit.user_id,
+        transaction_type=transaction_type,
+        status=status,
+        amount=row.amount,
+        currency=row.currency,
+    )
+
+
+def _link(row: DepositReversal, *, payment_id: str, source: str) -> None:
+    """A reversal we debited before Revio named its Payment: link (and complete) it; no money moves."""
+    row.provider_payment_id = payment_id
+    fields = ["provider_payment_id", "updated_at"]
+    row.updated_at = timezone.now()
+    if row.status == ReversalStatus.PENDING:
+        row.status = ReversalStatus.COMPLETED
+        row.completed_at = row.updated_at
+        fields += ["status", "completed_at"]
+        _announce_completed(row, deposit=row.deposit)
+    row.save(update_fields=fields)
+    _trail(row.deposit, f"{row.kind} {row.id} is Revio payment {payment_id}", source=source)
+
+
+def _trail(deposit: Transaction, detail: str, *, source: str) -> None:
+    TransactionEvent.objects.create(
+        transaction=deposit,
+        from_status=deposit.status,
+        to_status=deposit.status,
+        source=source,
+        detail=detail[:255],
+    )
+
+
+def _flag(deposit: Transaction, reason: str, *, source: str) -> None:
+    logger.error("deposit %s flagged for review: %s", deposit.id, reason)
+    deposit.needs_review = True
+    deposit.review_reason = reason[:255]
+    deposit.save(update_fields=["needs_review", "review_reason"])
+    _trail(deposit, f"flagged for review: {reason}", source=source)
+
+
+def origin_for(source: str) -> str:
+    return (
+        ReversalOrigin.RECONCILIATION
+        if source == TransactionEvent.Source.RECONCILIATION
+        else ReversalOrigin.REVIO
+    )
+
+
+# -- admin refunds (POST /api/v1/admin/deposits/{id}/refunds) ---------------------------------------------
+#
+# The order is what keeps an ambiguous answer safe: (1) debit the user and record the refund as pending in
+# one transaction, so the money cannot be withdrawn meanwhile; (2) ask Revio to refund; (3) a Payment →
+# completed; a definite refusal (4xx, or never sent) → failed and the debit restored
+# (DEPOSIT_REFUND_REVERSED); no answer (5xx, timeout) → stays pending, resolved by the Payment's
+# payment.refunded event (linked, never debited again) or by refunds_resolve_pending re-reading the purchase.
+
+
+@dataclass(frozen=True)
+class RefundInput:
+    deposit_id: uuid.UUID
+    amount: int
+    allow_debt: bool = False
+    reason: str = ""
+
+
+def refund_request(
+    *,
+    actor: Any,
+    data: RefundInput,
+    claim: idempotency.IdempotencyClaim | None = None,
+    ip: str | None = None,
+) -> DepositReversal:
+    """An admin's refund of (part of) a deposit to the card. Above REFUND_FOUR_EYES_THRESHOLD it is only
+    proposed (nothing moves until a second finance admin approves it: refund_approve); otherwise it is
+    debited and sent to Revio at once.
+
+    :raises NotAnAdminError: the actor is not an active finance admin.
+    :raises FourEyesError: the deposit is the actor's own.
+    :raises NotFoundError: no such deposit.
+    :raises RefundNotAllowedError: the deposit is not completed.
+    :raises RefundExceedsRefundableError: more than is left to refund; nothing changed.
+    :raises InsufficientFundsError: the user's available balance is too low and debt is not allowed.
+    """
+    accounts.admin_duty_check(actor=actor, duty=accounts.Duty.FINANCE)
+    deposit = Transaction.objects.filter(id=data.deposit_id, type=TransactionType.DEPOSIT).first()
+    if deposit is None:
+        raise NotFoundError("No such deposit.")
+    if deposit.user_id == actor.id:
+        raise accounts.FourEyesError("An admin may not refund their own deposit.")
+    proposed = data.amount > settings.REFUND_FOUR_EYES_THRESHOLD
+    row = DepositReversal(
+        id=uuid.uuid4(),
+        deposit=deposit,
+        kind=ReversalKind.REFUND,
+        status=ReversalStatus.PROPOSED if proposed else ReversalStatus.PENDING,
+        origin=ReversalOrigin.ADMIN,
+        amount=data.amount,
+        currency=deposit.currency,
+        allow_debt=data.allow_debt,
+        requested_by_id=actor.id,
+        reason=data.reason[:255],
+    )
+    row = _refund_debit(row, actor=actor, claim=claim, ip=ip, proposing=proposed)
+    if proposed:
+        return row
+    return _refund_send(row)
+
+
+def refund_approve(*, reversal_id: uuid.UUID, actor: Any, ip: str | None = None) -> DepositReversal:
+    """A second finance admin approves a proposed refund: it is debited and sent to Revio (once: only a
+    proposed refund can be approved, under its row lock).
+
+    :raises NotFoundError, RefundNotProposedError, NotAnAdminError, FourEyesError; and the refusals of
+        refund_request (checked again now: the balance may have changed since the proposal).
+    """
+    row = DepositReversal.objects.select_related("deposit").filter(id=reversal_id).first()
+    if row is None:
+        raise NotFoundError("No such refund.")
+    row = _refund_debit(row, actor=actor, claim=None, ip=ip, proposing=False, approving=True)
+    return _refund_send(row)
+
+
+def _refund_debit(
+    row: DepositReversal,
+    *,
+    actor: Any,
+    claim: idempotency.IdempotencyClaim | None,
+    ip: str | None,
+    proposing: bool,
+    approving: bool = False,
+) -> DepositReversal:
+    """Step 1, in one transaction under the balance lock: the checks, the row, the debit (unless only
+    proposed), the Idempotency-Key record and the audit event."""
+    deposit = row.deposit
+    ledger.balance_ensure(user_id=deposit.user_id, currency=deposit.currency)
+
+    def apply() -> DepositReversal:
+        balance = ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+        locked = Transaction.objects.select_for_update().get(id=deposit.id)
+        current = row
+        if approving:
+            current = DepositReversal.objects.select_for_update().get(id=row.id)
+            if current.status != ReversalStatus.PROPOSED:
+                raise RefundNotProposedError(details={"status": current.status})
+            accounts.four_eyes_check(
+                decider=actor,
+                proposer_id=current.requested_by_id,
+                subject_user_id=locked.user_id,
+                duty=accounts.Duty.FINANCE,
+            )
+        if locked.status != S.COMPLETED:
+            raise RefundNotAllowedError(details={"status": locked.status})
+        refundable = locked.amount - reversal_tally(deposit_id=locked.id)
+        if current.amount > refundable:
+            raise RefundExceedsRefundableError(
+                details={"requested": current.amount, "refundable": refundable, "currency": locked.currency}
+            )
+        if proposing:
+            current.save(force_insert=True)
+            action = audit.AuditAction.REFUND_PROPOSED
+        else:
+            if approving:
+                current.status = ReversalStatus.PENDING
+                current.approved_by_id = actor.id
+                current.updated_at = timezone.now()
+                current.save(update_fields=["status", "approved_by_id", "updated_at"])
+                action = audit.AuditAction.REFUND_APPROVED
+            else:
+                current.save(force_insert=True)
+                action = audit.AuditAction.REFUND_REQUESTED
+            # Raises InsufficientFundsError (rolling all of this back) if short and debt is not allowed.
+            _debit(current, balance=balance, deposit=locked, source=Source.OPERATOR, memo="admin refund")
+        idempotency.record_claim(claim, resource_id=current.id)
+        audit.audit_record(
+            action=action,
+            actor=actor,
+            subject_type="transactions.depositreversal",
+            subject_id=str(current.id),
+            ip=ip,
+            details={
+                "deposit_id": str(locked.id),
+                "user_id": str(locked.user_id),
+                "amount": current.amount,
+                "currency": current.currency,
+                "allow_debt": current.allow_debt,
+                "refundable_before": refundable,
+            },
+        )
+        return current
+
+    return run_in_serializable_transaction(
+        apply,
+        lock_keys=[ledger.balance_lock_key(user_id=deposit.user_id, currency=deposit.currency)],
+        isolation=READ_COMMITTED,
+    )
+
+
+def _refund_send(row: DepositReversal) -> DepositReversal:
+    """Steps 2 and 3: ask Revio, then apply its answer (or leave the refund pending if there was none)."""
+    purchase_id = row.deposit.provider_object_id or ""
+    try:
+        answer = revio_client.purchase_refund(revio_client.get_client(), purchase_id, amount=row.amount)
+    except RevioNotCreatedError as exc:  # refused (4xx) or never sent: certainly not refunded
+        logger.warning("refund %s of deposit %s refused by Revio: %s", row.id, row.deposit_id, exc)
+        return _refund_restore(row.id, reason=f"Revio refused the refund ({exc.status or 'not sent'})")
+    except RevioError as exc:  # no proof either way: the debit stands until Revio's state is known
+        logger.warning("refund %s of deposit %s: outcome unknown: %s", row.id, row.deposit_id, exc)
+        return DepositReversal.objects.get(id=row.id)
+    if answer.payment_id and answer.status == "success":
+        return _refund_confirm(row.id, payment_id=answer.payment_id)
+    return DepositReversal.objects.get(id=row.id)  # pending_refund: its payment.refunded completes it
+
+
+def _refund_confirm(reversal_id: uuid.UUID, *, payment_id: str) -> DepositReversal:
+    row = DepositReversal.objects.select_related("deposit").get(id=reversal_id)
+    deposit = row.deposit
+
+    def apply() -> DepositReversal:
+        ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+        current = DepositReversal.objects.select_for_update().select_related("deposit").get(id=reversal_id)
+        if current.provider_payment_id == payment_id:
+            return current  # its payment.refunded event came first and linked it
+        if (
+            current.provider_payment_id
+            or DepositReversal.objects.filter(provider_payment_id=payment_id).exists()
+        ):
+            _flag(
+                current.deposit,
+                f"refund {current.id}: Revio payment {payment_id} is linked elsewhere",
+                source=Source.OPERATOR,
+            )
+            return current
+        if current.status == ReversalStatus.FAILED:
+            # Restored (a re-read saw nothing) and yet Revio refunded: take it again, once, as a Revio refund.
+            _flag(
+                current.deposit,
+                f"refund {current.id} restored, but Revio paid it ({payment_id})",
+                source=Source.OPERATOR,
+            )
+            return current
+        _link(current, payment_id=payment_id, source=Source.OPERATOR)
+        return current
+
+    return run_in_serializable_transaction(
+        apply,
+        lock_keys=[ledger.balance_lock_key(user_id=deposit.user_id, currency=deposit.currency)],
+        isolation=READ_COMMITTED,
+    )
+
+
+def _refund_restore(reversal_id: uuid.UUID, *, reason: str) -> DepositReversal:
+    """Revio certainly did not refund: the refund fails and its debit is credited back, once."""
+    row = DepositReversal.objects.select_related("deposit").get(id=reversal_id)
+    deposit = row.deposit
+
+    def apply() -> DepositReversal:
+        balance = ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+        current = DepositReversal.objects.select_for_update().select_related("deposit").get(id=reversal_id)
+        if current.status != ReversalStatus.PENDING or current.provider_payment_id:
+            return current  # completed meanwhile (its event came), or already restored
+        current.status = ReversalStatus.FAILED
+        current.failure_reason = reason[:255]
+        current.updated_at = timezone.now()
+        current.save(update_fields=["status", "failure_reason", "updated_at"])
+        ledger.user_credit(
+            balance=balance,
+            amount=current.amount,
+            kind=ledger.JournalKind.DEPOSIT_REFUND_REVERSED,
+            transaction_id=current.id,
+            memo=reason[:255],
+        )
+        _trail(
+            current.deposit, f"refund {current.id} failed, debit restored: {reason}", source=Source.OPERATOR
+        )
+        return current
+
+    return run_in_serializable_transaction(
+        apply,
+        lock_keys=[ledger.balance_lock_key(user_id=deposit.user_id, currency=deposit.currency)],
+        isolation=READ_COMMITTED,
+    )
+
+
+def refunds_resolve_pending(*, now: datetime, limit: int = 100) -> dict[str, int]:
+    """Settle admin refunds whose answer was lost, once REFUND_PENDING_GRACE_SECONDS have passed, by
+    re-reading the purchase: if Revio's taken-back total covers what we hold completed plus this refund it
+    happened (completed; its payment.refunded links the payment id later); if the purchase is not in
+    pending_refund and does not cover it, it did not happen (restored). A read that fails decides nothing.
+    """
+    cutoff = now - timedelta(seconds=settings.REFUND_PENDING_GRACE_SECONDS)
+    counts = {"completed": 0, "restored": 0, "waiting": 0}
+    pending = list(
+        DepositReversal.objects.select_related("deposit")
+        .filter(status=ReversalStatus.PENDING, updated_at__lte=cutoff)
+        .order_by("created_at")[:limit]
+    )
+    for row in pending:
+        try:
+            state = revio_client.purchase_take_back(
+                revio_client.get_client(), row.deposit.provider_object_id or ""
+            )
+        except RevioError as exc:
+            logger.info("refund %s: purchase unreadable (%s); later", row.id, exc)
+            counts["waiting"] += 1
+            continue
+        completed = int(
+            DepositReversal.objects.filter(
+                deposit_id=row.deposit_id, status=ReversalStatus.COMPLETED
+            ).aggregate(total=Sum("amount"))["total"]
+            or 0
+        )
+        if completed + row.amount <= state.taken_back:
+            _refund_complete_unlinked(row.id)
+            counts["completed"] += 1
+        elif state.status == "pending_refund":
+            counts["waiting"] += 1
+        else:
+            _refund_restore(row.id, reason="Revio's purchase shows no such refund")
+            counts["restored"] += 1
+    return counts
+
+
+def _refund_complete_unlinked(reversal_id: uuid.UUID) -> None:
+    row = DepositReversal.objects.select_related("deposit").get(id=reversal_id)
+    deposit = row.deposit
+
+    def apply() -> None:
+        ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+        current = DepositReversal.objects.select_for_update().select_related("deposit").get(id=reversal_id)
+        if current.status != ReversalStatus.PENDING:
+            return
+        current.status = ReversalStatus.COMPLETED
+        current.completed_at = current.updated_at = timezone.now()
+        current.save(update_fields=["status", "completed_at", "updated_at"])
+        _announce_completed(current, deposit=current.deposit)
+        _trail(
+            current.deposit,
+            f"refund {current.id} confirmed by Revio's purchase",
+            source=Source.RECONCILIATION,
+        )
+
+    run_in_serializable_transaction(
+        apply,
+        lock_keys=[ledger.balance_lock_key(user_id=deposit.user_id, currency=deposit.currency)],
+        isolation=READ_COMMITTED,
+    )
