@@ -10,6 +10,8 @@ Open loop: request i is *scheduled* at start + i/rate and its latency is measure
 time, not from when it was actually sent, so a slow server cannot hide queueing by slowing the client
 (coordinated omission). Closed loop: `concurrency` clients each send back to back (used for capacity and
 the hot-wallet client counts); latency is then the service time seen by one client.
+
+Every request sent is in the percentiles (`latency_ms`), whatever its answer: see `summarize`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,46 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
         "p99": pick(0.99),
         "max": round(ordered[-1], 3),
         "mean": round(sum(ordered) / len(ordered), 3),
+    }
+
+
+TIMEOUT, ERROR, UNFINISHED = "timeout", "error", "unfinished"
+SHED = {"503"}
+
+
+def summarize(outcomes: list[tuple[str, float]], elapsed: float) -> dict[str, Any]:
+    """Counts and latency percentiles over EVERY request sent, and the shed share beside them.
+
+    `outcomes` holds (status, latency ms) per request: the HTTP status as a string, or "timeout"/"error"/
+    "unfinished". A shed 503, a 4xx or a 5xx counts at its real latency; a timed-out or unanswered request at
+    the time it was waited for (at least the client timeout). `latency_ms_ok` (2xx only) is kept beside it.
+    """
+    status: dict[str, int] = {}
+    ok_latencies: list[float] = []
+    for key, latency in outcomes:
+        status[key] = status.get(key, 0) + 1
+        if key.isdigit() and 200 <= int(key) < 300:
+            ok_latencies.append(latency)
+    sent, ok = len(outcomes), len(ok_latencies)
+    shed = sum(n for k, n in status.items() if k in SHED)
+    timeouts = status.get(TIMEOUT, 0) + status.get(UNFINISHED, 0)
+
+    def share(n: int) -> float:
+        return round(n / sent, 4) if sent else 0.0
+
+    return {
+        "sent": sent,
+        "ok": ok,
+        "ok_per_s": round(ok / elapsed, 2) if elapsed else 0.0,
+        "status": status,
+        "shed": shed,
+        "shed_share": share(shed),
+        "not_ok_share": share(sent - ok),
+        "timeouts": timeouts,
+        "unfinished": status.get(UNFINISHED, 0),
+        "errors": status.get(ERROR, 0),
+        "latency_ms": percentiles([latency for _, latency in outcomes]),
+        "latency_ms_ok": percentiles(ok_latencies),
     }
 
 
@@ -153,14 +195,9 @@ class Run:
         self.spec = spec
         self.templates: list[dict[str, Any]] = spec["requests"]
         self.timeout = float(spec.get("timeout", 10.0))
-        self.status: dict[str, int] = {}
-        self.latencies_ok: list[float] = []
-        self.latencies_all: list[float] = []
+        self.outcomes: list[tuple[str, float]] = []  # status (or timeout/error/unfinished), latency ms
         self.records: list[tuple[int, int, float, float]] = []  # index, status, latency ms, done wall time
-        self.timeouts = 0
-        self.errors = 0
         self.first_ok_body: str | None = None
-        self.unfinished = 0
 
     def request_for(self, index: int) -> tuple[str, str, dict[str, str], bytes | None]:
         template = self.templates[index % len(self.templates)]
@@ -172,25 +209,22 @@ class Run:
 
     async def one(self, client: RawClient, index: int, started: float) -> None:
         method, path, headers, body = self.request_for(index)
-        status = 0
+        status, key = 0, ERROR
         try:
             # Waiting for a free connection counts: the latency is measured from `started`, the
             # scheduled send time in open loop.
             response = await client.request(method, path, headers=headers, content=body)
             status = response.status_code
+            key = str(status)
             if 200 <= status < 300 and self.first_ok_body is None:
                 self.first_ok_body = response.text[:2000]
         except RequestTimeoutError:
-            self.timeouts += 1
+            key = TIMEOUT
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError):
-            self.errors += 1
+            key = ERROR
         done = time.perf_counter()
         latency_ms = (done - started) * 1000.0
-        key = str(status) if status else "timeout_or_error"
-        self.status[key] = self.status.get(key, 0) + 1
-        self.latencies_all.append(latency_ms)
-        if 200 <= status < 300:
-            self.latencies_ok.append(latency_ms)
+        self.outcomes.append((key, latency_ms))
         if self.spec.get("records"):
             self.records.append((index, status, round(latency_ms, 3), time.time()))
 
@@ -211,12 +245,10 @@ class Run:
         now = time.perf_counter()
         for task in pending:
             task.cancel()
-        self.unfinished = len(pending)
-        self.timeouts += len(pending)
-        if pending:
-            self.status["unfinished"] = len(pending)
-            first_pending = total - len(pending)
-            self.latencies_all += [(now - (start + i / rate)) * 1000.0 for i in range(first_pending, total)]
+        # A cancelled task never records itself: count each at the time it was waited for, so the
+        # percentiles still cover every request sent.
+        done_count = len(self.outcomes)
+        self.outcomes += [(UNFINISHED, (now - (start + i / rate)) * 1000.0) for i in range(done_count, total)]
         return now - start
 
     async def closed_loop(self, client: RawClient) -> float:
@@ -244,22 +276,14 @@ class Run:
                 elapsed = await self.closed_loop(client)
         finally:
             await client.aclose()
-        ok = len(self.latencies_ok)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         result: dict[str, Any] = {
             "mode": self.spec["mode"],
             "offered_rate": self.spec.get("rate"),
             "concurrency": self.spec.get("concurrency"),
             "duration_s": round(elapsed, 3),
-            "sent": len(self.latencies_all),
-            "ok": ok,
-            "ok_per_s": round(ok / elapsed, 2) if elapsed else 0.0,
-            "status": self.status,
-            "timeouts": self.timeouts,
-            "unfinished": self.unfinished,
-            "errors": self.errors,
-            "latency_ms_ok": percentiles(self.latencies_ok),
-            "latency_ms_all": percentiles(self.latencies_all),
+            "timeout_s": self.timeout,
+            **summarize(self.outcomes, elapsed),
             "loadgen_cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
             "loadgen_peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
             "loadgen_pid": os.getpid(),

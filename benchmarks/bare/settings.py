@@ -1,4 +1,5 @@
-"""A bare Django + DRF project for the framework baseline: one view that runs pgbench's TPC-B transaction.
+"""A bare Django + DRF project for the framework baselines: a DRF view that runs pgbench's TPC-B transaction
+and a plain Django ping view.
 
 It is deliberately not part of the product: no auth, no middleware, its own URLconf (benchmarks.bare.urls),
 served by gunicorn with the same worker and thread count as the wallet (benchmarks/run.py).

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.http import HttpRequest, JsonResponse
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -35,3 +36,8 @@ class TpcbApi(APIView):
                 [tid, bid, aid, delta],
             )
         return Response({"aid": aid, "abalance": row[0]}, status=201)
+
+
+def ping(request: HttpRequest) -> JsonResponse:
+    """A plain Django view, no DRF and no database: the floor of one request through gunicorn and Django."""
+    return JsonResponse({"ok": True})
