@@ -373,7 +373,7 @@ class Bench:
                 str(Path(PY).parent / "celery"), "-A", "benchmarks.celery_noop", "worker",
                 "--loglevel", "WARNING",
                 "--concurrency", str(args.celery_concurrency), "-n", f"bench-{uuid.uuid4().hex[:6]}@%h",
-                "-Q", f"default,webhooks,notifications,reconciliation,payouts,{NOOP_QUEUE}",
+                "-Q", f"default,webhooks,notifications,reconciliation,payouts,events,{NOOP_QUEUE}",
             ],
             self.env,
             self.logs,

@@ -159,7 +159,7 @@ def start_system(urls: dict[str, str], *, web_port: int, sandbox_port: int) -> i
     admin_path = env.get("DJANGO_ADMIN_URL", "admin/")
     worker = (
         f"{BIN / 'celery'} -A config worker --loglevel INFO --concurrency 2 "
-        "-Q default,webhooks,notifications,reconciliation,payouts"
+        "-Q default,webhooks,notifications,reconciliation,payouts,events"
     )
     procs = {
         "web": f"{BIN / 'gunicorn'} config.wsgi --bind 127.0.0.1:{web_port} --workers 2 --threads 4 "

@@ -19,7 +19,7 @@ export PYTHONPATH="$APP_DIR:$APP_DIR/src${PYTHONPATH:+:$PYTHONPATH}"
 export DJANGO_SETTINGS_MODULE="${DJANGO_SETTINGS_MODULE:-config.settings.production}"
 STATE_DIR=${WALLET_STATE_DIR:-/tmp/wallet}
 PYTHON=${PYTHON:-python}
-ALL_QUEUES=default,webhooks,notifications,reconciliation,payouts
+ALL_QUEUES=default,webhooks,notifications,reconciliation,payouts,events
 
 # With the sandbox playing Revio, its `init` writes REVIO_* settings to a shared file; the wallet reads
 # its API key, brand, webhook id and EFT client credentials from it (not the URLs, which differ inside

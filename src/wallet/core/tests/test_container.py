@@ -9,6 +9,7 @@ the CI workflow and the Railway config are checked against their schemas and aga
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -480,3 +481,26 @@ class TestRailway:
         assert _railway_start_args("web") == ["web", "--trusted-proxies", "1"]
         root = tomllib.loads((ROOT / "railway.toml").read_text())
         assert root["deploy"]["startCommand"].split()[1:] == ["web", "--trusted-proxies", "1"]
+
+
+def test_every_routed_celery_queue_has_a_worker_in_every_way_of_running() -> None:
+    """A queue no worker consumes loses its tasks silently (outgoing events' `events` queue once did):
+    make run's worker, the image's `worker` command and the benchmark's worker consume every routed queue."""
+    from django.conf import settings
+
+    routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} | {"default"}
+    entrypoint = (ROOT / "scripts" / "container" / "entrypoint.sh").read_text()
+    all_queues = re.search(r"^ALL_QUEUES=(\S+)$", entrypoint, re.M)
+    assert all_queues, "entrypoint.sh names its queues in ALL_QUEUES"
+    run = (ROOT / "scripts" / "run.py").read_text()
+    run_queues = re.search(r"-Q ([a-z,]+)", run)
+    assert run_queues, "make run's worker names its queues"
+    bench = (ROOT / "benchmarks" / "run.py").read_text()
+    bench_queues = re.search(r'"-Q", f"([a-z,]+),\{NOOP_QUEUE\}"', bench)
+    assert bench_queues, "the benchmark's worker names its queues"
+    for where, listed in (
+        ("entrypoint.sh", all_queues[1]),
+        ("scripts/run.py", run_queues[1]),
+        ("benchmarks/run.py", bench_queues[1]),
+    ):
+        assert routed <= set(listed.split(",")), (where, routed - set(listed.split(",")))

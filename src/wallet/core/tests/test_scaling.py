@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[4]
 ENTRYPOINT = ROOT / "scripts" / "container" / "entrypoint.sh"
 DATABASE = "scaling_check"
 REDIS_DB = "/8"  # test_container.py uses /7; the suite itself /0
-QUEUES = "default,webhooks,notifications,reconciliation,payouts"
+QUEUES = "default,webhooks,notifications,reconciliation,payouts,events"
 PASSWORD = "scaling check password 1"
 BANK = {
     "account_holder": "Thandi Nkosi",
