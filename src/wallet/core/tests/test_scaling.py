@@ -382,6 +382,7 @@ def test_a_deposit_delivered_to_both_processes_is_credited_once(cluster: Cluster
         "available": 12_345,
         "reserved": 0,
         "debt": 0,
+        "hold": 0,
     }
     # once: one credit journal; the two copies were stored as one event (a duplicate counted)
     [(status,)] = cluster.sql("SELECT status FROM transactions WHERE id = %s", deposit_id)
@@ -490,7 +491,7 @@ def test_an_idempotency_key_holds_across_processes(cluster: Cluster) -> None:
         assert again.status_code == 201
         assert again.content == winner.content
     assert withdrawals() == 2
-    expected = {"currency": "ZAR", "available": 16_000, "reserved": 4_000, "debt": 0}
+    expected = {"currency": "ZAR", "available": 16_000, "reserved": 4_000, "debt": 0, "hold": 0}
     assert balance(cluster.web_a, access) == expected
     assert balance(cluster.web_b, access) == expected
     cluster.assert_alive()

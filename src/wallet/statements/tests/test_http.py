@@ -45,6 +45,7 @@ class TestBalanceAsOf:
             "available": 5_500,
             "reserved": 4_000,
             "debt": 0,
+            "hold": 0,
         }
 
     def test_as_of_a_past_instant_sums_the_entries_effective_before_it(
@@ -53,12 +54,18 @@ class TestBalanceAsOf:
         now = timezone.now()
         two_days_ago = user_api.get("/api/v1/balance", {"as_of": _iso(now - timedelta(days=2))})
         assert two_days_ago.status_code == 200
-        assert two_days_ago.json() == {"currency": "ZAR", "available": 10_000, "reserved": 0, "debt": 0}
+        assert two_days_ago.json() == {
+            "currency": "ZAR",
+            "available": 10_000,
+            "reserved": 0,
+            "debt": 0,
+            "hold": 0,
+        }
         before = user_api.get("/api/v1/balance", {"as_of": _iso(now - timedelta(days=5))})
-        assert before.json() == {"currency": "ZAR", "available": 0, "reserved": 0, "debt": 0}
+        assert before.json() == {"currency": "ZAR", "available": 0, "reserved": 0, "debt": 0, "hold": 0}
         # Within the allowed clock skew, a little in the future is "now".
         soon = user_api.get("/api/v1/balance", {"as_of": _iso(now + timedelta(minutes=1))})
-        assert soon.json() == {"currency": "ZAR", "available": 5_500, "reserved": 4_000, "debt": 0}
+        assert soon.json() == {"currency": "ZAR", "available": 5_500, "reserved": 4_000, "debt": 0, "hold": 0}
 
     def test_an_offset_other_than_utc_names_the_same_instant(
         self, user_api: APIClient, history: History

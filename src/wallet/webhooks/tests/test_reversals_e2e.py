@@ -11,13 +11,13 @@ from django.utils import timezone
 
 from wallet.accounts.models import User
 from wallet.events.models import Event
-from wallet.ledger import public as ledger
 from wallet.ledger.models import Journal
 from wallet.ledger.selectors import balance_get
 from wallet.notifications.models import Notification
 from wallet.reconciliation import public as reconciliation
 from wallet.transactions import reversals
 from wallet.transactions import services as wallet
+from wallet.transactions.errors import DebtOutstandingError
 from wallet.transactions.models import DepositReversal, Transaction
 from wallet.transactions.tests.conftest import BANK
 from wallet.webhooks.models import WebhookLog
@@ -86,8 +86,8 @@ def test_chargeback_after_the_user_withdrew_leaves_debt_the_next_deposit_settles
         "chargeback.received",
         "debt.created",
     }
-    # Nothing is available to withdraw (the debt_outstanding refusal is the withdrawal side's).
-    with pytest.raises(ledger.InsufficientFundsError):
+    # A user in debt cannot withdraw, whatever they ask for.
+    with pytest.raises(DebtOutstandingError):
         wallet.withdrawal_create(
             user_id=user.id,
             email=user.email,
