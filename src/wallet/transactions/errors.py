@@ -52,3 +52,20 @@ class DepositOutcomeUnknownError(ApplicationError):
         "The payment provider did not answer in time. The deposit stays pending; nothing is charged "
         "unless it is paid."
     )
+
+
+class StepUpRequiredError(ApplicationError):
+    """A withdrawal to a bank account this user has not withdrawn to before needs their current password
+    (issue 17 F10, docs/adr/0017-withdrawal-step-up.md); nothing was reserved."""
+
+    code = "step_up_required"
+    http_status = 403
+    default_message = "A withdrawal to a new bank account needs your current password in step_up_password."
+
+
+class StepUpFailedError(ApplicationError):
+    """The step-up password was wrong (counted by the login lockout); nothing was reserved."""
+
+    code = "step_up_failed"
+    http_status = 403
+    default_message = "The password is not correct."
