@@ -19,6 +19,8 @@ app.conf.beat_schedule = {
     # Webhook retries with backoff, lost broker messages and events whose worker died: every 30 seconds,
     # so a retry is late by at most that much on top of its backoff.
     "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 30.0},
+    # Finished webhook log rows and rejections older than WEBHOOK_LOG_RETENTION_DAYS (issue 17 F1).
+    "webhooks-purge": {"task": "webhooks.purge", "schedule": crontab(minute=47, hour=3)},
     # Correction proposals nobody decided in time are marked expired (they are refused either way).
     "adjustments-expire": {"task": "adjustments.expire", "schedule": crontab(minute="*/15")},
     # Idempotency keys are kept at least IDEMPOTENCY_KEY_TTL_HOURS; purging daily keeps the table small.

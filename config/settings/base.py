@@ -259,10 +259,25 @@ RATE_LIMITS = {
     "register_ip": env.str("RATE_LIMIT_REGISTER_IP", default="20/hour"),
     "money_write_user": env.str("RATE_LIMIT_MONEY_WRITE_USER", default="60/min"),
     "webhook_source": env.str("RATE_LIMIT_WEBHOOK_SOURCE", default="6000/min"),
+    # Unsigned EFT callbacks (issue 17 F1): each may cost a read of the EFT API, so far below the signed ones.
+    "eft_callback_source": env.str("RATE_LIMIT_EFT_CALLBACK_SOURCE", default="120/min"),
     # POST /me/password: each attempt is an Argon2 hash and a guess at the current password.
     "password_change_user": env.str("RATE_LIMIT_PASSWORD_CHANGE_USER", default="10/hour"),
     "password_change_ip": env.str("RATE_LIMIT_PASSWORD_CHANGE_IP", default="30/hour"),
 }
+
+# -- Webhook intake hardening (docs/security.md round 2, webhooks: issue 17 F1, F8, F12) --------------------
+# Networks (CIDRs) allowed to post unsigned EFT callbacks, matched against the client address as the rate
+# limits resolve it (TRUSTED_PROXY_COUNT). Empty allows every source: for the sandbox and tests only;
+# production refuses to start without it (wallet.E011). Others get 404 and nothing is stored.
+REVIO_EFT_CALLBACK_ALLOWED_NETWORKS: list[str] = env.list("REVIO_EFT_CALLBACK_ALLOWED_NETWORKS", default=[])
+# Webhook log rows in a final state (processed, ignored, dead-lettered) and rejections are purged after
+# this many days (webhooks.purge, daily). Reconciliation, not the log, is the record of money.
+WEBHOOK_LOG_RETENTION_DAYS = env.int("WEBHOOK_LOG_RETENTION_DAYS", default=90)
+# A withdrawal to a bank account the user never completed one to needs their current password (issue 17
+# F10, docs/adr/0017-withdrawal-step-up.md).
+WITHDRAWAL_STEP_UP_NEW_ACCOUNT = env.bool("WITHDRAWAL_STEP_UP_NEW_ACCOUNT", default=True)
+
 # Wrong passwords for one account from one address before that pair is locked, and for how long (PCI 8.3.4).
 LOGIN_LOCKOUT_FAILURES = env.int("LOGIN_LOCKOUT_FAILURES", default=5)
 LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=30)

@@ -16,6 +16,12 @@ env.ENVIRON.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 env.ENVIRON.setdefault("EVENTS_ALLOW_LOCAL_URLS", "true")  # a receiver on this machine (http, loopback)
 env.ENVIRON.setdefault("DEPOSIT_HOLD_HOURS", "0")  # tests of the hold turn it on themselves
 env.ENVIRON.setdefault("DEPOSIT_HOLD_NEW_USER_HOURS", "0")
+# Step-up for new withdrawal accounts is tested on its own (transactions/tests/test_step_up.py); elsewhere
+# the suite withdraws to fresh accounts without a password.
+env.ENVIRON.setdefault("WITHDRAWAL_STEP_UP_NEW_ACCOUNT", "false")
+# The EFT callback endpoint answers 404 where EFT is not configured; tests without the sandbox (the `revio`
+# fixture sets the sandbox's credentials) still reach it.
+env.ENVIRON.setdefault("REVIO_EFT_CLIENT_ID", "test-eft-client")
 
 from config.settings.base import *  # noqa: E402
 

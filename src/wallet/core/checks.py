@@ -145,6 +145,18 @@ def _outgoing_events() -> Iterable[CheckMessage]:
         )
 
 
+def _eft_callback_sources() -> Iterable[CheckMessage]:
+    # Only web receives callbacks. Unsigned EFT callbacks from anywhere cost EFT API reads (issue 17 F1).
+    if settings.WALLET_ROLE not in ("", "web"):
+        return
+    if settings.REVIO_EFT_CLIENT_ID and not settings.REVIO_EFT_CALLBACK_ALLOWED_NETWORKS:
+        yield _error(
+            "E011",
+            "REVIO_EFT_CALLBACK_ALLOWED_NETWORKS is empty: anyone could post unsigned EFT callbacks.",
+            "Set REVIO_EFT_CALLBACK_ALLOWED_NETWORKS to the networks Revio's EFT callbacks come from.",
+        )
+
+
 @register(Tags.security, deploy=True)
 def production_configuration(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     return [
@@ -155,4 +167,5 @@ def production_configuration(app_configs: Any = None, **kwargs: Any) -> list[Che
         *_browser_origins(),
         *_proxies(),
         *_outgoing_events(),
+        *_eft_callback_sources(),
     ]

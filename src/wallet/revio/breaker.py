@@ -7,6 +7,11 @@ the breaker opens: calls fail at once with RevioCircuitOpenError, which never re
 REVIO_BREAKER_COOLDOWN_SECONDS. Then it is half-open: one trial call at a time goes through (a short cache
 lease); a success closes the breaker, a failure opens it again for another cool-down.
 
+One breaker per Revio API (`GATEWAY`: purchases; `EFT`: the EFT payments API that pays withdrawals out):
+an outage or a flood of reads on one never stops the other (issue 17 F1: forged EFT callbacks made reads
+that opened the one shared breaker and stopped deposits). An answer, even a 4xx such as 404 for an id
+Revio does not know, is a success, never a failure.
+
 The breaker is advice, not a guard on money: if the cache is unreachable, calls simply go through.
 """
 
@@ -24,10 +29,21 @@ from wallet.revio.errors import RevioOutcomeUnknownError, RevioUnavailableError
 
 logger = logging.getLogger(__name__)
 
+GATEWAY = "gateway"
+EFT = "eft"
+APIS = (GATEWAY, EFT)
 _PREFIX = "revio:breaker:"
-FAILURES_KEY = _PREFIX + "failures"
-OPENED_AT_KEY = _PREFIX + "opened_at"
-TRIAL_KEY = _PREFIX + "trial"
+
+
+def _keys(api: str) -> tuple[str, str, str]:
+    """(failures, opened_at, trial) cache keys of one API's breaker."""
+    if api not in APIS:
+        raise ValueError(f"unknown Revio API {api!r}")
+    prefix = _PREFIX if api == GATEWAY else f"{_PREFIX}{api}:"  # the gateway keeps its existing keys
+    return prefix + "failures", prefix + "opened_at", prefix + "trial"
+
+
+FAILURES_KEY, OPENED_AT_KEY, TRIAL_KEY = _keys(GATEWAY)
 
 
 class RevioCircuitOpenError(RevioUnavailableError):
@@ -43,6 +59,7 @@ class Permit:
 
     dirty: bool  # failures were counted or the breaker was open: a success must clear them
     trial: bool  # the half-open trial call
+    api: str = GATEWAY
 
 
 @dataclass(frozen=True)
@@ -52,12 +69,13 @@ class BreakerState:
     opened_at: float | None
 
 
-def breaker_state(*, now: float | None = None) -> BreakerState:
+def breaker_state(*, now: float | None = None, api: str = GATEWAY) -> BreakerState:
     """The breaker as every process sees it (for operators, the health of the integration, and tests)."""
     now = time.time() if now is None else now
-    values = cache.get_many([FAILURES_KEY, OPENED_AT_KEY])
-    failures = int(values.get(FAILURES_KEY) or 0)
-    opened_at = values.get(OPENED_AT_KEY)
+    failures_key, opened_at_key, _ = _keys(api)
+    values = cache.get_many([failures_key, opened_at_key])
+    failures = int(values.get(failures_key) or 0)
+    opened_at = values.get(opened_at_key)
     if opened_at is None:
         return BreakerState(state="closed", failures=failures, opened_at=None)
     if now < float(opened_at) + settings.REVIO_BREAKER_COOLDOWN_SECONDS:
@@ -65,56 +83,57 @@ def breaker_state(*, now: float | None = None) -> BreakerState:
     return BreakerState(state="half_open", failures=failures, opened_at=float(opened_at))
 
 
-def is_open() -> bool:
+def is_open(api: str = GATEWAY) -> bool:
     """True while calls would be refused without reaching Revio (open, or half-open with a trial running)."""
     try:
-        state = breaker_state()
+        state = breaker_state(api=api)
         if state.state == "half_open":
-            return cache.get(TRIAL_KEY) is not None
+            return cache.get(_keys(api)[2]) is not None
         return state.state == "open"
     except Exception:  # noqa: BLE001 - the cache is down: treat the breaker as closed
         return False
 
 
-def breaker_reset() -> None:
-    """Close the breaker and forget counted failures (an operator's switch, and tests)."""
-    cache.delete_many([FAILURES_KEY, OPENED_AT_KEY, TRIAL_KEY])
+def breaker_reset(api: str | None = None) -> None:
+    """Close one API's breaker (every API's without one) and forget counted failures (an operator's
+    switch, and tests)."""
+    cache.delete_many([key for name in ((api,) if api else APIS) for key in _keys(name)])
 
 
-def before_call() -> Permit:
+def before_call(api: str = GATEWAY) -> Permit:
     """Let a call through, or refuse it at once.
 
     :raises RevioCircuitOpenError: the breaker is open (or half-open with its trial call in flight).
     """
     if not settings.REVIO_BREAKER_ENABLED:
-        return Permit(dirty=False, trial=False)
+        return Permit(dirty=False, trial=False, api=api)
     try:
-        state = breaker_state()
+        state = breaker_state(api=api)
         if state.state == "open":
             metrics.increment("revio_breaker_refused")
             raise RevioCircuitOpenError()
         if state.state == "half_open":
             lease = int(settings.REVIO_CONNECT_TIMEOUT + settings.REVIO_READ_TIMEOUT) * 3 + 5
-            if not cache.add(TRIAL_KEY, 1, timeout=lease):
+            if not cache.add(_keys(api)[2], 1, timeout=lease):
                 metrics.increment("revio_breaker_refused")
                 raise RevioCircuitOpenError("Revio is unavailable (a trial call is in flight); not sent")
-            return Permit(dirty=True, trial=True)
-        return Permit(dirty=state.failures > 0, trial=False)
+            return Permit(dirty=True, trial=True, api=api)
+        return Permit(dirty=state.failures > 0, trial=False, api=api)
     except RevioCircuitOpenError:
         raise
     except Exception:  # the cache is down: the breaker must not take Revio down with it
         logger.warning("circuit breaker state unavailable; letting the call through", exc_info=True)
-        return Permit(dirty=False, trial=False)
+        return Permit(dirty=False, trial=False, api=api)
 
 
 def record_success(permit: Permit) -> None:
     if not permit.dirty:
         return
     try:
-        was_open = cache.get(OPENED_AT_KEY) is not None
-        breaker_reset()
+        was_open = cache.get(_keys(permit.api)[1]) is not None
+        breaker_reset(permit.api)
         if was_open:
-            logger.warning("Revio circuit breaker closed: Revio answers again")
+            logger.warning("Revio circuit breaker (%s) closed: Revio answers again", permit.api)
             metrics.increment("revio_breaker_closed")
     except Exception:
         logger.warning("circuit breaker: could not record a success", exc_info=True)
@@ -124,33 +143,36 @@ def record_failure(permit: Permit) -> None:
     if not settings.REVIO_BREAKER_ENABLED:
         return
     try:
+        failures_key, opened_at_key, trial_key = _keys(permit.api)
         window = settings.REVIO_BREAKER_FAILURE_WINDOW_SECONDS
-        if cache.add(FAILURES_KEY, 1, timeout=window):
+        if cache.add(failures_key, 1, timeout=window):
             failures = 1
         else:
-            failures = cache.incr(FAILURES_KEY)
-            cache.touch(FAILURES_KEY, window)
+            failures = cache.incr(failures_key)
+            cache.touch(failures_key, window)
         if permit.trial:
-            cache.set(OPENED_AT_KEY, time.time(), timeout=None)
-            cache.delete(TRIAL_KEY)
-            logger.error("Revio circuit breaker re-opened: the trial call failed")
+            cache.set(opened_at_key, time.time(), timeout=None)
+            cache.delete(trial_key)
+            logger.error("Revio circuit breaker (%s) re-opened: the trial call failed", permit.api)
             metrics.increment("revio_breaker_opened")
         elif failures >= settings.REVIO_BREAKER_FAILURE_THRESHOLD and cache.add(
-            OPENED_AT_KEY, time.time(), timeout=None
+            opened_at_key, time.time(), timeout=None
         ):
-            logger.error("Revio circuit breaker opened after %d consecutive failures", failures)
+            logger.error(
+                "Revio circuit breaker (%s) opened after %d consecutive failures", permit.api, failures
+            )
             metrics.increment("revio_breaker_opened")
     except Exception:
         logger.warning("circuit breaker: could not record a failure", exc_info=True)
 
 
 @contextmanager
-def guard() -> Iterator[None]:
-    """Wrap one logical call to Revio (with its own retries inside).
+def guard(api: str = GATEWAY) -> Iterator[None]:
+    """Wrap one logical call to one Revio API (with its own retries inside).
 
     :raises RevioCircuitOpenError: refused without calling Revio.
     """
-    permit = before_call()
+    permit = before_call(api)
     try:
         yield
     except (RevioUnavailableError, RevioOutcomeUnknownError):

@@ -15,8 +15,8 @@ means the API did nothing, so even a create is safe to repeat.
 Errors keep RevioClient's promises: RevioRejectedError / RevioUnavailableError = nothing was created;
 RevioOutcomeUnknownError = a create may have been acted on. For a create only a 4xx in the API's own error
 shape is a refusal and only a 429 (or a request that never left) is "unavailable"; a 5xx or a page that is
-not the API's is unknown (classify_create_answer, docs/adr/0015). Calls pass through the same circuit
-breaker.
+not the API's is unknown (classify_create_answer, docs/adr/0015). Calls pass through the EFT API's own
+circuit breaker (breaker.EFT), apart from the gateway's: an EFT outage never stops purchases.
 """
 
 import hashlib
@@ -91,17 +91,17 @@ class EftClient:
         :raises RevioOutcomeUnknownError: it may have been created (5xx, timeout, reset, a proxy's page):
             do not send it again, and do not refund it.
         """
-        with _observed("create"), breaker.guard():
+        with _observed("create"), breaker.guard(breaker.EFT):
             return self._call("POST", "v2/payment/eft", json_body=body, creating=True)
 
     def payment_get(self, payment_id: str) -> Any:
         """`GET /v2/payment/eft/{id}` (path INFERRED)."""
-        with _observed("read"), breaker.guard():
+        with _observed("read"), breaker.guard(breaker.EFT):
             return self._call("GET", f"v2/payment/eft/{_path_safe(payment_id)}", creating=False)
 
     def payments_find(self, contract_reference: str) -> list[Any]:
         """Payments carrying our contractReference (a SANDBOX EXTENSION; see the module docstring)."""
-        with _observed("read"), breaker.guard():
+        with _observed("read"), breaker.guard(breaker.EFT):
             data = self._call(
                 "GET", "v2/payment/eft", params={"contractReference": contract_reference}, creating=False
             )
@@ -116,7 +116,7 @@ class EftClient:
             "callbackType": "EFT_PAYMENT",
             "callbackVersion": "V2",
         }
-        with _observed("read"), breaker.guard():
+        with _observed("read"), breaker.guard(breaker.EFT):
             # Registering twice is harmless, so it is retried like a read.
             return self._call("POST", "v2/clientcallbackurl/", json_body=body, creating=False)
 

@@ -102,3 +102,20 @@ class RefundNotProposedError(ApplicationError):
     code = "refund_not_proposed"
     http_status = 409
     default_message = "This refund is not waiting for approval."
+
+
+class StepUpRequiredError(ApplicationError):
+    """A withdrawal to a bank account this user has not withdrawn to before needs their current password
+    (issue 17 F10, docs/adr/0017-withdrawal-step-up.md); nothing was reserved."""
+
+    code = "step_up_required"
+    http_status = 403
+    default_message = "A withdrawal to a new bank account needs your current password in step_up_password."
+
+
+class StepUpFailedError(ApplicationError):
+    """The step-up password was wrong (counted by the login lockout); nothing was reserved."""
+
+    code = "step_up_failed"
+    http_status = 403
+    default_message = "The password is not correct."

@@ -5,7 +5,8 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from wallet.transactions.models import Transaction
+from wallet.core import crypto
+from wallet.transactions.models import Transaction, TransactionStatus, TransactionType
 
 
 def transaction_list(
@@ -50,3 +51,21 @@ def transaction_find_by_provider_object(
     if not provider_object_id:
         return None
     return Transaction.objects.filter(type=transaction_type, provider_object_id=provider_object_id).first()
+
+
+def bank_account_used_before(*, user_id: uuid.UUID, account_number: str, bank_code: str) -> bool:
+    """Whether this user has a completed withdrawal to this account number and bank code (issue 17 F10:
+    a new destination needs step-up). Numbers are stored encrypted: the masked last four digits and the
+    bank code narrow the candidates in SQL, and only those few are decrypted and compared."""
+    candidates = Transaction.objects.filter(
+        user_id=user_id,
+        type=TransactionType.WITHDRAWAL,
+        status=TransactionStatus.COMPLETED,
+        bank_code=bank_code,
+        bank_account_masked=crypto.mask_account_number(account_number),
+    ).values_list("bank_account_encrypted", flat=True)
+    return any(
+        crypto.decrypt_json(encrypted).get("account_number") == account_number
+        for encrypted in candidates.iterator()
+        if encrypted
+    )

@@ -396,7 +396,7 @@ def withdrawals_send_queued(*, now: datetime, limit: int = 100) -> dict[str, int
     or a crash between reservation and request), older than PAYOUT_QUEUE_GRACE_SECONDS. Each is claimed
     before sending, so concurrent sweeps send each at most once. Stops early while the breaker is open."""
     counts: dict[str, int] = {}
-    if revio_breaker.is_open():
+    if revio_breaker.is_open(revio_breaker.EFT):  # payouts go through the EFT API
         return counts
     cutoff = now - timedelta(seconds=settings.PAYOUT_QUEUE_GRACE_SECONDS)
     queued = list(

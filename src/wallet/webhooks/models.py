@@ -22,7 +22,9 @@ class WebhookLog(models.Model):
     object_id = models.CharField(max_length=64)
     reference = models.CharField(max_length=128, blank=True)
     updated_on = models.BigIntegerField(help_text="Revio's updated_on of the object (Unix seconds).")
-    body = models.TextField(help_text="The raw body exactly as received and verified.")
+    body = models.TextField(
+        help_text="The body as verified, bank account numbers masked; for EFT callbacks only the fields used."
+    )
     verified_with = models.CharField(max_length=16, help_text="Which Revio key verified the signature.")
     source_ip = models.GenericIPAddressField(null=True, blank=True)
     received_at = models.DateTimeField(default=timezone.now)

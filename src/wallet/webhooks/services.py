@@ -22,11 +22,12 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from wallet.audit import public as audit
 from wallet.core import metrics
+from wallet.core.crypto import mask_account_number
 from wallet.core.db import model_columns, model_from_row
 from wallet.core.faults import crash_point
 from wallet.core.http.parsers import JsonBodyError, loads_json
@@ -104,7 +105,7 @@ def webhook_receive(
         object_id=event.object_id,
         reference=event.reference[:128],
         updated_on=event.updated_on,
-        body=body.decode(),
+        body=_account_numbers_masked(body),
         verified_with=verified_with,
         source_ip=source_ip,
         received_at=now,
@@ -114,30 +115,51 @@ def webhook_receive(
 def eft_callback_receive(
     *, body: bytes, source_ip: str | None, headers: Mapping[str, str], now: datetime
 ) -> Received:
-    """Log one EFT payment callback once and enqueue its processing after commit.
+    """Log one EFT payment callback and enqueue its processing after commit, unless one for the same
+    payment is already waiting to be re-read.
 
     EFT callbacks carry no signature (revio-api.md §3 B), so a callback is only a trigger: processing
     re-reads the payment from the EFT API with our own token and uses nothing from the body but the
-    payment id. A forged callback can at most cause that read. The dedup key is (payment id, claimed
-    status): Revio's redeliveries of one state change are one event; the body's other fields are ignored.
+    payment id. Dedup is on the payment id alone (issue 17 F1, F12): the claimed status is the sender's
+    word, so a forged callback must not be able to take a real one's key. A callback for a payment whose
+    event is still received (or failed, waiting for its retry) is a duplicate; that re-read will see the
+    payment's state as it is then. Once the event is being processed or done, a new callback is a new
+    event and re-reads again. Only the fields used are stored, each bounded (never the creditor's bank
+    account, issue 17 F8).
 
     :raises MalformedEventError: not a JSON object naming a payment id (recorded, never the body).
     """
     try:
-        callback = _parse_eft_callback(body)
+        callback, stored = _parse_eft_callback(body)
     except WebhookRejectedError as exc:
         _record_rejection(
             reason=exc.code, detail=exc.message, body=body, source_ip=source_ip, headers=headers
         )
         raise
+    pending = (
+        WebhookLog.objects.filter(
+            object_type=EFT_OBJECT_TYPE,
+            object_id=callback.object_id,
+            status__in=[WebhookStatus.RECEIVED, WebhookStatus.FAILED],
+        )
+        .order_by("id")
+        .values_list("id", flat=True)
+        .first()
+    )
+    if pending is not None:
+        # Two callbacks racing past this read both insert: two re-reads of one payment, harmless.
+        WebhookLog.objects.filter(id=pending).update(duplicates=F("duplicates") + 1)
+        metrics.increment("webhooks_duplicate")
+        return Received(log_id=pending, duplicate=True)
     return _log_once(
-        dedup_key=f"eft:{callback.object_id}:{callback.event_type}",
+        # Unique per callback; the pending check above is the dedup.
+        dedup_key=f"eft:{callback.object_id}:{uuid.uuid4().hex}",
         event_type=callback.event_type,
         object_type=EFT_OBJECT_TYPE,
         object_id=callback.object_id,
         reference=callback.reference[:128],
         updated_on=callback.updated_on or int(now.timestamp()),
-        body=body.decode(),
+        body=stored,
         verified_with="unsigned",
         source_ip=source_ip,
         received_at=now,
@@ -181,6 +203,37 @@ def _log_once(*, dedup_key: str, **fields: Any) -> Received:
     return Received(log_id=log_id, duplicate=False)
 
 
+def _is_account_number_key(key: str) -> bool:
+    name = key.replace("_", "").replace("-", "").lower()
+    return name in {"accountnumber", "bankaccount", "bankaccountnumber", "iban"} or name.endswith(
+        "accountnumber"
+    )
+
+
+def _mask_values(value: Any, *, masked: bool = False) -> Any:
+    """Bank account numbers masked to their last four digits: every string under an account key."""
+    if isinstance(value, dict):
+        return {k: _mask_values(v, masked=masked or _is_account_number_key(str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_values(v, masked=masked) for v in value]
+    if masked and isinstance(value, str):
+        return mask_account_number(value)
+    if masked and isinstance(value, int) and not isinstance(value, bool):
+        return mask_account_number(str(value))
+    return value
+
+
+def _account_numbers_masked(body: bytes) -> str:
+    """The text to store for a verified body: as received, but with bank account numbers masked (issue 17
+    F8: payout and EFT bodies hold them, and the log is read in the console). Nothing downstream reads
+    them from the log; processing re-reads the object from Revio."""
+    text = body.decode()
+    if "ccount" not in text and "iban" not in text.lower():  # the common case: nothing to mask, kept verbatim
+        return text
+    masked = _mask_values(loads_json(body))
+    return json.dumps(masked, ensure_ascii=False)
+
+
 def _parse(body: bytes) -> _Event:
     try:
         data = loads_json(body)  # UTF-8 only, bounded depth: what is stored below is that text
@@ -212,8 +265,14 @@ def _parse(body: bytes) -> _Event:
     )
 
 
-def _parse_eft_callback(body: bytes) -> _Event:
-    """The payment id (and, for logging and dedup only, the claimed status, reference and time).
+# The only fields of an EFT callback kept in the log (issue 17 F1, F8): bounded, and no bank account.
+_EFT_STORED_FIELDS = ("id", "paymentId", "status", "contractReference", "updatedAt", "callbackType")
+_EFT_STORED_FIELD_CHARS = 64
+
+
+def _parse_eft_callback(body: bytes) -> tuple[_Event, str]:
+    """The payment id (and, for logging only, the claimed status, reference and time), and the bounded
+    JSON text to store.
 
     Callback body INFERRED: `{id | paymentId, contractReference, status, updatedAt, callbackType, ...}`.
     """
@@ -235,13 +294,19 @@ def _parse_eft_callback(body: bytes) -> _Event:
             updated_on = int(datetime.fromisoformat(data["updatedAt"].replace("Z", "+00:00")).timestamp())
         except ValueError:
             updated_on = 0
-    return _Event(
+    stored = {
+        name: data[name][:_EFT_STORED_FIELD_CHARS]
+        for name in _EFT_STORED_FIELDS
+        if isinstance(data.get(name), str)
+    }
+    event = _Event(
         object_id=payment_id,
         object_type=EFT_OBJECT_TYPE,
         event_type=f"EFT_PAYMENT.{claimed}",
         updated_on=max(updated_on, 0),
         reference=reference if isinstance(reference, str) else "",
     )
+    return event, json.dumps(stored)
 
 
 def _record_rejection(
@@ -615,6 +680,31 @@ def webhooks_sweep(*, now: datetime | None = None) -> int:
     for log_id in due:
         _enqueue(log_id)
     return len(due)
+
+
+_FINAL_STATUSES = (WebhookStatus.PROCESSED, WebhookStatus.IGNORED, WebhookStatus.DEAD_LETTERED)
+
+
+def webhooks_purge(*, now: datetime | None = None, batch: int = 5_000) -> tuple[int, int]:
+    """Delete webhook log rows in a final state and rejections older than WEBHOOK_LOG_RETENTION_DAYS
+    (issue 17 F1: the log and the rejections grew without bound). Events still to be processed are kept
+    whatever their age. Returns (log rows, rejections) deleted."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.WEBHOOK_LOG_RETENTION_DAYS)
+    purged = [0, 0]
+    targets = (
+        (0, WebhookLog.objects.filter(status__in=_FINAL_STATUSES, received_at__lt=cutoff)),
+        (1, WebhookRejection.objects.filter(received_at__lt=cutoff)),
+    )
+    for slot, queryset in targets:
+        while True:  # in batches: one huge DELETE would hold its locks and bloat the WAL at once
+            ids = list(queryset.order_by("id").values_list("id", flat=True)[:batch])
+            if not ids:
+                break
+            purged[slot] += queryset.model.objects.filter(id__in=ids).delete()[0]
+    if any(purged):
+        logger.info("purged %d webhook log rows and %d rejections before %s", *purged, cutoff)
+    return purged[0], purged[1]
 
 
 def webhook_replay(*, log_id: int, actor: str, now: datetime | None = None, ip: str | None = None) -> bool:

@@ -19,3 +19,9 @@ def webhook_process_task(*, log_id: int, **kwargs: Any) -> None:
 def webhook_sweep_task(**kwargs: Any) -> None:
     """Re-enqueue due retries, lost messages and events whose worker died."""
     services.webhooks_sweep()
+
+
+@shared_task(name="webhooks.purge", acks_late=True, ignore_result=True, soft_time_limit=600, time_limit=660)
+def webhooks_purge_task(**kwargs: Any) -> None:
+    """Delete finished webhook log rows and rejections past WEBHOOK_LOG_RETENTION_DAYS."""
+    services.webhooks_purge()

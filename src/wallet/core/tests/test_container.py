@@ -130,6 +130,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Image]:
         REVIO_EFT_TOKEN_URL="https://eft.revio.example/oauth2/token",
         REVIO_EFT_CLIENT_ID="container-check-eft-client",
         REVIO_EFT_CLIENT_SECRET="container-check-eft-secret",
+        REVIO_EFT_CALLBACK_ALLOWED_NETWORKS="203.0.113.0/24",
         DJANGO_EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
         DJANGO_DEFAULT_FROM_EMAIL="Wallet <no-reply@example.com>",
         FRONTEND_URL="https://app.example.com",

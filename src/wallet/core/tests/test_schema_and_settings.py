@@ -107,6 +107,7 @@ PRODUCTION_ENV = {
     "REVIO_EFT_TOKEN_URL": "https://eft.revio.example/oauth2/token",
     "REVIO_EFT_CLIENT_ID": "live-eft-client",
     "REVIO_EFT_CLIENT_SECRET": "live-eft-secret",
+    "REVIO_EFT_CALLBACK_ALLOWED_NETWORKS": "203.0.113.0/24",
     "SENDGRID_API_KEY": "SG.live-key",
     "DJANGO_DEFAULT_FROM_EMAIL": "Wallet <no-reply@example.com>",
     "FRONTEND_URL": "https://app.example.com",
@@ -200,6 +201,8 @@ def test_production_on_the_sandbox_defaults_fails_check_deploy_naming_each_gap()
         ({"RAILWAY_ENVIRONMENT_NAME": "production", "WALLET_ROLE": "web"}, "wallet.E010"),
         # Outgoing events: production never lets an endpoint be http or on this machine (SSRF).
         ({"EVENTS_ALLOW_LOCAL_URLS": "true"}, "wallet.E012"),
+        # issue 17 F1: unsigned EFT callbacks from anywhere.
+        ({"REVIO_EFT_CALLBACK_ALLOWED_NETWORKS": ""}, "wallet.E011"),
     ],
 )
 def test_each_production_gap_alone_fails_check_deploy(change: dict[str, str], named: str) -> None:

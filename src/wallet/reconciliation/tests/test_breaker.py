@@ -39,6 +39,15 @@ def open_breaker(revio: SandboxProcess, user_api: APIClient, settings: Any) -> N
     assert remaining(revio, "purchases.create") == 97
 
 
+def open_eft_breaker(revio: SandboxProcess) -> None:
+    """The EFT API's own breaker (issue 17 F1: one per Revio API): opened by failing EFT reads."""
+    revio.control.fail_next("eft.payments.get", status=503, count=100)
+    for _ in range(3):
+        with pytest.raises(breaker.RevioUnavailableError):
+            get_payouts().get("00000000-0000-4000-8000-000000000000")
+    assert breaker.breaker_state(api=breaker.EFT).state == "open"
+
+
 @pytest.mark.django_db
 def test_deposits_get_503_at_once_while_open_and_nothing_reaches_revio(
     user_api: APIClient, user: User, revio: SandboxProcess, settings: Any
@@ -83,6 +92,7 @@ def test_withdrawals_are_queued_while_open_and_paid_out_once_after_recovery(
 ) -> None:
     fund(user, 20_000)
     open_breaker(revio, user_api, settings)
+    open_eft_breaker(revio)
 
     ids = []
     for amount in (3_000, 4_000):

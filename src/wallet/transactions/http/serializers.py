@@ -51,6 +51,18 @@ class BankAccountInputSerializer(serializers.Serializer[Any]):
 
 class WithdrawalCreateInputSerializer(DepositCreateInputSerializer):
     bank_account = BankAccountInputSerializer()
+    step_up_password = serializers.CharField(
+        required=False,
+        write_only=True,
+        trim_whitespace=False,
+        max_length=256,
+        help_text=(
+            "Your current password. Required for a withdrawal to a bank account you have not withdrawn to "
+            "before (no completed withdrawal to the same account number and bank code): without it the "
+            "answer is 403 step_up_required, with a wrong one 403 step_up_failed (counted like a failed "
+            "login). Never stored."
+        ),
+    )
 
 
 class BankAccountOutputSerializer(serializers.Serializer[Any]):

@@ -11,12 +11,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from wallet.accounts import public as accounts
 from wallet.accounts.public import User
 from wallet.core.db import TransactionConflictError
 from wallet.core.errors import NotFoundError, ValidationFailedError
 from wallet.core.http.idempotent import IDEMPOTENCY_KEY_PARAMETER, Outcome, idempotent_create
 from wallet.core.http.pagination import NewestFirstCursorPagination
-from wallet.core.http.throttling import PerUser, limits
+from wallet.core.http.throttling import PerUser, client_ip, limits
 from wallet.core.idempotency import (
     IdempotencyKeyReusedError,
     InvalidIdempotencyKeyError,
@@ -32,6 +33,8 @@ from wallet.transactions.errors import (
     DepositNotStartedError,
     DepositOutcomeUnknownError,
     DepositProviderUnavailableError,
+    StepUpFailedError,
+    StepUpRequiredError,
     WithdrawalLimitError,
 )
 from wallet.transactions.http import serializers as s
@@ -105,6 +108,10 @@ class WithdrawalCreateApi(APIView):
         WithdrawalLimitError,
         DebtOutstandingError,
         TransactionConflictError,
+        StepUpRequiredError,
+        StepUpFailedError,
+        accounts.AccountLockedError,
+        accounts.AccountLoginRateLimitedError,
     )
 
     @extend_schema(
@@ -117,7 +124,10 @@ class WithdrawalCreateApi(APIView):
             "is asked to pay it out. The answer's `status` says what happened: `processing` (accepted), "
             "`failed` (refused; the amount is back in the balance, see `failure_reason`) or `pending` (Revio "
             "did not answer; it is resolved automatically, never paid twice). Bank details are stored "
-            "encrypted and only the last four digits are ever shown."
+            "encrypted and only the last four digits are ever shown. The first withdrawal to a bank account "
+            "(no completed one to the same account number and bank code) needs `step_up_password`, the "
+            "user's current password: 403 `step_up_required` without it, 403 `step_up_failed` when wrong "
+            "(counted by the login lockout: 429 once locked); nothing is reserved either way."
         ),
     )
     def post(self, request: Request) -> Any:
@@ -127,6 +137,7 @@ class WithdrawalCreateApi(APIView):
             # Validated here, after the key's lookup: a replay answers without parsing the body again
             # (a key gets a record only with a valid request, so a replayed body was valid).
             data = _validated(s.WithdrawalCreateInputSerializer, request.data)
+            _step_up_check(request, user, data)
             withdrawal = services.withdrawal_create(
                 user_id=user.id,
                 email=user.email,
@@ -140,6 +151,33 @@ class WithdrawalCreateApi(APIView):
         return idempotent_create(
             request, scope="withdrawal_create", execute=execute, resume=_transaction_payload
         )
+
+
+def _step_up_check(request: Request, user: User, data: dict[str, Any]) -> None:
+    """A withdrawal to a bank account the user never withdrew to needs their password (issue 17 F10,
+    docs/adr/0017-withdrawal-step-up.md): a stolen access token alone cannot send the balance to a new
+    account. Checked before anything is reserved.
+
+    :raises StepUpRequiredError: a new account and no password.
+    :raises StepUpFailedError: a wrong password (a failed login for the lockout and the audit).
+    :raises AccountLockedError, AccountLoginRateLimitedError: too many failures already.
+    """
+    if not settings.WITHDRAWAL_STEP_UP_NEW_ACCOUNT:
+        return
+    bank_account = data["bank_account"]
+    if selectors.bank_account_used_before(
+        user_id=user.id, account_number=bank_account["account_number"], bank_code=bank_account["bank_code"]
+    ):
+        return
+    password = data.get("step_up_password")
+    if not password:
+        raise StepUpRequiredError()
+    try:
+        accounts.credentials_check(
+            email=user.email, password=password, ip=client_ip(request), channel="withdrawal_step_up"
+        )
+    except accounts.InvalidCredentialsError:
+        raise StepUpFailedError() from None
 
 
 class BalanceApi(APIView):

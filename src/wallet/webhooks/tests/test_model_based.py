@@ -60,6 +60,7 @@ from wallet.transactions import services
 from wallet.transactions.errors import DebtOutstandingError
 from wallet.transactions.tests.conftest import BANK
 from wallet.webhooks import services as webhooks
+from wallet.webhooks.models import WebhookLog
 from wallet.webhooks.tests.conftest import Signer
 
 pytestmark = [pytest.mark.proof, pytest.mark.django_db(transaction=True)]
@@ -249,9 +250,17 @@ class WalletMachine(RuleBasedStateMachine):
         if any(e.received and e.updated_on > event.updated_on for e in obj.events):
             self.env.figures.reordered += 1
         for _ in range(copies):
+            if isinstance(obj, Deposit):
+                expected_duplicate = event.received
+            else:
+                # An EFT callback is deduplicated on its payment alone, and only while an event for the
+                # payment waits to be re-read (issue 17 F1/F12): after processing, a copy re-reads again.
+                expected_duplicate = WebhookLog.objects.filter(
+                    object_type="eft_payment", object_id=obj.payout_id, status__in=["received", "failed"]
+                ).exists()
             received = self._receive(obj, event)
             self.env.figures.deliveries += 1
-            assert received.duplicate == event.received, (event, received)
+            assert received.duplicate == expected_duplicate, (event, received)
             if received.duplicate:
                 self.env.figures.duplicates += 1
                 continue
