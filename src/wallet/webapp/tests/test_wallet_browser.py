@@ -581,3 +581,31 @@ def test_a_payment_cancelled_at_the_checkout_comes_back_as_not_credited(
     expect(page.locator("#balance-available")).to_have_text("0.00 ZAR")
     expect(page.locator("#history-rows tr")).to_have_count(1)
     expect(page.locator("#history-rows tr").first).to_have_attribute("data-status", "cancelled")
+
+
+def test_a_withdrawal_to_a_new_bank_account_asks_for_the_password_on_the_page(
+    browser: Browser, live_server: Any, make_user: Callable[..., User], fund: Any, settings: Any
+) -> None:
+    """Step-up (issue 17 F10) through the page: the API's 403 step_up_required becomes a clear request for
+    the password next to its field, nothing is reserved, and the same withdrawal with it is accepted."""
+    settings.WITHDRAWAL_STEP_UP_NEW_ACCOUNT = True
+    page = browser.page
+    user = make_user()
+    fund(user, 20_000)
+    open_page(page, f"{live_server.url}/")
+    log_in(page, user.email)
+    expect(page.locator("#wallet")).to_be_visible()
+    fill_withdrawal(page, "50.00")
+    refused = submit_and_capture(page, "#withdraw-form button[type=submit]", r"/api/v1/withdrawals$")
+    assert refused.status == 403
+    assert api_error(refused)["code"] == "step_up_required"
+    expect(page.locator("#withdraw-step_up_password-error")).to_contain_text("enter your password")
+    expect(page.locator("#withdraw-step-up")).to_be_focused()
+    assert not Transaction.objects.filter(user_id=user.id, type="withdrawal").exists()
+    assert balance_get(user_id=user.id, currency="ZAR").reserved == 0
+
+    page.fill("#withdraw-step-up", PASSWORD)
+    accepted = submit_and_capture(page, "#withdraw-form button[type=submit]", r"/api/v1/withdrawals$")
+    assert accepted.status == 201, accepted.text()
+    assert balance_get(user_id=user.id, currency="ZAR").reserved == 5_000
+    assert PASSWORD not in accepted.text()

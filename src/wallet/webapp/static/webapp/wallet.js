@@ -436,6 +436,9 @@
         if (DEPOSIT_DONE.includes(txn.status)) {
           loadBalance();
           loadHistory();
+          // The cached balance is invalidated just after the credit commits: a read in that instant can
+          // still see the figure from before, so read it once more a moment later.
+          setTimeout(loadBalance, 1500);
         }
       },
       () => {
@@ -475,6 +478,9 @@
         account_type: $("withdraw-account-type").value,
       },
     };
+    // A new bank account needs the current password (step-up); it is sent only when typed, never stored.
+    const stepUp = $("withdraw-step-up").value;
+    if (stepUp) body.step_up_password = stepUp;
     busy(form, true);
     setStatus("Sending your withdrawal…");
     try {
@@ -508,6 +514,12 @@
           err.message += " Your withdrawal may or may not have been accepted: check your history before trying again.";
         } else {
           forgetIdempotencyKey(form);
+        }
+        if (err.code === "step_up_required" || err.code === "step_up_failed") {
+          const msg = err.code === "step_up_required"
+            ? "This is a new bank account: enter your password to confirm the withdrawal."
+            : "That password is not right.";
+          err.fields = { ...(err.fields || {}), step_up_password: [msg] };
         }
         showError(form, "withdraw", err);
         setStatus("");
