@@ -13,17 +13,19 @@ env.ENVIRON.setdefault("REVIO_ACCEPT_TEST_OBJECTS", "true")
 env.ENVIRON.setdefault("FIELD_ENCRYPTION_KEYS", "dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5LTM=")
 env.ENVIRON.setdefault("LOG_LEVEL", "WARNING")
 env.ENVIRON.setdefault("DJANGO_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
-env.ENVIRON.setdefault("EVENTS_ALLOW_LOCAL_URLS", "true")  # a receiver on this machine (http, loopback)
-env.ENVIRON.setdefault("DEPOSIT_HOLD_HOURS", "0")  # tests of the hold turn it on themselves
-env.ENVIRON.setdefault("DEPOSIT_HOLD_NEW_USER_HOURS", "0")
+from config.settings.base import *  # noqa: E402
+
+# Test defaults that must not leak into the environment of the processes tests start with production
+# settings (os.environ is inherited): read here, not set with setdefault above.
+EVENTS_ALLOW_LOCAL_URLS = env.bool("EVENTS_ALLOW_LOCAL_URLS", default=True)  # a receiver on this machine
+DEPOSIT_HOLD_HOURS = env.int("DEPOSIT_HOLD_HOURS", default=0)  # tests of the hold turn it on themselves
+DEPOSIT_HOLD_NEW_USER_HOURS = env.int("DEPOSIT_HOLD_NEW_USER_HOURS", default=0)
 # Step-up for new withdrawal accounts is tested on its own (transactions/tests/test_step_up.py); elsewhere
 # the suite withdraws to fresh accounts without a password.
-env.ENVIRON.setdefault("WITHDRAWAL_STEP_UP_NEW_ACCOUNT", "false")
+WITHDRAWAL_STEP_UP_NEW_ACCOUNT = env.bool("WITHDRAWAL_STEP_UP_NEW_ACCOUNT", default=False)
 # The EFT callback endpoint answers 404 where EFT is not configured; tests without the sandbox (the `revio`
 # fixture sets the sandbox's credentials) still reach it.
-env.ENVIRON.setdefault("REVIO_EFT_CLIENT_ID", "test-eft-client")
-
-from config.settings.base import *  # noqa: E402
+REVIO_EFT_CLIENT_ID = env.str("REVIO_EFT_CLIENT_ID", default="test-eft-client")
 
 # Argon2 at full cost would dominate the suite's run time; the hasher choice itself is tested separately.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", *PASSWORD_HASHERS]

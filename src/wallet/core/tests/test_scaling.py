@@ -182,6 +182,12 @@ def cluster(revio_sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFact
         REVIO_EFT_TOKEN_URL=revio_sandbox.eft_token_url,
         REVIO_EFT_CLIENT_ID=revio_sandbox.eft_credentials()[0],
         REVIO_EFT_CLIENT_SECRET=revio_sandbox.eft_credentials()[1],
+        # The sandbox, on this machine, is where Revio's EFT callbacks come from (issue 17 F1).
+        REVIO_EFT_CALLBACK_ALLOWED_NETWORKS="127.0.0.0/8",
+        # The cooling-off hold and the new-account step-up have their own tests; here money moves at once.
+        DEPOSIT_HOLD_HOURS="0",
+        DEPOSIT_HOLD_NEW_USER_HOURS="0",
+        WITHDRAWAL_STEP_UP_NEW_ACCOUNT="false",
         # Revio's success_callback goes to B; its Webhook object (below) to A.
         PUBLIC_BASE_URL=web_b,
         # Production settings against the sandbox, as in docker-compose.yml: its purchases are test objects,
@@ -431,6 +437,7 @@ def test_concurrent_withdrawals_on_two_processes_never_overdraw(cluster: Cluster
         "available": funded - covered * amount,
         "reserved": covered * amount,
         "debt": 0,
+        "hold": 0,
     }
     assert balance(cluster.web_a, access) == expected
     assert balance(cluster.web_b, access) == expected
