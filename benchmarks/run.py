@@ -297,6 +297,11 @@ class Bench:
             # The sandbox's purchases are test objects, which production settings refuse to credit (they
             # would be flagged for review and the settle would measure nothing).
             "REVIO_ACCEPT_TEST_OBJECTS": "true",
+            # The load withdraws to fresh accounts at once: no new-account step-up, no cooling-off hold.
+            "WITHDRAWAL_STEP_UP_NEW_ACCOUNT": "false",
+            "DEPOSIT_HOLD_HOURS": "0",
+            "DEPOSIT_HOLD_NEW_USER_HOURS": "0",
+            "REVIO_EFT_CALLBACK_ALLOWED_NETWORKS": "127.0.0.0/8",
             "REVIO_WEBHOOK_ID": "",
             # Withdrawals are paid through the sandbox's EFT payments API (OAuth2; one token per run).
             "REVIO_EFT_BASE_URL": self.sandbox.eft_base_url,
