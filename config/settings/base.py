@@ -154,6 +154,9 @@ CACHES = {"default": {"BACKEND": "wallet.core.cache.SharedPoolRedisCache", "LOCA
 # Balance reads for GET /api/v1/balance are cached this long; a balance change deletes the entry on
 # commit, so the TTL only bounds how long a missed invalidation could show an old figure. 0 disables.
 BALANCE_CACHE_SECONDS = env.int("BALANCE_CACHE_SECONDS", default=300)
+# The user an access token names (email, role, duty, active, the password's fingerprint; never its hash) is
+# cached this long for the authentication of each request; any save of the user invalidates it on commit.
+USER_CACHE_SECONDS = env.int("USER_CACHE_SECONDS", default=300)
 
 # /metrics (wallet.core.http.metrics): a bearer token and/or allow-listed networks; neither set = 404.
 METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")

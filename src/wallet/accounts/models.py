@@ -14,6 +14,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from wallet.accounts import token_cache
+
 # Apps whose console writes move money or decide about it: only admins with the finance duty change them.
 FINANCE_APPS = frozenset({"adjustments"})
 
@@ -21,6 +23,19 @@ FINANCE_APPS = frozenset({"adjustments"})
 def normalize_email(email: str) -> str:
     """Emails are stored trimmed and lower-cased, so case or spacing variants are the same account."""
     return email.strip().lower()
+
+
+class UserQuerySet(models.QuerySet["User"]):
+    def update(self, **kwargs: Any) -> int:
+        # Like User.save: the cached token user of each changed row is invalidated (last_login alone is
+        # not cached).
+        if set(kwargs) <= {"last_login"}:
+            return super().update(**kwargs)
+        user_ids = list(self.values_list("pk", flat=True))
+        changed = super().update(**kwargs)
+        for user_id in user_ids:
+            token_cache.invalidate_on_commit(user_id=user_id, using=self.db)
+        return changed
 
 
 class UserManager(BaseUserManager["User"]):
@@ -53,7 +68,7 @@ class User(AbstractBaseUser):
     # Meaningful only while the role is admin; least privilege unless a grant says finance.
     admin_duty = models.CharField(max_length=16, choices=Duty.choices, default=Duty.OPERATIONS)
 
-    objects = UserManager()
+    objects = UserManager.from_queryset(UserQuerySet)()
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
@@ -68,6 +83,19 @@ class User(AbstractBaseUser):
                 condition=models.Q(admin_duty__in=["operations", "finance"]), name="users_admin_duty_valid"
             ),
         ]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        # Any save (a service, the Django admin, manage.py) invalidates the cached token user, so a new
+        # password, a deactivation or a role change is seen by the next request (accounts/token_cache.py).
+        if set(kwargs.get("update_fields") or ()) != {"last_login"}:
+            token_cache.invalidate_on_commit(user_id=self.pk, using=kwargs.get("using") or self._state.db)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        user_id, using = self.pk, kwargs.get("using") or self._state.db
+        deleted = super().delete(*args, **kwargs)
+        token_cache.invalidate_on_commit(user_id=user_id, using=using)
+        return deleted
 
     def __str__(self) -> str:
         return self.email

@@ -7,12 +7,19 @@ thread-safe and reset themselves after a fork, so all threads of a process can s
 """
 
 import atexit
+import logging
 import threading
+from collections.abc import Callable
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.cache import cache as default_cache
 from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _clients: dict[tuple[str, ...], Any] = {}
 _clients_lock = threading.Lock()
@@ -66,26 +73,55 @@ class SharedPoolRedisCache(RedisCache):
 
 
 def redis_client() -> Any:
-    """The Redis client behind the default Django cache, or None if that cache is not Redis."""
-    get_client = getattr(getattr(default_cache, "_cache", None), "get_client", None)
-    return get_client(write=True) if get_client is not None else None
+    """The redis.Redis client behind the default Django cache (always Redis: docs/adr/0013)."""
+    return default_cache._cache.get_client(write=True)  # type: ignore[attr-defined]
 
 
 def incr(key: str, by: int = 1) -> None:
-    """Add to an integer in the default cache, creating it (without expiry) if missing: one round trip on
-    Redis (INCRBY), the generic get-or-add on other backends (make run's embedded mode).
+    """Add to an integer in the default cache, creating it (without expiry) if missing: one round trip
+    (INCRBY).
 
     :raises Exception: whatever the cache raises; callers decide whether an outage matters.
     """
-    client = redis_client()
-    if client is not None:
-        client.incrby(default_cache.make_and_validate_key(key), by)
-        return
+    redis_client().incrby(default_cache.make_and_validate_key(key), by)
+
+
+def read_through(*, key: str, generation_key: str, timeout: int, fill: Callable[[], T]) -> T:
+    """A value from the cache if it was filled under the current generation, else `fill()` (then cached).
+
+    One round trip (MGET) reads the generation and the entry, which carries the generation it was filled
+    under. The generation is read before `fill` reads the database, so a fill that raced a committed change
+    carries the generation that change's `generation_bump` has already moved past: it is never served.
+    Inside a transaction `fill` may see uncommitted rows, so it is neither cached nor served from the cache.
+    A cache outage falls back to `fill` (the cache is an optimisation). `timeout` only bounds how long a
+    lost bump could serve an old value.
+    """
+    if timeout <= 0 or connection.in_atomic_block:
+        return fill()
     try:
-        default_cache.incr(key, by)
-    except ValueError:  # the key does not exist yet
-        if not default_cache.add(key, by, timeout=None):
-            default_cache.incr(key, by)
+        found = default_cache.get_many([generation_key, key])
+    except Exception:
+        logger.warning("cache unavailable for %s", key, exc_info=True)
+        return fill()
+    generation = int(found.get(generation_key) or 0)
+    entry = found.get(key)
+    if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == generation:
+        return entry[1]
+    value = fill()
+    try:
+        default_cache.set(key, (generation, value), timeout=timeout)
+    except Exception:
+        logger.warning("cache not filled for %s", key, exc_info=True)
+    return value
+
+
+def generation_bump(generation_key: str) -> None:
+    """Move a read_through generation on, so no entry filled before is served again. Call it once the
+    change is committed; an outage is logged, not raised (a committed change must not fail on the cache)."""
+    try:
+        incr(generation_key)
+    except Exception:
+        logger.warning("cache generation %s not moved on", generation_key, exc_info=True)
 
 
 @atexit.register

@@ -9,10 +9,15 @@ The record is written by the service inside the transaction that moves the money
 request that fails before moving anything leaves no record and may simply be retried. A request that died
 after moving money leaves its record in progress; once its lease passes, a retry takes it over and answers
 with the resource's current state instead of moving money again.
+
+A completed record is final, so its answer is also kept in Redis: a replay is then one Redis round trip and
+no SQL (issue 18: a replay costs no more than a read). The database record stays the truth; a cache miss or
+outage reads it.
 """
 
 import hashlib
 import json
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -20,12 +25,15 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.core.cache import cache
+from django.db import connection, transaction
 from django.utils import timezone
 
 from wallet.core.db import insert_if_absent, select_one
 from wallet.core.errors import ApplicationError
 from wallet.core.models import IdempotencyRecord
+
+logger = logging.getLogger(__name__)
 
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # printable ASCII without spaces, as header values allow
 
@@ -98,6 +106,9 @@ def lookup(claim: IdempotencyClaim, *, now: Any = None) -> Replay | Resume | Non
     :raises RequestInProgressError: the earlier request is still running.
     """
     now = now or timezone.now()
+    cached = _replay_cached(claim)
+    if cached is not None:
+        return cached
     # Fast path, one statement and no transaction: a new key (the common case) or a completed one (a
     # replay, which is final) needs no lock. A new key's race is settled by the unique constraint when the
     # record is written in the money transaction (record_claim).
@@ -107,6 +118,7 @@ def lookup(claim: IdempotencyClaim, *, now: Any = None) -> Replay | Resume | Non
     if record.fingerprint != claim.fingerprint or record.scope != claim.scope:
         raise IdempotencyKeyReusedError()
     if record.state == IdempotencyRecord.State.COMPLETED:
+        _replay_cache(claim, status=record.response_status or 200, body=record.response_body)
         return Replay(status=record.response_status or 200, body=record.response_body)
     with transaction.atomic():
         record = IdempotencyRecord.objects.select_for_update().get(id=record.id)
@@ -147,6 +159,47 @@ def complete(claim: IdempotencyClaim | None, *, status: int, body: str) -> None:
     IdempotencyRecord.objects.filter(user_id=claim.user_id, key=claim.key).update(
         state=IdempotencyRecord.State.COMPLETED, response_status=status, response_body=body, locked_until=None
     )
+    _replay_cache(claim, status=status, body=body)
+
+
+def _replay_cache_key(claim: IdempotencyClaim) -> str:
+    # Hashed: a client's key may be 255 characters of any printable ASCII.
+    return "idem:" + hashlib.sha256(f"{claim.user_id}\n{claim.key}".encode()).hexdigest()[:40]
+
+
+def _replay_cache(claim: IdempotencyClaim, *, status: int, body: str) -> None:
+    """Keep a completed answer for replays, as long as the record is kept. Never from inside a transaction
+    (the record could still roll back), and an outage only costs the next replay a database read."""
+    if connection.in_atomic_block:
+        return
+    try:
+        cache.set(
+            _replay_cache_key(claim),
+            (claim.scope, claim.fingerprint, status, body),
+            timeout=settings.IDEMPOTENCY_KEY_TTL_HOURS * 3600,
+        )
+    except Exception:
+        logger.warning("idempotency replay not cached", exc_info=True)
+
+
+def _replay_cached(claim: IdempotencyClaim) -> Replay | None:
+    """The cached answer of a completed request with this key, or None (not cached, or the cache is down).
+
+    :raises IdempotencyKeyReusedError: the key was used for a different request.
+    """
+    if connection.in_atomic_block:
+        return None
+    try:
+        cached = cache.get(_replay_cache_key(claim))
+    except Exception:
+        logger.warning("idempotency replay cache unavailable", exc_info=True)
+        return None
+    if not isinstance(cached, tuple) or len(cached) != 4:
+        return None
+    scope, fingerprint_, status, body = cached
+    if fingerprint_ != claim.fingerprint or scope != claim.scope:
+        raise IdempotencyKeyReusedError()
+    return Replay(status=status, body=body)
 
 
 def purge_expired(*, now: Any = None) -> int:

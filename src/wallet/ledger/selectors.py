@@ -6,10 +6,10 @@ from datetime import datetime
 from uuid import UUID
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connection
 from django.db.models import QuerySet, Sum
 
+from wallet.core.cache import read_through
 from wallet.ledger.models import AccountKind, Balance, Entry, JournalKind
 
 
@@ -63,39 +63,19 @@ def _balance_cache_key(*, user_id: UUID, currency: str) -> str:
 
 
 def _balance_get_cached(*, user_id: UUID, currency: str) -> BalanceFigures:
-    # One round trip (MGET) reads the generation and the cached figures, which carry the generation they
-    # were filled under; they are served only if it is still current. The fill reads the generation before
-    # the database, so a fill that raced a commit carries the old generation, which the commit's
-    # invalidation already moved past: it is never served.
-    generation_key = balance_cache_generation_key(user_id=user_id, currency=currency)
-    key = _balance_cache_key(user_id=user_id, currency=currency)
-    try:
-        found = cache.get_many([generation_key, key])
-    except Exception:  # the cache is an optimisation: without Redis, read the database
-        logger.warning("balance cache unavailable", exc_info=True)
-        return balance_get(user_id=user_id, currency=currency)
-    generation = int(found.get(generation_key) or 0)
-    cached = found.get(key)
-    if cached is not None and cached[0] == generation and len(cached) == 4:
-        return BalanceFigures(currency=currency, available=cached[1], reserved=cached[2], debt=cached[3])
-    figures = balance_get(user_id=user_id, currency=currency)
-    try:
-        cache.set(
-            key,
-            (generation, figures.available, figures.reserved, figures.debt),
-            timeout=settings.BALANCE_CACHE_SECONDS,
-        )
-    except Exception:
-        logger.warning("balance cache not filled", exc_info=True)
-    return figures
+    return read_through(
+        key=_balance_cache_key(user_id=user_id, currency=currency),
+        generation_key=balance_cache_generation_key(user_id=user_id, currency=currency),
+        timeout=settings.BALANCE_CACHE_SECONDS,
+        fill=lambda: balance_get(user_id=user_id, currency=currency),
+    )
 
 
 def balance_get(*, user_id: UUID, currency: str, cached: bool = False) -> BalanceFigures:
     """The user's balance. `cached=True` is for display only (GET /api/v1/balance): it may come from the
     Redis cache, invalidated when a change commits. Money decisions lock the row instead (balance_lock).
     """
-    # Inside a transaction the figure may be uncommitted: never cache it (nor serve it from the cache).
-    if cached and settings.BALANCE_CACHE_SECONDS > 0 and not connection.in_atomic_block:
+    if cached:
         return _balance_get_cached(user_id=user_id, currency=currency)
     row = (
         Balance.objects.filter(user_id=user_id, currency=currency)

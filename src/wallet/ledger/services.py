@@ -130,11 +130,7 @@ def _clearing_account_id(currency: str) -> int:
 
 def balance_cache_invalidate(*, user_id: UUID, currency: str) -> None:
     """Move the balance's cache generation on, so no cached figure from before is served again."""
-    key = balance_cache_generation_key(user_id=user_id, currency=currency)
-    try:
-        shared_cache.incr(key)
-    except Exception:  # a cache outage must not fail a committed movement; the TTL bounds staleness
-        logger.warning("balance cache not invalidated for %s %s", user_id, currency, exc_info=True)
+    shared_cache.generation_bump(balance_cache_generation_key(user_id=user_id, currency=currency))
 
 
 def _save(balance: Balance) -> None:

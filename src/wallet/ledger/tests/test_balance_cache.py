@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 from wallet.accounts.models import User
 from wallet.core.db import run_in_serializable_transaction
 from wallet.ledger import services
-from wallet.ledger.selectors import balance_cache_generation_key, balance_get
+from wallet.ledger.selectors import BalanceFigures, balance_cache_generation_key, balance_get
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,6 +73,10 @@ class TestBalanceCache:
         credit(user, 5_000)
         stale_generation = int(cache.get(balance_cache_generation_key(user_id=user.id, currency="ZAR")) or 0)
         # A reader that read the generation before a commit stores its (old) figure under that generation...
-        cache.set(f"balance:{user.id}:ZAR", (stale_generation, 123, 0), timeout=60)
+        cache.set(
+            f"balance:{user.id}:ZAR",
+            (stale_generation, BalanceFigures(currency="ZAR", available=123, reserved=0)),
+            timeout=60,
+        )
         credit(user, 1_000)  # ...and the commit moves the generation on.
         assert balance_get(user_id=user.id, currency="ZAR", cached=True).available == 6_000
