@@ -34,8 +34,8 @@ from wallet.core.errors import NotFoundError
 from wallet.events import public as events
 from wallet.ledger import public as ledger
 from wallet.notifications import public as notifications
-from wallet.revio import client as revio_client
-from wallet.revio.errors import RevioError, RevioNotCreatedError
+from wallet.revio.public import RevioError, RevioNotCreatedError
+from wallet.revio.public import client as revio_client
 from wallet.transactions.errors import (
     RefundExceedsRefundableError,
     RefundNotAllowedError,

@@ -30,11 +30,17 @@ from wallet.core.faults import crash_point
 from wallet.events import public as events  # outgoing events (issue 19): the hook in _transition
 from wallet.ledger import public as ledger
 from wallet.notifications import public as notifications
-from wallet.revio import breaker as revio_breaker
-from wallet.revio import payouts as revio_payouts
-from wallet.revio.client import get_client
-from wallet.revio.contracts import BankAccount, PayoutOutcome, PurchaseOutcome
-from wallet.revio.errors import RevioNotCreatedError, RevioOutcomeUnknownError, RevioUnavailableError
+from wallet.revio.public import (
+    BankAccount,
+    PayoutOutcome,
+    PurchaseOutcome,
+    RevioNotCreatedError,
+    RevioOutcomeUnknownError,
+    RevioUnavailableError,
+    get_client,
+)
+from wallet.revio.public import breaker as revio_breaker
+from wallet.revio.public import payouts as revio_payouts
 from wallet.transactions import hold as deposit_hold
 from wallet.transactions import states
 from wallet.transactions.errors import (

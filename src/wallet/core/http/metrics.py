@@ -170,7 +170,7 @@ class WalletCollector(Collector):
                 seconds.add_metric([name.removeprefix("revio_call_ms_")], value / 1000)
         yield calls
         yield seconds
-        from wallet.revio.breaker import breaker_state  # here: core must not import an integration at load
+        from wallet.revio.public.breaker import breaker_state  # here: core must not import revio at load
 
         state = breaker_state()
         breaker = GaugeMetricFamily(
