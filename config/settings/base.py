@@ -155,7 +155,7 @@ CACHES = {"default": {"BACKEND": "wallet.core.cache.SharedPoolRedisCache", "LOCA
 # commit, so the TTL only bounds how long a missed invalidation could show an old figure. 0 disables.
 BALANCE_CACHE_SECONDS = env.int("BALANCE_CACHE_SECONDS", default=300)
 
-# /metrics (wallet.core.http.metrics): a bearer token and/or allow-listed networks; neither set = 404.
+# /metrics (wallet.observability.metrics): a bearer token and/or allow-listed networks; neither set = 404.
 METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_NETWORKS: list[str] = env.list("METRICS_ALLOWED_NETWORKS", default=[])
 # A pending or processing transaction unchanged this long counts as stuck in wallet_transactions_stuck.

@@ -12,15 +12,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 from django.conf import settings
 
-from wallet.core import metrics
 from wallet.revio import breaker
 from wallet.revio.contracts import PURCHASE_OUTCOMES, CompanyBalance, Purchase, PurchaseOutcome
 from wallet.revio.errors import (
@@ -31,6 +29,7 @@ from wallet.revio.errors import (
     RevioUnavailableError,
     errors_summary,
 )
+from wallet.revio.observed import observed
 
 logger = logging.getLogger(__name__)
 
@@ -143,11 +142,11 @@ class RevioClient:
 
     def _create(self, path: str, body: dict[str, Any]) -> Any:
         # The circuit breaker (breaker.py) refuses at once while Revio is down; refused means never sent.
-        with _observed("create"), breaker.guard():
+        with observed("gateway", "create"), breaker.guard():
             return self._create_unguarded(path, body)
 
     def _read(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
-        with _observed("read"), breaker.guard():
+        with observed("gateway", "read"), breaker.guard():
             return self._read_unguarded(method, path, params)
 
     def _create_unguarded(self, path: str, body: dict[str, Any]) -> Any:
@@ -207,34 +206,6 @@ class RevioClient:
         else:
             error = RevioUnavailableError
         raise error(f"Revio {status}: {summary}", status=status, errors=errors)
-
-
-@contextmanager
-def _observed(operation: str) -> Iterator[None]:
-    """Count every call to Revio by outcome and add up its time (shared counters, read by /metrics)."""
-    started = time.monotonic()
-    outcome = "ok"
-    try:
-        yield
-    except RevioRejectedError:
-        outcome = "rejected"
-        raise
-    except RevioUnavailableError:
-        outcome = "unavailable"
-        raise
-    except RevioOutcomeUnknownError:
-        outcome = "unknown"
-        raise
-    except RevioError:
-        outcome = "error"
-        raise
-    finally:
-        metrics.increment_many(
-            {
-                f"revio_calls_{operation}_{outcome}": 1,
-                f"revio_call_ms_{operation}": int((time.monotonic() - started) * 1000),
-            }
-        )
 
 
 def api_errors(data: Any) -> tuple[RevioApiError, ...]:

@@ -34,7 +34,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from wallet.revio import breaker
-from wallet.revio.client import _NOT_SENT, _observed
+from wallet.revio.client import _NOT_SENT
 from wallet.revio.contracts import EFT_PAYOUT_OUTCOMES, Payout, PayoutOutcome
 from wallet.revio.errors import (
     RevioApiError,
@@ -43,6 +43,7 @@ from wallet.revio.errors import (
     RevioRejectedError,
     RevioUnavailableError,
 )
+from wallet.revio.observed import observed
 
 logger = logging.getLogger(__name__)
 
@@ -91,17 +92,17 @@ class EftClient:
         :raises RevioOutcomeUnknownError: it may have been created (5xx, timeout, reset, a proxy's page):
             do not send it again, and do not refund it.
         """
-        with _observed("create"), breaker.guard(breaker.EFT):
+        with observed("eft", "create"), breaker.guard(breaker.EFT):
             return self._call("POST", "v2/payment/eft", json_body=body, creating=True)
 
     def payment_get(self, payment_id: str) -> Any:
         """`GET /v2/payment/eft/{id}` (path INFERRED)."""
-        with _observed("read"), breaker.guard(breaker.EFT):
+        with observed("eft", "read"), breaker.guard(breaker.EFT):
             return self._call("GET", f"v2/payment/eft/{_path_safe(payment_id)}", creating=False)
 
     def payments_find(self, contract_reference: str) -> list[Any]:
         """Payments carrying our contractReference (a SANDBOX EXTENSION; see the module docstring)."""
-        with _observed("read"), breaker.guard(breaker.EFT):
+        with observed("eft", "read"), breaker.guard(breaker.EFT):
             data = self._call(
                 "GET", "v2/payment/eft", params={"contractReference": contract_reference}, creating=False
             )
@@ -116,7 +117,7 @@ class EftClient:
             "callbackType": "EFT_PAYMENT",
             "callbackVersion": "V2",
         }
-        with _observed("read"), breaker.guard(breaker.EFT):
+        with observed("eft", "read"), breaker.guard(breaker.EFT):
             # Registering twice is harmless, so it is retried like a read.
             return self._call("POST", "v2/clientcallbackurl/", json_body=body, creating=False)
 

@@ -31,10 +31,12 @@ from wallet.revio.errors import (
     RevioRejectedError,
     RevioUnavailableError,
 )
+from wallet.revio.observed import CallFigures, call_figures
 from wallet.revio.payouts import EftPayouts, get_payouts
 
 __all__ = [
     "BankAccount",
+    "CallFigures",
     "CompanyBalance",
     "EftPayouts",
     "Payout",
@@ -51,6 +53,7 @@ __all__ = [
     "RevioOutcomeUnknownError",
     "RevioRejectedError",
     "RevioUnavailableError",
+    "call_figures",
     "get_client",
     "get_payouts",
     "purchase_refund",
