@@ -17,6 +17,7 @@ Not public: the caller needs `Authorization: Bearer $METRICS_TOKEN` or an addres
 METRICS_ALLOWED_NETWORKS. Others get 404 (or 401 for a wrong token) in the API's error shape.
 """
 
+import atexit
 import functools
 import hmac
 import ipaddress
@@ -79,7 +80,9 @@ def celery_queues() -> list[str]:
 
 @functools.cache
 def _broker(url: str) -> Any:
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    atexit.register(client.close)  # its pooled sockets, closed rather than left to the garbage collector
+    return client
 
 
 def queue_depths() -> dict[str, int]:
@@ -212,7 +215,7 @@ class WalletCollector(Collector):
     def _queue_series() -> Iterable[Metric]:
         try:
             depths = queue_depths()
-        except redis.RedisError:
+        except (redis.RedisError, ValueError):  # down, or not a Redis URL: the rest still answers
             logger.warning("celery queue depths not read", exc_info=True)
             return ()
         depth = GaugeMetricFamily(
