@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 .PHONY: run test test-slow lint audit format install system-deps services admin-password bench clean help
 
 help:
-	@echo "make run     install, migrate and start the whole system (SQLite, or PostgreSQL+Redis via env)"
+	@echo "make run     install, migrate and start the whole system on embedded PostgreSQL+Valkey (or DATABASE_URL/REDIS_URL)"
 	@echo "make test    lint + the whole suite against real PostgreSQL and Redis (started if not given)"
 	@echo "make lint    ruff, ruff format --check, mypy, hadolint, bandit, import-linter contracts"
 	@echo "make audit   known vulnerabilities in the locked dependencies (fails if it cannot check)"

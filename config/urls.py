@@ -6,8 +6,8 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from wallet.core.http import views as core_views
-from wallet.core.http.metrics import metrics_view
 from wallet.core.http.schema_view import CachedSchemaApi
+from wallet.observability.metrics import metrics_view
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("wallet.accounts.http.urls")),

@@ -162,8 +162,9 @@ def start_system(urls: dict[str, str], *, web_port: int, sandbox_port: int) -> i
         "-Q default,webhooks,notifications,reconciliation,payouts,events"
     )
     procs = {
-        "web": f"{BIN / 'gunicorn'} config.wsgi --bind 127.0.0.1:{web_port} --workers 2 --threads 4 "
-        "--worker-class wallet.core.http.gunicorn_worker.QueueTimedThreadWorker "
+        # config/gunicorn.py: Prometheus multiprocess mode, so /metrics sums both workers' series.
+        "web": f"{BIN / 'gunicorn'} config.wsgi -c python:config.gunicorn --bind 127.0.0.1:{web_port} "
+        "--workers 2 --threads 4 --worker-class wallet.core.http.gunicorn_worker.QueueTimedThreadWorker "
         "--access-logfile - --graceful-timeout 10",
     }
     if not os.environ.get("REVIO_BASE_URL"):

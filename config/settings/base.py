@@ -158,7 +158,7 @@ BALANCE_CACHE_SECONDS = env.int("BALANCE_CACHE_SECONDS", default=300)
 # cached this long for the authentication of each request; any save of the user invalidates it on commit.
 USER_CACHE_SECONDS = env.int("USER_CACHE_SECONDS", default=300)
 
-# /metrics (wallet.core.http.metrics): a bearer token and/or allow-listed networks; neither set = 404.
+# /metrics (wallet.observability.metrics): a bearer token and/or allow-listed networks; neither set = 404.
 METRICS_TOKEN: str = env.str("METRICS_TOKEN", default="")
 METRICS_ALLOWED_NETWORKS: list[str] = env.list("METRICS_ALLOWED_NETWORKS", default=[])
 # A pending or processing transaction unchanged this long counts as stuck in wallet_transactions_stuck.

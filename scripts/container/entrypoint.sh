@@ -85,6 +85,7 @@ case "$command" in
     # TRUSTED_PROXY_COUNT), so no peer needs gunicorn's trust, and "*" let any client rewrite the WSGI
     # environment.
     exec gunicorn config.wsgi \
+      --config python:config.gunicorn \
       --bind "${WEB_BIND:-0.0.0.0:${PORT:-8000}}" \
       --workers "${WEB_CONCURRENCY:-2}" \
       --threads "${GUNICORN_THREADS:-4}" \

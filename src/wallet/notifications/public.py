@@ -7,6 +7,9 @@ this app sends it after commit. Other apps import from here only.
 from wallet.notifications.events import EMAIL_CHANGED, REGISTRATION_ATTEMPT
 from wallet.notifications.selectors import NotificationPreferences, notification_preference_get
 from wallet.notifications.services import (
+    EmailSnapshot,
+    TransactionFacts,
+    email_snapshot_of,
     notification_preference_update,
     notification_record_for_transaction,
     notification_record_password_reset,
@@ -16,7 +19,10 @@ from wallet.notifications.services import (
 __all__ = [
     "EMAIL_CHANGED",
     "REGISTRATION_ATTEMPT",
+    "EmailSnapshot",
     "NotificationPreferences",
+    "TransactionFacts",
+    "email_snapshot_of",
     "notification_preference_get",
     "notification_preference_update",
     "notification_record_for_transaction",

@@ -48,23 +48,29 @@ def email_render(*, event: str, context: dict[str, Any]) -> RenderedEmail:
     )
 
 
-def transaction_context(*, transaction_id: uuid.UUID) -> dict[str, Any]:
-    """What a deposit or withdrawal email shows, read when it is sent (amounts and accounts never change)."""
-    # Imported here, not at the top: the transactions services call into this app while changing a
-    # status, so a module-level import would be circular.
-    from wallet.transactions import public as transactions
-
-    txn = transactions.transaction_find(transaction_id=transaction_id)
-    if txn is None:
-        raise NothingToRenderError(f"transaction {transaction_id} does not exist")
+def transaction_snapshot(
+    *, amount: int, currency: str, bank_account_masked: str, failure_reason: str
+) -> dict[str, Any]:
+    """What a deposit or withdrawal email will show, kept with the outbox row when it is recorded."""
     return {
-        "transaction_id": str(txn.id),
-        "reference": str(txn.id).split("-")[0].upper(),
-        "type": txn.type,
-        "amount": format_money(txn.amount, txn.currency),
-        "bank_account_masked": txn.bank_account_masked,
-        "failure_reason": txn.failure_reason,
-        "transaction_url": frontend_url(f"/transactions/{txn.id}"),
+        "amount": amount,
+        "currency": currency,
+        "bank_account_masked": bank_account_masked,
+        "failure_reason": failure_reason,
+    }
+
+
+def transaction_context(*, transaction_id: uuid.UUID, stored: dict[str, Any]) -> dict[str, Any]:
+    """A deposit or withdrawal email's context from the snapshot recorded with its row."""
+    if "amount" not in stored or "currency" not in stored:
+        raise NothingToRenderError(f"no snapshot of transaction {transaction_id} was recorded")
+    return {
+        "transaction_id": str(transaction_id),
+        "reference": str(transaction_id).split("-")[0].upper(),
+        "amount": format_money(int(stored["amount"]), str(stored["currency"])),
+        "bank_account_masked": stored.get("bank_account_masked", ""),
+        "failure_reason": stored.get("failure_reason", ""),
+        "transaction_url": frontend_url(f"/transactions/{transaction_id}"),
     }
 
 

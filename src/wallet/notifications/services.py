@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from smtplib import SMTPRecipientsRefused
-from typing import Any
+from typing import Any, Protocol, TypedDict
 
 from anymail.exceptions import (  # type: ignore[import-untyped]
     AnymailAPIError,
@@ -53,16 +53,61 @@ class SendOutcome(enum.StrEnum):
 # -- recording (inside the caller's transaction) -----------------------------------------------------------
 
 
-def notification_record_for_transaction(*, transaction_id: uuid.UUID, user_id: uuid.UUID, event: str) -> None:
+def notification_record_for_transaction(
+    *,
+    transaction_id: uuid.UUID,
+    user_id: uuid.UUID,
+    event: str,
+    amount: int,
+    currency: str,
+    bank_account_masked: str = "",
+    failure_reason: str = "",
+) -> None:
     """Record the email for a deposit's or withdrawal's status change, in the caller's transaction.
 
     `event` is "<type>.<status>", e.g. "withdrawal.failed"; events that send no email ("deposit.pending")
     are ignored. Recording the same (transaction, event) again is a no-op. The send task is enqueued when
     the caller's transaction commits, and never if it rolls back.
+
+    The email shows the values given here, as they were when the change happened: they are kept with the
+    row (rendering.transaction_snapshot), so sending never reads the transactions app, and a later change
+    (a new failure reason, a reversal) does not rewrite an email about an earlier one.
     """
     if event not in TRANSACTION_EVENTS:
         return
-    _record(user_id=user_id, event=event, transaction_id=transaction_id, context={})
+    snapshot = rendering.transaction_snapshot(
+        amount=amount,
+        currency=currency,
+        bank_account_masked=bank_account_masked,
+        failure_reason=failure_reason,
+    )
+    _record(user_id=user_id, event=event, transaction_id=transaction_id, context=snapshot)
+
+
+class TransactionFacts(Protocol):
+    """What an email about a deposit or withdrawal shows (the transactions app's Transaction has it)."""
+
+    amount: int
+    currency: str
+    bank_account_masked: str
+    failure_reason: str
+
+
+class EmailSnapshot(TypedDict):
+    amount: int
+    currency: str
+    bank_account_masked: str
+    failure_reason: str
+
+
+def email_snapshot_of(txn: TransactionFacts) -> EmailSnapshot:
+    """The keyword arguments of notification_record_for_transaction that a transaction's email shows."""
+    return EmailSnapshot(
+        amount=txn.amount,
+        currency=txn.currency,
+        bank_account_masked=txn.bank_account_masked or "",
+        failure_reason=txn.failure_reason or "",
+    )
 
 
 def notification_record_password_reset(*, user_id: uuid.UUID, reset_url: str) -> None:
@@ -222,7 +267,7 @@ def _build_message(row: Notification, *, to: str) -> EmailMultiAlternatives:
         context = dict(row.context)
     else:
         assert row.transaction_id is not None  # noqa: S101 - every transaction event has one
-        context = rendering.transaction_context(transaction_id=row.transaction_id)
+        context = rendering.transaction_context(transaction_id=row.transaction_id, stored=row.context)
     email = rendering.email_render(event=row.event, context=context)
     message = EmailMultiAlternatives(
         subject=email.subject, body=email.text, from_email=settings.DEFAULT_FROM_EMAIL, to=[to]
@@ -281,8 +326,10 @@ def _finish(row: Notification, *, now: datetime, status: str) -> None:
     row.status = status
     row.updated_at = now
     # A reset link must not outlive its email in the database. A failed one cannot be resent: expired links
-    # are refused anyway, and the user can ask for a new one.
-    row.context = {}
+    # are refused anyway, and the user can ask for a new one. A transaction email keeps its snapshot
+    # (amounts, a masked account, a reason: nothing secret), so an operator can resend it from the admin.
+    if row.transaction_id is None:
+        row.context = {}
     if status == Status.SENT:
         row.last_error = ""
     row.save()

@@ -1,1 +1,1 @@
-"""Observability helpers that are not an app: Sentry's scrubber (metrics live in wallet.core.http.metrics)."""
+"""Observability that is not an app: Sentry's scrubber, and the /metrics collector above the apps."""

@@ -14,9 +14,7 @@ from django.db import connection, transaction
 from wallet.core import metrics
 from wallet.ledger import public as ledger
 from wallet.reconciliation.models import InvariantCheck
-from wallet.revio.client import get_client
-from wallet.revio.contracts import CompanyBalance
-from wallet.revio.errors import RevioError
+from wallet.revio.public import CompanyBalance, RevioError, get_client
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
@@ -31,16 +30,21 @@ from wallet.reconciliation.models import (
     RunStatus,
 )
 from wallet.reconciliation.recovery import payouts_by_reference
-from wallet.revio import payouts as revio_payouts
-from wallet.revio.client import PurchaseTakeBack, get_client, purchase_take_back
-from wallet.revio.contracts import Payout, PayoutOutcome, Purchase, PurchaseOutcome
-from wallet.revio.errors import RevioRejectedError
+from wallet.revio.public import (
+    Payout,
+    PayoutOutcome,
+    Purchase,
+    PurchaseOutcome,
+    PurchaseTakeBack,
+    RevioRejectedError,
+    get_client,
+    purchase_take_back,
+)
+from wallet.revio.public import payouts as revio_payouts
 from wallet.transactions import public as transactions
+from wallet.webhooks import public as webhooks
 
 logger = logging.getLogger(__name__)
-
-# webhooks.services.EFT_OBJECT_TYPE: the webhook log is read as data here, not through the webhooks app.
-_EFT_OBJECT_TYPE = "eft_payment"
 
 S = transactions.TransactionStatus
 T = transactions.TransactionType
@@ -416,17 +420,9 @@ def _lookup(ctx: _Context, reference: str) -> list[Payout] | None:
 
 def _compare_webhook_objects(ctx: _Context, *, start: datetime, end: datetime) -> None:
     """Revio objects that webhook events of the period name and we do not know."""
-    # Read-only use of the webhook log; it is the record of every object Revio told us about.
-    webhook_log = apps.get_model("webhooks", "WebhookLog")
-    # EFT callbacks are unsigned: only those whose payment the EFT API confirmed (processed) count.
-    events = (
-        webhook_log.objects.filter(received_at__gte=start, received_at__lt=end)
-        .filter(Q(object_type="purchase") | Q(object_type=_EFT_OBJECT_TYPE, status="processed"))
-        .order_by("object_id", "id")
-        .values("object_type", "object_id", "reference", "event_type")
-    )
+    events = webhooks.webhook_objects_reported_between(start=start, end=end)
     seen: set[tuple[str, str]] = set()
-    for event in events.iterator(chunk_size=500):
+    for event in events:
         key = (event["object_type"], event["object_id"])
         if key in seen:
             continue

@@ -13,6 +13,7 @@ from wallet.reconciliation.models import (
     StuckStatus,
     StuckTransaction,
 )
+from wallet.reconciliation.selectors import latest_run_discrepancies
 from wallet.reconciliation.services import (
     RecoveryReport,
     invariants_check,
@@ -33,6 +34,7 @@ __all__ = [
     "StuckStatus",
     "StuckTransaction",
     "invariants_check",
+    "latest_run_discrepancies",
     "payouts_send_queued",
     "provider_reconciliation_daily",
     "provider_reconciliation_run",

@@ -20,10 +20,8 @@ from django.db.models import Q
 
 from wallet.core import metrics
 from wallet.reconciliation.models import StuckKind, StuckStatus, StuckTransaction
-from wallet.revio import payouts as revio_payouts
-from wallet.revio.client import get_client
-from wallet.revio.contracts import Payout
-from wallet.revio.errors import RevioError, RevioRejectedError
+from wallet.revio.public import Payout, RevioError, RevioRejectedError, get_client
+from wallet.revio.public import payouts as revio_payouts
 from wallet.transactions import public as transactions
 
 logger = logging.getLogger(__name__)

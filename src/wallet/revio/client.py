@@ -8,19 +8,14 @@ transient failures; creates are retried only when the request certainly never re
 Revio documents no idempotency key (a second create would be a second purchase).
 """
 
-import json
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from django.conf import settings
 
-from wallet.core import metrics
 from wallet.revio import breaker
 from wallet.revio.contracts import PURCHASE_OUTCOMES, CompanyBalance, Purchase, PurchaseOutcome
 from wallet.revio.errors import (
@@ -31,43 +26,34 @@ from wallet.revio.errors import (
     RevioUnavailableError,
     errors_summary,
 )
+from wallet.revio.observed import observed
+from wallet.revio.transport import (
+    CREATE_ATTEMPTS,
+    NOT_SENT,
+    READ_ATTEMPTS,
+    UNAVAILABLE_STATUSES,
+    ApiSettings,
+    ClientCache,
+    error_details,
+    http_client,
+    json_answer,
+    parse_created,
+)
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-# Requests that cannot have reached Revio: safe to send again, even a create.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
-# Statuses that mean Revio did nothing with the request.
-_UNAVAILABLE_STATUSES = {429, 503}
-_READ_ATTEMPTS = 3
-_CREATE_ATTEMPTS = 2
-
 
 @dataclass(frozen=True)
-class RevioSettings:
-    base_url: str
+class RevioSettings(ApiSettings):
     api_key: str
     brand_id: str
-    connect_timeout: float
-    read_timeout: float
 
 
 class RevioClient:
     def __init__(self, config: RevioSettings, *, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
-        self._http = httpx.Client(
-            base_url=config.base_url.rstrip("/") + "/",
-            headers={
-                "Authorization": f"Bearer {config.api_key}",
-                "Accept": "application/json",
-                "User-Agent": "wallet-backend/1.0",
-            },
-            timeout=httpx.Timeout(
-                config.read_timeout, connect=config.connect_timeout, pool=config.connect_timeout
-            ),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-            transport=transport,
+        self._http = http_client(
+            config, headers={"Authorization": f"Bearer {config.api_key}"}, transport=transport
         )
 
     # -- purchases (deposits) -------------------------------------------------------------------------
@@ -107,7 +93,7 @@ class RevioClient:
             "cancel_redirect": failure_redirect,
             "success_callback": success_callback,
         }
-        return _created(_purchase, self._create("purchases/", body))
+        return parse_created(_purchase, self._create("purchases/", body))
 
     def purchase_get(self, purchase_id: str) -> Purchase:
         return _purchase(self._read("GET", f"purchases/{purchase_id}/"))
@@ -143,19 +129,19 @@ class RevioClient:
 
     def _create(self, path: str, body: dict[str, Any]) -> Any:
         # The circuit breaker (breaker.py) refuses at once while Revio is down; refused means never sent.
-        with _observed("create"), breaker.guard():
+        with observed("gateway", "create"), breaker.guard():
             return self._create_unguarded(path, body)
 
     def _read(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
-        with _observed("read"), breaker.guard():
+        with observed("gateway", "read"), breaker.guard():
             return self._read_unguarded(method, path, params)
 
     def _create_unguarded(self, path: str, body: dict[str, Any]) -> Any:
-        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
             try:
                 response = self._http.post(path, json=body)
-            except _NOT_SENT as exc:
-                if attempt == _CREATE_ATTEMPTS:
+            except NOT_SENT as exc:
+                if attempt == CREATE_ATTEMPTS:
                     raise RevioUnavailableError(f"Revio unreachable: {type(exc).__name__}") from exc
                 time.sleep(0.2 * attempt)
                 continue
@@ -166,19 +152,19 @@ class RevioClient:
 
     def _read_unguarded(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
         delay = 0.2
-        for attempt in range(1, _READ_ATTEMPTS + 1):
+        for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 response = self._http.request(method, path, params=params)
                 return self._parse(response, creating=False)
             except (RevioUnavailableError, RevioOutcomeUnknownError) as exc:
-                if attempt == _READ_ATTEMPTS:
+                if attempt == READ_ATTEMPTS:
                     raise
                 logger.info("Revio %s %s failed (%s); retrying", method, path, exc)
-            except _NOT_SENT as exc:
-                if attempt == _READ_ATTEMPTS:
+            except NOT_SENT as exc:
+                if attempt == READ_ATTEMPTS:
                     raise RevioUnavailableError(f"Revio unreachable: {type(exc).__name__}") from exc
             except httpx.HTTPError as exc:
-                if attempt == _READ_ATTEMPTS:
+                if attempt == READ_ATTEMPTS:
                     raise RevioUnavailableError(f"no answer from Revio: {type(exc).__name__}") from exc
             time.sleep(delay)
             delay *= 2.5
@@ -188,17 +174,12 @@ class RevioClient:
     def _parse(response: httpx.Response, *, creating: bool) -> Any:
         status = response.status_code
         if 200 <= status < 300:
-            try:
-                return response.json()
-            except json.JSONDecodeError as exc:
-                if creating:
-                    raise RevioOutcomeUnknownError("Revio answered 2xx with a body that is not JSON") from exc
-                raise RevioUnavailableError("Revio answered with a body that is not JSON") from exc
-        summary, errors = _error_details(response)
+            return json_answer(response, creating=creating, api="Revio")
+        summary, errors = error_details(response, _gateway_errors)
         if errors:
             logger.info("Revio answered %s: %s", status, summary)  # codes and fields, never the messages
         error: type[RevioError]
-        if status in _UNAVAILABLE_STATUSES:
+        if status in UNAVAILABLE_STATUSES:
             error = RevioUnavailableError
         elif 400 <= status < 500:
             error = RevioRejectedError
@@ -207,34 +188,6 @@ class RevioClient:
         else:
             error = RevioUnavailableError
         raise error(f"Revio {status}: {summary}", status=status, errors=errors)
-
-
-@contextmanager
-def _observed(operation: str) -> Iterator[None]:
-    """Count every call to Revio by outcome and add up its time (shared counters, read by /metrics)."""
-    started = time.monotonic()
-    outcome = "ok"
-    try:
-        yield
-    except RevioRejectedError:
-        outcome = "rejected"
-        raise
-    except RevioUnavailableError:
-        outcome = "unavailable"
-        raise
-    except RevioOutcomeUnknownError:
-        outcome = "unknown"
-        raise
-    except RevioError:
-        outcome = "error"
-        raise
-    finally:
-        metrics.increment_many(
-            {
-                f"revio_calls_{operation}_{outcome}": 1,
-                f"revio_call_ms_{operation}": int((time.monotonic() - started) * 1000),
-            }
-        )
 
 
 def api_errors(data: Any) -> tuple[RevioApiError, ...]:
@@ -268,22 +221,9 @@ def _is_error_object(item: dict[str, Any]) -> bool:
     return bool(parts) and all(isinstance(part, str | None) for part in parts)
 
 
-def _error_details(response: httpx.Response) -> tuple[str, tuple[RevioApiError, ...]]:
-    """What to say about an error answer (fields and codes only) and the errors themselves."""
-    try:
-        errors = api_errors(response.json())
-    except json.JSONDecodeError:
-        return f"{response.reason_phrase} (not JSON)", ()
-    return (errors_summary(errors) if errors else response.reason_phrase), errors
-
-
-def _created(parse: Callable[[Any], T], data: Any) -> T:
-    """Parse the answer to a create. Revio said 2xx, so something may exist: an answer we cannot read
-    is an unknown outcome, never a plain error the caller might treat as "not created"."""
-    try:
-        return parse(data)
-    except RevioError as exc:
-        raise RevioOutcomeUnknownError(f"unreadable answer to a create: {exc}") from exc
+def _gateway_errors(data: Any, reason: str) -> tuple[str, tuple[RevioApiError, ...]]:
+    errors = api_errors(data)
+    return (errors_summary(errors) if errors else reason), errors
 
 
 def _purchase(data: Any) -> Purchase:
@@ -334,24 +274,12 @@ def revio_settings() -> RevioSettings:
     )
 
 
-_clients: dict[RevioSettings, RevioClient] = {}
-_clients_lock = threading.Lock()
+_clients: ClientCache[RevioSettings, RevioClient] = ClientCache(RevioClient)
 
 
 def get_client() -> RevioClient:
-    """The process's client for the configured Revio account (one connection pool per configuration).
-
-    Clients are kept, not evicted: a process has one configuration (tests a few), and an evicted client
-    would leave its pooled connections open.
-    """
-    config = revio_settings()
-    client = _clients.get(config)
-    if client is None:
-        with _clients_lock:
-            client = _clients.get(config)
-            if client is None:
-                client = _clients[config] = RevioClient(config)
-    return client
+    """The process's client for the configured Revio account (one connection pool per configuration)."""
+    return _clients.get(revio_settings())
 
 
 # -- refunds and what a purchase has given back (issue 16; wallet.transactions.reversals) ------------------

@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import secrets
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +33,6 @@ from django.conf import settings
 from django.core.cache import cache
 
 from wallet.revio import breaker
-from wallet.revio.client import _NOT_SENT, _observed
 from wallet.revio.contracts import EFT_PAYOUT_OUTCOMES, Payout, PayoutOutcome
 from wallet.revio.errors import (
     RevioApiError,
@@ -43,24 +41,30 @@ from wallet.revio.errors import (
     RevioRejectedError,
     RevioUnavailableError,
 )
+from wallet.revio.observed import observed
+from wallet.revio.transport import (
+    CREATE_ATTEMPTS,
+    NOT_SENT,
+    READ_ATTEMPTS,
+    UNAVAILABLE_STATUSES,
+    ApiSettings,
+    ClientCache,
+    error_details,
+    http_client,
+    json_answer,
+)
 
 logger = logging.getLogger(__name__)
 
-_UNAVAILABLE_STATUSES = {429, 503}
-_READ_ATTEMPTS = 3
-_CREATE_ATTEMPTS = 2
 # The EFT API moves only rand; its payment object carries no currency (INFERRED from amountCents).
 EFT_CURRENCY = "ZAR"
 
 
 @dataclass(frozen=True)
-class EftSettings:
-    base_url: str
+class EftSettings(ApiSettings):
     token_url: str
     client_id: str
     client_secret: str
-    connect_timeout: float
-    read_timeout: float
     token_margin: int
     token_lock_seconds: int
 
@@ -68,15 +72,7 @@ class EftSettings:
 class EftClient:
     def __init__(self, config: EftSettings, *, transport: httpx.BaseTransport | None = None) -> None:
         self.config = config
-        self._http = httpx.Client(
-            base_url=config.base_url.rstrip("/") + "/",
-            headers={"Accept": "application/json", "User-Agent": "wallet-backend/1.0"},
-            timeout=httpx.Timeout(
-                config.read_timeout, connect=config.connect_timeout, pool=config.connect_timeout
-            ),
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=20),
-            transport=transport,
-        )
+        self._http = http_client(config, headers={}, transport=transport)  # the token goes per request
         digest = hashlib.sha256(f"{config.token_url}|{config.client_id}".encode()).hexdigest()[:16]
         self._token_key = f"revio:eft:token:{digest}"
         self._lock_key = f"revio:eft:token-lock:{digest}"
@@ -91,17 +87,17 @@ class EftClient:
         :raises RevioOutcomeUnknownError: it may have been created (5xx, timeout, reset, a proxy's page):
             do not send it again, and do not refund it.
         """
-        with _observed("create"), breaker.guard(breaker.EFT):
+        with observed("eft", "create"), breaker.guard(breaker.EFT):
             return self._call("POST", "v2/payment/eft", json_body=body, creating=True)
 
     def payment_get(self, payment_id: str) -> Any:
         """`GET /v2/payment/eft/{id}` (path INFERRED)."""
-        with _observed("read"), breaker.guard(breaker.EFT):
+        with observed("eft", "read"), breaker.guard(breaker.EFT):
             return self._call("GET", f"v2/payment/eft/{_path_safe(payment_id)}", creating=False)
 
     def payments_find(self, contract_reference: str) -> list[Any]:
         """Payments carrying our contractReference (a SANDBOX EXTENSION; see the module docstring)."""
-        with _observed("read"), breaker.guard(breaker.EFT):
+        with observed("eft", "read"), breaker.guard(breaker.EFT):
             data = self._call(
                 "GET", "v2/payment/eft", params={"contractReference": contract_reference}, creating=False
             )
@@ -116,7 +112,7 @@ class EftClient:
             "callbackType": "EFT_PAYMENT",
             "callbackVersion": "V2",
         }
-        with _observed("read"), breaker.guard(breaker.EFT):
+        with observed("eft", "read"), breaker.guard(breaker.EFT):
             # Registering twice is harmless, so it is retried like a read.
             return self._call("POST", "v2/clientcallbackurl/", json_body=body, creating=False)
 
@@ -151,12 +147,12 @@ class EftClient:
         params: dict[str, str] | None,
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"}
-        attempts = _CREATE_ATTEMPTS if creating else _READ_ATTEMPTS
+        attempts = CREATE_ATTEMPTS if creating else READ_ATTEMPTS
         delay = 0.2
         for attempt in range(1, attempts + 1):
             try:
                 response = self._http.request(method, path, json=json_body, params=params, headers=headers)
-            except _NOT_SENT as exc:
+            except NOT_SENT as exc:
                 if attempt == attempts:
                     raise RevioUnavailableError(f"EFT API unreachable: {type(exc).__name__}") from exc
             except httpx.HTTPError as exc:
@@ -167,7 +163,7 @@ class EftClient:
                 if attempt == attempts:
                     raise RevioUnavailableError(f"no answer from the EFT API: {type(exc).__name__}") from exc
             else:
-                retryable = response.status_code in _UNAVAILABLE_STATUSES or response.status_code >= 500
+                retryable = response.status_code in UNAVAILABLE_STATUSES or response.status_code >= 500
                 if creating or not retryable or attempt == attempts:
                     return response
             time.sleep(delay)
@@ -223,7 +219,7 @@ class EftClient:
         :raises RevioUnavailableError: the token endpoint did not answer usefully.
         """
         delay = 0.2
-        for attempt in range(1, _READ_ATTEMPTS + 1):
+        for attempt in range(1, READ_ATTEMPTS + 1):
             try:
                 response = self._http.post(
                     self.config.token_url,
@@ -231,7 +227,7 @@ class EftClient:
                     auth=(self.config.client_id, self.config.client_secret),
                 )
             except httpx.HTTPError as exc:
-                if attempt == _READ_ATTEMPTS:
+                if attempt == READ_ATTEMPTS:
                     raise RevioUnavailableError(f"EFT token endpoint: {type(exc).__name__}") from exc
             else:
                 status = response.status_code
@@ -241,7 +237,7 @@ class EftClient:
                     raise RevioRejectedError(
                         f"EFT token endpoint refused our credentials ({status})", status=status, code="token"
                     )
-                if attempt == _READ_ATTEMPTS:
+                if attempt == READ_ATTEMPTS:
                     raise RevioUnavailableError(f"EFT token endpoint answered {status}", status=status)
             time.sleep(delay)
             delay *= 2.5
@@ -279,15 +275,8 @@ def _path_safe(payment_id: str) -> str:
 def _parse(response: httpx.Response, *, creating: bool) -> Any:
     status = response.status_code
     if 200 <= status < 300:
-        try:
-            return response.json()
-        except json.JSONDecodeError as exc:
-            if creating:
-                raise RevioOutcomeUnknownError(
-                    "the EFT API answered 2xx with a body that is not JSON"
-                ) from exc
-            raise RevioUnavailableError("the EFT API answered with a body that is not JSON") from exc
-    summary, errors = _error_details(response)
+        return json_answer(response, creating=creating, api="the EFT API")
+    summary, errors = error_details(response, _eft_errors)
     error = classify_create_answer(response) if creating else _classify_read_answer(status)
     raise error(f"EFT API {status}: {summary}", status=status, errors=errors)
 
@@ -310,7 +299,7 @@ def classify_create_answer(response: httpx.Response) -> type[RevioError]:
 
 def _classify_read_answer(status: int) -> type[RevioError]:
     # A read changes nothing, so a refusal is final only for a 4xx; anything else is worth asking again.
-    if status in _UNAVAILABLE_STATUSES or not 400 <= status < 500:
+    if status in UNAVAILABLE_STATUSES or not 400 <= status < 500:
         return RevioUnavailableError
     return RevioRejectedError
 
@@ -331,15 +320,11 @@ def _is_platform_error(response: httpx.Response) -> bool:
     )
 
 
-def _error_details(response: httpx.Response) -> tuple[str, tuple[RevioApiError, ...]]:
+def _eft_errors(data: Any, reason: str) -> tuple[str, tuple[RevioApiError, ...]]:
     """{"statusCode", "message"} (documented for 401), plus per-field `errors` (INFERRED). The summary
     names fields only: a message can echo the creditor's account number."""
-    try:
-        data = response.json()
-    except json.JSONDecodeError:
-        return f"{response.reason_phrase} (not JSON)", ()
     if not isinstance(data, dict):
-        return response.reason_phrase, ()
+        return reason, ()
     listed = data.get("errors")
     errors = tuple(
         RevioApiError(str(e.get("field") or "__all__"), str(e.get("code") or ""), str(e.get("message") or ""))
@@ -349,7 +334,7 @@ def _error_details(response: httpx.Response) -> tuple[str, tuple[RevioApiError, 
     if not errors and isinstance(data.get("message"), str):
         errors = (RevioApiError("__all__", "", data["message"]),)
     fields = sorted({e.field for e in errors} - {"__all__"})[:10]
-    return response.reason_phrase + (f" (invalid: {', '.join(fields)})" if fields else ""), errors
+    return reason + (f" (invalid: {', '.join(fields)})" if fields else ""), errors
 
 
 def eft_payout(data: Any) -> Payout:
@@ -388,17 +373,9 @@ def eft_settings() -> EftSettings:
     )
 
 
-_clients: dict[EftSettings, EftClient] = {}
-_clients_lock = threading.Lock()
+_clients: ClientCache[EftSettings, EftClient] = ClientCache(EftClient)
 
 
 def get_eft_client() -> EftClient:
     """The process's EFT client for the configured credentials (one connection pool per configuration)."""
-    config = eft_settings()
-    client = _clients.get(config)
-    if client is None:
-        with _clients_lock:
-            client = _clients.get(config)
-            if client is None:
-                client = _clients[config] = EftClient(config)
-    return client
+    return _clients.get(eft_settings())

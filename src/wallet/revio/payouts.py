@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from wallet.revio.client import _created
 from wallet.revio.contracts import BankAccount, Payout
 from wallet.revio.eft import EFT_CURRENCY, EftClient, eft_payout, get_eft_client
 from wallet.revio.errors import RevioRejectedError
+from wallet.revio.transport import parse_created
 
 # What transactions.payout_route records for a payout sent here. Withdrawals sent before the gateway
 # route was retired carry "gateway" (transactions migration 0005 flags the open ones for an operator).
@@ -83,7 +83,7 @@ class EftPayouts:
                 "name": bank_account.account_holder,
             },
         }
-        return _created(eft_payout, self.client.payment_create(body))
+        return parse_created(eft_payout, self.client.payment_create(body))
 
     def get(self, payout_id: str) -> Payout:
         return eft_payout(self.client.payment_get(payout_id))

@@ -22,7 +22,12 @@ from wallet.transactions.reversals import (
     reversal_tally,
     reversal_totals,
 )
-from wallet.transactions.selectors import transaction_find, transaction_find_by_provider_object
+from wallet.transactions.selectors import (
+    OpenTransactionFigures,
+    transaction_find,
+    transaction_find_by_provider_object,
+    transaction_open_figures,
+)
 from wallet.transactions.services import (
     Applied,
     deposit_apply_provider_state,
@@ -38,6 +43,7 @@ __all__ = [
     "Applied",
     "DepositReversal",
     "IllegalTransitionError",
+    "OpenTransactionFigures",
     "ProviderMismatchError",
     "ReversalApplied",
     "ReversalKind",
@@ -57,6 +63,7 @@ __all__ = [
     "transaction_find",
     "transaction_find_by_provider_object",
     "transaction_flag_for_review",
+    "transaction_open_figures",
     "transaction_transition",
     "withdrawal_apply_provider_state",
     "withdrawal_bank_account",

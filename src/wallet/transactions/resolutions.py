@@ -29,9 +29,8 @@ from wallet.audit import public as audit
 from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
 from wallet.core.errors import NotFoundError, ValidationFailedError
 from wallet.ledger import public as ledger
-from wallet.revio import payouts as revio_payouts
-from wallet.revio.contracts import PayoutOutcome
-from wallet.revio.errors import RevioError, RevioRejectedError
+from wallet.revio.public import PayoutOutcome, RevioError, RevioRejectedError
+from wallet.revio.public import payouts as revio_payouts
 from wallet.transactions import services
 from wallet.transactions.errors import ResolutionNotApplicableError, ResolutionNotPendingError
 from wallet.transactions.models import Transaction, TransactionType, WithdrawalResolution

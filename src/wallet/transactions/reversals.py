@@ -34,8 +34,8 @@ from wallet.core.errors import NotFoundError
 from wallet.events import public as events
 from wallet.ledger import public as ledger
 from wallet.notifications import public as notifications
-from wallet.revio import client as revio_client
-from wallet.revio.errors import RevioError, RevioNotCreatedError
+from wallet.revio.public import RevioError, RevioNotCreatedError
+from wallet.revio.public import client as revio_client
 from wallet.transactions.errors import (
     RefundExceedsRefundableError,
     RefundNotAllowedError,
@@ -209,7 +209,10 @@ def _debit(
     if debit.to_debt:
         logger.warning("deposit %s: %s leaves the user owing %s", deposit.id, row.kind, debit.to_debt)
         notifications.notification_record_for_transaction(
-            transaction_id=deposit.id, user_id=deposit.user_id, event="debt.created"
+            transaction_id=deposit.id,
+            user_id=deposit.user_id,
+            event="debt.created",
+            **notifications.email_snapshot_of(deposit),
         )
         events.event_record_for_transaction(
             transaction_id=row.id,
@@ -226,7 +229,10 @@ def _announce_completed(row: DepositReversal, *, deposit: Transaction) -> None:
     """The email and the outgoing event of a reversal Revio confirmed, in the caller's transaction."""
     kind = ReversalKind(row.kind)
     notifications.notification_record_for_transaction(
-        transaction_id=deposit.id, user_id=deposit.user_id, event=_EMAIL[kind]
+        transaction_id=deposit.id,
+        user_id=deposit.user_id,
+        event=_EMAIL[kind],
+        **notifications.email_snapshot_of(deposit),
     )
     transaction_type, status = _EVENT[kind]
     events.event_record_for_transaction(

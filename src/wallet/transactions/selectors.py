@@ -1,9 +1,10 @@
 """Reads of deposits and withdrawals. A user only ever sees their own."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from wallet.core import crypto
 from wallet.transactions.models import Transaction, TransactionStatus, TransactionType
@@ -69,3 +70,31 @@ def bank_account_used_before(*, user_id: uuid.UUID, account_number: str, bank_co
         for encrypted in candidates.iterator()
         if encrypted
     )
+
+
+OPEN_STATUSES = (TransactionStatus.PENDING, TransactionStatus.PROCESSING)
+
+
+@dataclass(frozen=True)
+class OpenTransactionFigures:
+    """Open deposits and withdrawals by (type, status), and those of them unchanged since `stuck_before`.
+    Every (type, open status) pair is present, 0 when none."""
+
+    open: dict[tuple[str, str], int]
+    stuck: dict[tuple[str, str], int]
+
+
+def transaction_open_figures(*, stuck_before: datetime) -> OpenTransactionFigures:
+    """For /metrics: counts of the open transactions only. Both are range scans of transaction_status_idx
+    (status, type, updated_at) over the open rows, never the whole table: finished transactions grow
+    without bound, and their totals are the rate of the transitions, not a scrape-time count."""
+    empty = {(kind.value, status.value): 0 for kind in TransactionType for status in OPEN_STATUSES}
+    rows = Transaction.objects.filter(status__in=OPEN_STATUSES)
+    counted = [
+        {
+            (row["type"], row["status"]): row["n"]
+            for row in query.values("type", "status").annotate(n=Count("*"))
+        }
+        for query in (rows, rows.filter(updated_at__lt=stuck_before))
+    ]
+    return OpenTransactionFigures(open={**empty, **counted[0]}, stuck={**empty, **counted[1]})

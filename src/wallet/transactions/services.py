@@ -30,11 +30,17 @@ from wallet.core.faults import crash_point
 from wallet.events import public as events  # outgoing events (issue 19): the hook in _transition
 from wallet.ledger import public as ledger
 from wallet.notifications import public as notifications
-from wallet.revio import breaker as revio_breaker
-from wallet.revio import payouts as revio_payouts
-from wallet.revio.client import get_client
-from wallet.revio.contracts import BankAccount, PayoutOutcome, PurchaseOutcome
-from wallet.revio.errors import RevioNotCreatedError, RevioOutcomeUnknownError, RevioUnavailableError
+from wallet.revio.public import (
+    BankAccount,
+    PayoutOutcome,
+    PurchaseOutcome,
+    RevioNotCreatedError,
+    RevioOutcomeUnknownError,
+    RevioUnavailableError,
+    get_client,
+)
+from wallet.revio.public import breaker as revio_breaker
+from wallet.revio.public import payouts as revio_payouts
 from wallet.transactions import hold as deposit_hold
 from wallet.transactions import states
 from wallet.transactions.errors import (
@@ -142,9 +148,8 @@ def deposit_create(
 def _deposit_fail_unstarted(deposit_id: uuid.UUID, *, reason: str) -> None:
     with transaction.atomic():
         deposit = Transaction.objects.select_for_update().get(id=deposit_id)
-        _transition(deposit, S.FAILED, source=Source.API, detail=reason)
-        deposit.failure_reason = reason
-        deposit.save(update_fields=["failure_reason"])
+        deposit.failure_reason = reason  # before the transition: its email shows the reason
+        _transition(deposit, S.FAILED, source=Source.API, detail=reason, also_save=["failure_reason"])
 
 
 def deposit_apply_provider_state(
@@ -451,9 +456,8 @@ def withdrawal_fail_unsent(*, withdrawal_id: uuid.UUID, reason: str, source: str
         locked = Transaction.objects.select_for_update().get(id=withdrawal_id)
         if locked.status == S.FAILED:
             return Applied.UNCHANGED
-        _transition(locked, S.FAILED, source=source, detail=reason)
-        locked.failure_reason = reason[:255]
-        locked.save(update_fields=["failure_reason"])
+        locked.failure_reason = reason[:255]  # before the transition: its email shows the reason
+        _transition(locked, S.FAILED, source=source, detail=reason, also_save=["failure_reason"])
         ledger.withdrawal_release(balance=balance, amount=locked.amount, transaction_id=locked.id)
         return Applied.CHANGED
 
@@ -723,7 +727,10 @@ def _transition(
     logger.info("%s %s: %s → %s (%s)", txn.type, txn.id, from_status, to_status, source)
     # The outbox: the email is recorded in this transaction and sent only after it commits.
     notifications.notification_record_for_transaction(
-        transaction_id=txn.id, user_id=txn.user_id, event=notify_event or f"{txn.type}.{to_status}"
+        transaction_id=txn.id,
+        user_id=txn.user_id,
+        event=notify_event or f"{txn.type}.{to_status}",
+        **notifications.email_snapshot_of(txn),
     )
     # Outgoing events (issue 19, wallet.events): the signed event for the client's backend, same transaction.
     events.event_record_for_transaction(

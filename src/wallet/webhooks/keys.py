@@ -23,8 +23,7 @@ from django.core.cache import cache
 
 from wallet.core import metrics
 from wallet.core.errors import ServiceUnavailableError
-from wallet.revio.client import get_client
-from wallet.revio.errors import RevioError
+from wallet.revio.public import RevioError, get_client
 from wallet.webhooks.errors import SignatureInvalidError, SignatureMissingError
 
 logger = logging.getLogger(__name__)

@@ -31,10 +31,16 @@ from wallet.core.crypto import mask_account_number
 from wallet.core.db import model_columns, model_from_row
 from wallet.core.faults import crash_point
 from wallet.core.http.parsers import JsonBodyError, loads_json
-from wallet.revio import payouts as revio_payouts
-from wallet.revio.client import get_client, purchase_take_back
-from wallet.revio.contracts import Payout, PayoutOutcome, Purchase
-from wallet.revio.errors import RevioError, RevioRejectedError
+from wallet.revio.public import (
+    Payout,
+    PayoutOutcome,
+    Purchase,
+    RevioError,
+    RevioRejectedError,
+    get_client,
+    purchase_take_back,
+)
+from wallet.revio.public import payouts as revio_payouts
 from wallet.transactions import public as transactions
 from wallet.webhooks import keys
 from wallet.webhooks.errors import (

@@ -6,18 +6,9 @@
 
 from django.db import migrations
 
+from wallet.core.migrations_helpers import append_only
+
 POSTGRES_UP = """
-CREATE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'ledger rows are append-only: % on % refused', TG_OP, TG_TABLE_NAME
-        USING ERRCODE = 'restrict_violation';
-END $$;
-
-CREATE TRIGGER ledger_entries_append_only BEFORE UPDATE OR DELETE ON ledger_entries
-    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
-CREATE TRIGGER ledger_journals_append_only BEFORE UPDATE OR DELETE ON ledger_journals
-    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change();
-
 CREATE FUNCTION ledger_check_journal_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     unbalanced RECORD;
@@ -38,15 +29,15 @@ CREATE CONSTRAINT TRIGGER ledger_journal_balanced AFTER INSERT ON ledger_entries
 POSTGRES_DOWN = """
 DROP TRIGGER ledger_journal_balanced ON ledger_entries;
 DROP FUNCTION ledger_check_journal_balanced();
-DROP TRIGGER ledger_entries_append_only ON ledger_entries;
-DROP TRIGGER ledger_journals_append_only ON ledger_journals;
-DROP FUNCTION ledger_refuse_change();
 """
 
 class Migration(migrations.Migration):
     dependencies = [("ledger", "0001_initial")]
 
     operations = [
+        append_only(
+            function="ledger_refuse_change", label="ledger", tables=["ledger_entries", "ledger_journals"]
+        ),
         # No parameters are passed, so PL/pgSQL's % placeholders reach PostgreSQL as written.
         migrations.RunSQL(POSTGRES_UP, POSTGRES_DOWN),
     ]

@@ -55,8 +55,9 @@ def test_the_sendgrid_payload(
     settings.FRONTEND_URL = "https://app.wallet.example/"
     withdrawal = failed_withdrawal(user, fund, revio)
     # Characters that mean something in HTML must be escaped there and left alone in the text part.
-    Transaction.objects.filter(id=withdrawal.id).update(failure_reason="Account closed & <b>frozen</b>")
     row = Notification.objects.get(transaction_id=withdrawal.id, event="withdrawal.failed")
+    row.context["failure_reason"] = "Account closed & <b>frozen</b>"  # the email's snapshot
+    row.save(update_fields=["context"])
 
     assert notification_send(notification_id=row.id, now=timezone.now()) == SendOutcome.SENT
 

@@ -24,7 +24,7 @@ from wallet.core.idempotency import (
     RequestInProgressError,
 )
 from wallet.ledger import public as ledger
-from wallet.revio.contracts import BankAccount
+from wallet.revio.public import BankAccount
 from wallet.statements import public as statements
 from wallet.transactions import hold as deposit_hold
 from wallet.transactions import selectors, services
