@@ -39,7 +39,7 @@ from wallet.transactions import public as transactions
 
 logger = logging.getLogger(__name__)
 
-# webhooks.services.EFT_OBJECT_TYPE: the webhook log is read as data here, not through the webhooks app.
+# webhooks.models.EFT_OBJECT_TYPE: the webhook log is read as data here, not through the webhooks app.
 _EFT_OBJECT_TYPE = "eft_payment"
 
 S = transactions.TransactionStatus

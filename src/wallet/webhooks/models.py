@@ -3,6 +3,9 @@
 from django.db import models
 from django.utils import timezone
 
+# EFT payment callbacks (unsigned; wallet.revio.eft) are logged under this object type.
+EFT_OBJECT_TYPE = "eft_payment"
+
 
 class WebhookStatus(models.TextChoices):
     RECEIVED = "received", "Received, waiting to be processed"
