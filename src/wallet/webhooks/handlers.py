@@ -5,11 +5,18 @@ and applies it through the wallet's state-guarded, idempotent services. It retur
 happened, flagged for review), or raises RetryLaterError when the answer must wait.
 """
 
+import contextlib
+import contextvars
 import json
 import logging
+import os
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
+
+from django.conf import settings
 
 from wallet.revio import payouts as revio_payouts
 from wallet.revio.client import get_client, purchase_take_back
@@ -70,7 +77,12 @@ def _apply_purchase(log: WebhookLog) -> Outcome:
             checkout_url=purchase.checkout_url,
         )
 
-    return _apply_revio_object(log, transactions.TransactionType.DEPOSIT, get_client().purchase_get, apply)
+    return _apply_revio_object(
+        log,
+        transactions.TransactionType.DEPOSIT,
+        lambda purchase_id: _reread(*_purchase_read(purchase_id)),
+        apply,
+    )
 
 
 def _apply_eft_payment(log: WebhookLog) -> Outcome:
@@ -82,7 +94,9 @@ def _apply_eft_payment(log: WebhookLog) -> Outcome:
     """
     source = transactions.TransactionEvent.Source.WEBHOOK
     try:
-        payout = revio_payouts.get_payouts().get(log.object_id)
+        payout = _reread(
+            ("eft_payment", log.object_id), lambda: revio_payouts.get_payouts().get(log.object_id)
+        )
     except RevioRejectedError as exc:
         if exc.status == 404:
             return WebhookStatus.IGNORED, "no such EFT payment at Revio: nothing to apply", False
@@ -201,7 +215,7 @@ def _apply_reversal_payment(log: WebhookLog) -> Outcome:
         logger.error("%s for unknown purchase %s (webhook %s)", log.event_type, purchase_id, log.id)
         return WebhookStatus.PROCESSED, f"flagged for review: {log.event_type} for an unknown purchase", True
     try:
-        state = purchase_take_back(get_client(), purchase_id)
+        state = _reread(*_take_back_read(purchase_id))
     except RevioError as exc:
         raise RetryLaterError(f"could not read purchase {purchase_id} from Revio: {exc}") from exc
     source = transactions.TransactionEvent.Source.WEBHOOK
@@ -254,3 +268,92 @@ def event_dispatch(log: WebhookLog) -> Outcome:
     if handler is None:
         return WebhookStatus.IGNORED, f"no action for {log.object_type} events", False
     return handler(log)
+
+
+# -- re-reads from Revio, made ahead for a batch -----------------------------------------------------------
+
+_prefetched: contextvars.ContextVar[dict[Hashable, "Future[Any]"] | None] = contextvars.ContextVar(
+    "webhook_rereads", default=None
+)
+_pool_lock = threading.Lock()
+_pool_of: dict[int, ThreadPoolExecutor] = {}  # by process id: a forked worker starts its own
+
+
+def _pool() -> ThreadPoolExecutor:
+    with _pool_lock:
+        pool = _pool_of.get(os.getpid())
+        if pool is None:
+            pool = ThreadPoolExecutor(
+                max_workers=settings.WEBHOOK_REREAD_CONCURRENCY, thread_name_prefix="webhook-reread"
+            )
+            _pool_of[os.getpid()] = pool
+        return pool
+
+
+def _reread(key: Hashable, read: Callable[[], Any]) -> Any:
+    """The batch's prefetched answer for this read (its error re-raised here, where the handler catches
+    it), used once; otherwise the read, made now."""
+    prefetched = _prefetched.get()
+    future = prefetched.pop(key, None) if prefetched is not None else None
+    return read() if future is None else future.result()
+
+
+Read = tuple[Hashable, Callable[[], Any]]  # a Revio read and the key that names it within a batch
+
+
+def _purchase_read(purchase_id: str) -> Read:
+    return ("purchase", purchase_id), lambda: get_client().purchase_get(purchase_id)
+
+
+def _purchase_reread(purchase_id: str) -> Purchase:
+    purchase: Purchase = _reread(*_purchase_read(purchase_id))
+    return purchase
+
+
+def _eft_payment_read(payment_id: str) -> Read:
+    return ("eft_payment", payment_id), lambda: revio_payouts.get_payouts().get(payment_id)
+
+
+def _take_back_read(purchase_id: str) -> Read:
+    return ("take_back", purchase_id), lambda: purchase_take_back(get_client(), purchase_id)
+
+
+def _reread_of(log: WebhookLog) -> Read | None:
+    """The one Revio read the event's handler will make, or None (no read, or not known before it runs)."""
+    if log.object_type == "purchase":
+        return _purchase_read(log.object_id)
+    if log.object_type == EFT_OBJECT_TYPE:
+        return _eft_payment_read(log.object_id)
+    if log.event_type in _REVERSAL_EVENTS:
+        body = json.loads(log.body)
+        related = body.get("related_to")
+        purchase_id = related.get("id") if isinstance(related, dict) else None
+        if isinstance(purchase_id, str) and purchase_id and body.get("status") == "success":
+            return _take_back_read(purchase_id)
+    return None
+
+
+@contextlib.contextmanager
+def prefetched_rereads(batch: Sequence[WebhookLog]) -> Iterator[None]:
+    """Start the batch's re-reads from Revio at once, WEBHOOK_REREAD_CONCURRENCY at a time, for its
+    handlers to pick up. The reads touch no database, so the applies stay on the caller's connection.
+
+    An answer read a moment before its event is applied is as good as one read then: Revio's state is the
+    truth either way, and the wallet's state machines only move forward. A read the handler turns out not
+    to need (it found nothing to apply first) is made and dropped. A lone event is read by its handler.
+    """
+    if len(batch) < 2 or _prefetched.get() is not None:
+        yield
+        return
+    futures: dict[Hashable, Future[Any]] = {}
+    for log in batch:
+        reread = _reread_of(log)
+        if reread is not None and reread[0] not in futures:
+            futures[reread[0]] = _pool().submit(reread[1])
+    token = _prefetched.set(futures)
+    try:
+        yield
+    finally:
+        _prefetched.reset(token)
+        for future in futures.values():  # unused: let them finish; their answers are dropped
+            future.cancel()

@@ -8,36 +8,68 @@ idempotent, so at-least-once processing never moves money twice.
 """
 
 import logging
+import math
+import time
 import traceback
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache as default_cache
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from wallet.audit import public as audit
+from wallet.core import cache as shared_cache
 from wallet.core import metrics
 from wallet.core.db import model_columns, model_from_row
 from wallet.core.faults import crash_point
 from wallet.webhooks.errors import RetryLaterError
-from wallet.webhooks.handlers import event_dispatch
+from wallet.webhooks.handlers import event_dispatch, prefetched_rereads
 from wallet.webhooks.models import WebhookLog, WebhookRejection, WebhookStatus
 
 logger = logging.getLogger(__name__)
 
 
-def task_enqueue(log_id: int) -> None:
-    """Send the event's processing to Celery (services._enqueue, the seam to the broker)."""
-    from wallet.webhooks.tasks import webhook_process_task  # here: the tasks module imports this one
+_NUDGE_KEY = "webhooks:drain:nudged"
+# How long past its nudge's window a nudged drain keeps looking for events (a nudge held back by the window
+# may belong to an event inserted at its very end).
+_LINGER_MARGIN_SECONDS = 0.05
 
+
+def nudge(log_id: int | None = None) -> bool:
+    """Wake the drain: at most one Celery message per WEBHOOK_NUDGE_SECONDS across every process (Redis
+    SET NX with that expiry), never one per event. Returns whether a message was sent.
+
+    The nudged drain keeps claiming until the window that held back later nudges has passed, so an event
+    whose nudge was held back is claimed by the drain that holds the window (docs/adr/0019). `log_id` is
+    unused: the drain claims whatever is due; it is the seam's signature (services._enqueue).
+    """
+    from wallet.webhooks.tasks import webhooks_drain_task  # here: the tasks module imports this one
+
+    window = settings.WEBHOOK_NUDGE_SECONDS
+    nudged_at = time.time()
     try:
+        if not _window_take(window):
+            return False
         # One quick retry only: the event is safe in the log, and Revio is waiting for our answer.
-        webhook_process_task.apply_async(
-            kwargs={"log_id": log_id}, retry=True, retry_policy={"max_retries": 1, "interval_start": 0.2}
+        webhooks_drain_task.apply_async(
+            kwargs={"linger_until": nudged_at + window + _LINGER_MARGIN_SECONDS},
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0.2},
         )
-    except Exception:  # broker down: the sweep finds the event in the log later
-        logger.warning("could not enqueue webhook %s; the sweep will pick it up", log_id, exc_info=True)
+    except Exception:  # Redis or the broker down: the periodic sweep finds the event in the log
+        logger.warning("could not wake the webhook drain; the sweep will pick events up", exc_info=True)
+        return False
+    return True
+
+
+def _window_take(window: float) -> bool:
+    """True if no nudge was sent in the last `window` seconds (and this one now holds the window)."""
+    client = shared_cache.redis_client()
+    key = default_cache.make_and_validate_key(_NUDGE_KEY)
+    if client is not None:
+        return bool(client.set(key, b"1", nx=True, px=max(int(window * 1000), 1)))
+    return bool(default_cache.add(_NUDGE_KEY, 1, timeout=max(math.ceil(window), 1)))
 
 
 def wake_worker(log_id: int) -> None:
@@ -58,6 +90,11 @@ def webhook_process(*, log_id: int, now: datetime | None = None) -> str | None:
     log = _claim(log_id=log_id, now=now)
     if log is None:
         return None
+    return _process_claimed(log, now=now)
+
+
+def _process_claimed(log: WebhookLog, *, now: datetime) -> str:
+    """Apply a claimed event with its handler and record what became of it; returns its new status."""
     crash_point("webhook.claimed")
     try:
         status, result, review = event_dispatch(log)
@@ -81,15 +118,89 @@ def webhook_process(*, log_id: int, now: datetime | None = None) -> str | None:
     return status
 
 
+def webhooks_drain(
+    *, now: datetime | None = None, linger_until: float | None = None, budget_seconds: float | None = None
+) -> int:
+    """Claim due events in batches and process them until none is due; returns how many were processed.
+
+    Due: received, failed past its backoff, or processing with its worker's lease run out. Each batch is
+    claimed in one statement that skips rows another worker holds, so concurrent drains share the backlog
+    and never take one event twice. The batch's re-reads from Revio run first, concurrently in a bounded
+    pool; then each event is applied in order. A drain woken by a nudge keeps looking until `linger_until`
+    (Unix time); after `budget_seconds` (WEBHOOK_DRAIN_SECONDS) it hands the rest to a fresh drain.
+    """
+    budget = settings.WEBHOOK_DRAIN_SECONDS if budget_seconds is None else budget_seconds
+    started = time.monotonic()
+    processed = 0
+    while True:
+        at = now or timezone.now()
+        batch = _claim_batch(now=at, limit=settings.WEBHOOK_BATCH_SIZE)
+        if batch:
+            with prefetched_rereads(batch):
+                for log in batch:
+                    _process_claimed(log, now=at)
+            processed += len(batch)
+            if time.monotonic() - started > budget:
+                nudge()  # the backlog is not empty: the next drain takes it from here
+                break
+            continue
+        remaining = (linger_until or 0) - time.time()
+        if remaining <= 0:
+            break
+        time.sleep(min(remaining, _LINGER_MARGIN_SECONDS))
+    if processed:
+        metrics.increment("webhooks_drained", processed)
+    return processed
+
+
+# Due: received; failed, once its backoff is over; processing, once its worker's lease ran out.
+_DUE_SQL = "status = %s OR (status = %s AND next_attempt_at <= %s) OR (status = %s AND lease_expires_at < %s)"
+# The batch claim: due rows in id order, those another transaction holds skipped (FOR UPDATE SKIP LOCKED),
+# leased in the same statement. The subquery's lock re-checks its WHERE on a row changed since the
+# statement's snapshot, so a row another drain has just claimed is not claimed again.
+_CLAIM_BATCH_SQL = f"""
+    UPDATE webhook_logs
+    SET status = %s, attempts = attempts + 1, lease_expires_at = %s
+    WHERE id IN (
+        SELECT id FROM webhook_logs
+        WHERE {_DUE_SQL}
+        ORDER BY id
+        LIMIT %s
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING {model_columns(WebhookLog)}
+"""  # noqa: S608  # nosec B608
+
+
+def _claim_batch(*, now: datetime, limit: int) -> list[WebhookLog]:
+    """Take a lease on up to `limit` due events nobody else holds, in one autocommit statement."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_BATCH_SQL, [*_lease_params(now), *_due_params(now), limit])
+        rows = cursor.fetchall()
+    logs = [model_from_row(WebhookLog, row, alias=connection.alias) for row in rows]
+    return sorted(logs, key=lambda log: log.id)
+
+
+def _lease_params(now: datetime) -> list[str | datetime]:
+    lease_expires_at = now + timedelta(seconds=settings.WEBHOOK_PROCESSING_LEASE_SECONDS)
+    return [WebhookStatus.PROCESSING.value, lease_expires_at]
+
+
+def _due_params(now: datetime) -> list[str | datetime]:
+    return [
+        WebhookStatus.RECEIVED.value,
+        WebhookStatus.FAILED.value,  # a retry waits out its backoff
+        now,
+        WebhookStatus.PROCESSING.value,  # a dead worker's event, once its lease ran out
+        now,
+    ]
+
+
 # The claimed row comes back whole (the model's own column names, never input: hence noqa and nosec).
 _CLAIM_SQL = f"""
     UPDATE webhook_logs
     SET status = %s, attempts = attempts + 1, lease_expires_at = %s
-    WHERE id = %s AND (
-        status = %s
-        OR (status = %s AND next_attempt_at <= %s)
-        OR (status = %s AND lease_expires_at < %s)
-    )
+    WHERE id = %s AND ({_DUE_SQL})
     RETURNING {model_columns(WebhookLog)}
 """  # noqa: S608  # nosec B608
 
@@ -97,26 +208,13 @@ _CLAIM_SQL = f"""
 def _claim(*, log_id: int, now: datetime) -> WebhookLog | None:
     """Take a lease on the event if it is due (received, a failed one past its backoff, or one whose
     worker's lease expired) and nobody else holds it; the claimed row, or None."""
-    lease_expires_at = now + timedelta(seconds=settings.WEBHOOK_PROCESSING_LEASE_SECONDS)
     # One autocommit UPDATE ... RETURNING instead of BEGIN / SELECT ... FOR UPDATE / UPDATE / COMMIT.
     # It waits for the row rather than skipping it (no SKIP LOCKED): a duplicate delivery's counter update
     # holds it for a moment, and skipping would leave the event to the sweep. Under READ COMMITTED an
     # UPDATE that waited re-evaluates its WHERE on the row's new version, so a row another worker just
     # claimed (processing, lease valid) no longer matches and is not claimed twice.
     with connection.cursor() as cursor:
-        cursor.execute(
-            _CLAIM_SQL,
-            [
-                WebhookStatus.PROCESSING.value,
-                lease_expires_at,
-                log_id,
-                WebhookStatus.RECEIVED.value,
-                WebhookStatus.FAILED.value,  # a retry waits out its backoff
-                now,
-                WebhookStatus.PROCESSING.value,  # a dead worker's event, once its lease ran out
-                now,
-            ],
-        )
+        cursor.execute(_CLAIM_SQL, [*_lease_params(now), log_id, *_due_params(now)])
         row = cursor.fetchone()
     if row is None:
         return None
@@ -148,22 +246,9 @@ def _fail(log: WebhookLog, error: str, *, now: datetime) -> str:
 
 
 def webhooks_sweep(*, now: datetime | None = None) -> int:
-    """Enqueue every event that is due: failed ones whose backoff passed, received ones whose Celery
-    message may have been lost, and processing ones whose worker's lease expired. Returns how many."""
-    now = now or timezone.now()
-    stale_received = now - timedelta(seconds=30)
-    due = list(
-        WebhookLog.objects.filter(
-            Q(status=WebhookStatus.FAILED, next_attempt_at__lte=now)
-            | Q(status=WebhookStatus.RECEIVED, received_at__lte=stale_received)
-            | Q(status=WebhookStatus.PROCESSING, lease_expires_at__lt=now)
-        )
-        .order_by("id")
-        .values_list("id", flat=True)[:500]
-    )
-    for log_id in due:
-        wake_worker(log_id)
-    return len(due)
+    """The periodic drain: process every event that is due (failed ones whose backoff passed, received
+    ones whose nudge was lost, processing ones whose worker's lease expired). Returns how many."""
+    return webhooks_drain(now=now)
 
 
 _FINAL_STATUSES = (WebhookStatus.PROCESSED, WebhookStatus.IGNORED, WebhookStatus.DEAD_LETTERED)

@@ -1,13 +1,14 @@
 """Revio webhooks: intake (verify, log, deduplicate), processing (apply through the wallet), retries, replay.
 
 The webhook log is the queue of record. Intake (wallet.webhooks.intake) stores each verified event once and
-wakes the worker after commit; processing (wallet.webhooks.processing) claims the event with a lease and
-applies it with its handler (wallet.webhooks.handlers), which re-reads the object from Revio (the body is a
-trigger, Revio's current state is the truth) and calls the wallet's state-guarded services.
+nudges the drain after commit (at most one Celery message per short window, not one per event); the drain
+(wallet.webhooks.processing) claims due events in batches with a lease and applies each with its handler
+(wallet.webhooks.handlers), which re-reads the object from Revio (the body is a trigger, Revio's current
+state is the truth) and calls the wallet's state-guarded services. See docs/adr/0019.
 
 This module gathers the service names the app's views, admin, tasks and tests use (other apps use
-wallet.webhooks.public). `_enqueue` is the one seam to the broker: intake, the sweep and replay look it
-up here at call time, so a test can replace it and play the worker.
+wallet.webhooks.public). `_enqueue` (the nudge) is the one seam to the broker: intake and replay look it up
+here at call time, so a test can replace it and play the worker (webhook_process of the event).
 """
 
 from wallet.webhooks.handlers import event_dispatch
@@ -22,11 +23,12 @@ from wallet.webhooks.processing import (
     _claim,
     webhook_process,
     webhook_replay,
+    webhooks_drain,
     webhooks_purge,
     webhooks_sweep,
 )
 from wallet.webhooks.processing import (
-    task_enqueue as _enqueue,
+    nudge as _enqueue,
 )
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "webhook_process",
     "webhook_receive",
     "webhook_replay",
+    "webhooks_drain",
     "webhooks_purge",
     "webhooks_sweep",
 ]
