@@ -228,8 +228,8 @@ def markdown(results: dict[str, Any]) -> str:
         "(counted at the limit); "
         f"p50 {_fmt(settle.get('p50'))} ms, p99 {_fmt(settle.get('p99'))} ms, "
         f"max {_fmt(settle.get('max'))} ms; "
-        f"credits/s {_fmt(hooks.get('credits_per_s'))}; task messages still queued after the limit "
-        f"{hooks.get('backlog_queued_after_limit')} (dropped then); webhook_logs by status "
+        f"credits/s {_fmt(hooks.get('credits_per_s'))}; events still open in the log after the limit "
+        f"{hooks.get('backlog_queued_after_limit')} (set aside then); webhook_logs by status "
         f"{hooks.get('webhook_logs_by_status')}.",
         "",
         "### Targets (issue 9)",

@@ -3,6 +3,9 @@
 from django.db import models
 from django.utils import timezone
 
+# EFT payment callbacks (unsigned; wallet.revio.eft) are logged under this object type.
+EFT_OBJECT_TYPE = "eft_payment"
+
 
 class WebhookStatus(models.TextChoices):
     RECEIVED = "received", "Received, waiting to be processed"
@@ -49,6 +52,13 @@ class WebhookLog(models.Model):
             models.Index(fields=["status", "next_attempt_at"], name="webhook_log_due_idx"),
             models.Index(fields=["object_id"], name="webhook_log_object_idx"),
             models.Index(fields=["-received_at"], name="webhook_log_received_idx"),
+            # The drain's batch claim walks the open events in id order; finished rows (kept 90 days) are
+            # not in this index, so the claim never scans past them.
+            models.Index(
+                fields=["id"],
+                name="webhook_log_open_idx",
+                condition=models.Q(status__in=["received", "failed", "processing"]),
+            ),
         ]
 
     def __str__(self) -> str:

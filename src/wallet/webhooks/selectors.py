@@ -7,10 +7,7 @@ from typing import TypedDict
 
 from django.db.models import Count, Min, Q
 
-from wallet.webhooks.models import WebhookLog, WebhookStatus
-
-# The object type EFT payment callbacks are logged under (unsigned; wallet.revio.eft).
-EFT_OBJECT_TYPE = "eft_payment"
+from wallet.webhooks.models import EFT_OBJECT_TYPE, WebhookLog, WebhookStatus
 
 
 class ReportedObject(TypedDict):

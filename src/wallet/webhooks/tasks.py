@@ -7,17 +7,24 @@ from celery import shared_task
 from wallet.webhooks import services
 
 
+@shared_task(name="webhooks.drain", acks_late=True, ignore_result=True, soft_time_limit=120, time_limit=180)
+def webhooks_drain_task(*, linger_until: float | None = None, **kwargs: Any) -> None:
+    """Claim and process due events in batches until none is due (woken by intake's nudge)."""
+    services.webhooks_drain(linger_until=linger_until)
+
+
 @shared_task(
     name="webhooks.process_event", acks_late=True, ignore_result=True, soft_time_limit=120, time_limit=180
 )
 def webhook_process_task(*, log_id: int, **kwargs: Any) -> None:
-    """Process one logged Revio event; safe to run more than once."""
+    """Process one logged Revio event; safe to run more than once. Nothing sends these since the drain
+    (docs/adr/0019); kept for messages queued before that deploy."""
     services.webhook_process(log_id=log_id)
 
 
 @shared_task(name="webhooks.sweep", acks_late=True, ignore_result=True, soft_time_limit=60, time_limit=90)
 def webhook_sweep_task(**kwargs: Any) -> None:
-    """Re-enqueue due retries, lost messages and events whose worker died."""
+    """The periodic drain: due retries, events whose nudge was lost and events whose worker died."""
     services.webhooks_sweep()
 
 

@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -42,6 +43,54 @@ def deliver(api: APIClient, body: bytes, signature: str | None) -> Any:
     return api.post(URL, data=body, content_type="application/json", **headers)
 
 
+SIGNED = "signed"  # Delivery.deliver's default: signed with the pinned company key
+
+
+@dataclass(frozen=True)
+class Delivered:
+    response: Any
+    log: WebhookLog | None  # the event's row, if one was stored
+
+
+@dataclass
+class Delivery:
+    """One delivery to the webhook endpoint, as Revio makes it, with the processing it wakes run at once."""
+
+    api: APIClient
+    signer: Signer
+    event_body: EventBody
+    capture_on_commit: Any
+
+    def body(self, **fields: Any) -> bytes:
+        return self.event_body(**fields)
+
+    def deliver(self, body: bytes, *, signature: str | None = SIGNED, process: bool = True) -> Delivered:
+        """Post the body; with `process`, the enqueue on commit runs (eager Celery: processing happens)."""
+        signature = self.signer.sign(body) if signature == SIGNED else signature
+        if process:
+            with self.capture_on_commit(execute=True):
+                response = deliver(self.api, body, signature)
+        else:
+            response = deliver(self.api, body, signature)
+        return Delivered(response=response, log=self._log_of(body))
+
+    @staticmethod
+    def _log_of(body: bytes) -> WebhookLog | None:
+        try:
+            data = json.loads(body)
+            dedup_key = f"{data['id']}:{data['event_type']}:{data['updated_on']}"
+        except (ValueError, KeyError, TypeError):
+            return None
+        return WebhookLog.objects.filter(dedup_key=dedup_key).first()
+
+
+@pytest.fixture
+def delivery(
+    api: APIClient, signer: Signer, event_body: EventBody, django_capture_on_commit_callbacks: Any
+) -> Delivery:
+    return Delivery(api, signer, event_body, django_capture_on_commit_callbacks)
+
+
 def paid_deposit(user: User, revio: SandboxProcess) -> Transaction:
     deposit = wallet.deposit_create(user_id=user.id, email=user.email, amount=7_000, currency="ZAR")
     assert deposit.provider_object_id
@@ -50,9 +99,9 @@ def paid_deposit(user: User, revio: SandboxProcess) -> Transaction:
 
 
 class TestRefused:
-    def test_missing_signature(self, api: APIClient, signer: Signer, event_body: EventBody) -> None:
-        body = event_body()
-        response = deliver(api, body, None)
+    def test_missing_signature(self, delivery: Delivery) -> None:
+        body = delivery.body()
+        response = delivery.deliver(body, signature=None).response
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "signature_missing"
         rejection = WebhookRejection.objects.get()
@@ -75,10 +124,8 @@ class TestRefused:
             "empty",
         ],
     )
-    def test_forged_signatures(
-        self, api: APIClient, signer: Signer, event_body: EventBody, forge: str
-    ) -> None:
-        body = event_body()
+    def test_forged_signatures(self, delivery: Delivery, signer: Signer, forge: str) -> None:
+        body = delivery.body()
         signature = signer.sign(body)
         if forge == "garbage_base64":
             signature = "not base64 at all!"
@@ -101,14 +148,15 @@ class TestRefused:
             signature = signature[:40]
         elif forge == "empty":
             signature = ""
-        response = deliver(api, body, signature)
-        assert response.status_code == 401, response.content
-        assert response.json()["error"]["code"] in {"signature_invalid", "signature_missing"}
+        delivered = delivery.deliver(body, signature=signature)
+        assert delivered.response.status_code == 401, delivered.response.content
+        assert delivered.response.json()["error"]["code"] in {"signature_invalid", "signature_missing"}
+        assert delivered.log is None
         assert not WebhookLog.objects.exists()
         assert WebhookRejection.objects.count() == 1
 
-    def test_signature_is_checked_before_the_body_is_parsed(self, api: APIClient, signer: Signer) -> None:
-        response = deliver(api, b"{not json", "aGVsbG8=")
+    def test_signature_is_checked_before_the_body_is_parsed(self, delivery: Delivery) -> None:
+        response = delivery.deliver(b"{not json", signature="aGVsbG8=").response
         assert response.status_code == 401
 
     @pytest.mark.parametrize(
@@ -124,25 +172,23 @@ class TestRefused:
             % (b"a" * 60),
         ],
     )
-    def test_signed_but_not_a_revio_event(self, api: APIClient, signer: Signer, body: bytes) -> None:
-        response = deliver(api, body, signer.sign(body))
+    def test_signed_but_not_a_revio_event(self, delivery: Delivery, body: bytes) -> None:
+        response = delivery.deliver(body).response
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "malformed_event"
         assert WebhookRejection.objects.get().reason == "malformed_event"
 
-    def test_an_event_past_revios_retry_horizon_is_refused(
-        self, api: APIClient, signer: Signer, event_body: EventBody
-    ) -> None:
-        old = event_body(updated_on=int(time.time()) - 43 * 3600)
-        response = deliver(api, old, signer.sign(old))
+    def test_an_event_past_revios_retry_horizon_is_refused(self, delivery: Delivery) -> None:
+        old = delivery.body(updated_on=int(time.time()) - 43 * 3600)
+        response = delivery.deliver(old).response
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "event_too_old"
-        recent_retry = event_body(updated_on=int(time.time()) - 35 * 3600)  # an honest 35-hour-late retry
-        assert deliver(api, recent_retry, signer.sign(recent_retry)).status_code == 200
+        recent_retry = delivery.body(updated_on=int(time.time()) - 35 * 3600)  # an honest 35-hour-late retry
+        assert delivery.deliver(recent_retry).response.status_code == 200
 
-    def test_rejections_keep_no_body_and_only_short_headers(self, api: APIClient, signer: Signer) -> None:
+    def test_rejections_keep_no_body_and_only_short_headers(self, delivery: Delivery) -> None:
         body = b'{"secret": "' + b"x" * 5_000 + b'"}'
-        deliver(api, body, "A" * 500)
+        delivery.deliver(body, signature="A" * 500)
         rejection = WebhookRejection.objects.get()
         assert all(len(value) <= 64 for value in rejection.headers.values())
         assert "x" * 100 not in json.dumps(rejection.headers)
@@ -162,14 +208,13 @@ class TestRefused:
 
 
 class TestStoredOnce:
-    def test_a_valid_event_is_stored_verbatim_and_acknowledged(
-        self, api: APIClient, signer: Signer, event_body: EventBody
-    ) -> None:
-        body = event_body()
-        response = deliver(api, body, signer.sign(body))
-        assert response.status_code == 200
-        assert response.json() == {"status": "accepted"}
+    def test_a_valid_event_is_stored_verbatim_and_acknowledged(self, delivery: Delivery) -> None:
+        body = delivery.body()
+        delivered = delivery.deliver(body, process=False)
+        assert delivered.response.status_code == 200
+        assert delivered.response.json() == {"status": "accepted"}
         log = WebhookLog.objects.get()
+        assert delivered.log == log
         assert log.body.encode() == body
         assert (log.event_type, log.object_type, log.verified_with) == (
             "purchase.paid",
@@ -178,106 +223,76 @@ class TestStoredOnce:
         )
         assert log.dedup_key == f"{log.object_id}:purchase.paid:{log.updated_on}"
 
-    def test_the_same_event_twice_is_one_row(
-        self, api: APIClient, signer: Signer, event_body: EventBody
-    ) -> None:
-        body = event_body()
-        deliver(api, body, signer.sign(body))
-        response = deliver(api, body, signer.sign(body))
-        assert response.json() == {"status": "duplicate"}
+    def test_the_same_event_twice_is_one_row(self, delivery: Delivery) -> None:
+        body = delivery.body()
+        delivery.deliver(body, process=False)
+        delivered = delivery.deliver(body, process=False)
+        assert delivered.response.json() == {"status": "duplicate"}
         log = WebhookLog.objects.get()
         assert log.duplicates == 1
 
-    def test_a_later_event_of_the_same_object_is_a_new_row(
-        self, api: APIClient, signer: Signer, event_body: EventBody
-    ) -> None:
-        first, later = event_body(), event_body(updated_on=int(time.time()) + 5)
-        deliver(api, first, signer.sign(first))
-        deliver(api, later, signer.sign(later))
+    def test_a_later_event_of_the_same_object_is_a_new_row(self, delivery: Delivery) -> None:
+        first, later = delivery.body(), delivery.body(updated_on=int(time.time()) + 5)
+        delivery.deliver(first, process=False)
+        delivery.deliver(later, process=False)
         assert WebhookLog.objects.count() == 2
 
 
 class TestProcessing:
     def test_a_paid_event_credits_once_after_rereading_revio(
-        self,
-        api: APIClient,
-        signer: Signer,
-        event_body: EventBody,
-        user: User,
-        revio: SandboxProcess,
-        django_capture_on_commit_callbacks: Any,
+        self, delivery: Delivery, user: User, revio: SandboxProcess
     ) -> None:
         deposit = paid_deposit(user, revio)
-        body = event_body(id=deposit.provider_object_id, reference=str(deposit.id))
-        with django_capture_on_commit_callbacks(execute=True):
-            deliver(api, body, signer.sign(body))
-        with django_capture_on_commit_callbacks(execute=True):
-            deliver(api, body, signer.sign(body))
-        log = WebhookLog.objects.get()
+        body = delivery.body(id=deposit.provider_object_id, reference=str(deposit.id))
+        delivery.deliver(body)
+        log = delivery.deliver(body).log
+        assert log is not None
+        assert log == WebhookLog.objects.get()
         assert (log.status, log.attempts) == ("processed", 1)
         assert log.result == "applied: Revio says paid"
         assert balance_get(user_id=user.id, currency="ZAR").available == 7_000
 
     def test_the_body_is_a_trigger_not_the_truth(
-        self,
-        api: APIClient,
-        signer: Signer,
-        event_body: EventBody,
-        user: User,
-        revio: SandboxProcess,
-        django_capture_on_commit_callbacks: Any,
+        self, delivery: Delivery, user: User, revio: SandboxProcess
     ) -> None:
         """A signed "paid" event for a purchase Revio says is unpaid credits nothing."""
         deposit = wallet.deposit_create(user_id=user.id, email=user.email, amount=7_000, currency="ZAR")
-        body = event_body(id=deposit.provider_object_id, reference=str(deposit.id))
-        with django_capture_on_commit_callbacks(execute=True):
-            deliver(api, body, signer.sign(body))
-        log = WebhookLog.objects.get()
+        body = delivery.body(id=deposit.provider_object_id, reference=str(deposit.id))
+        log = delivery.deliver(body).log
+        assert log is not None
+        assert log == WebhookLog.objects.get()
         assert log.status == "ignored"
         assert "Revio now says created" in log.result
         assert balance_get(user_id=user.id, currency="ZAR").available == 0
 
     def test_an_event_older_than_our_state_is_stored_as_ignored_with_the_reason(
-        self,
-        api: APIClient,
-        signer: Signer,
-        event_body: EventBody,
-        user: User,
-        revio: SandboxProcess,
-        django_capture_on_commit_callbacks: Any,
+        self, delivery: Delivery, user: User, revio: SandboxProcess
     ) -> None:
         deposit = paid_deposit(user, revio)
-        paid = event_body(id=deposit.provider_object_id, reference=str(deposit.id))
-        with django_capture_on_commit_callbacks(execute=True):
-            deliver(api, paid, signer.sign(paid))
-        earlier = event_body(
+        paid = delivery.body(id=deposit.provider_object_id, reference=str(deposit.id))
+        delivery.deliver(paid)
+        earlier = delivery.body(
             id=deposit.provider_object_id,
             reference=str(deposit.id),
             status="viewed",
             event_type="purchase.viewed",
             updated_on=json.loads(paid)["updated_on"] - 30,
         )
-        with django_capture_on_commit_callbacks(execute=True):
-            deliver(api, earlier, signer.sign(earlier))
-        stale = WebhookLog.objects.get(event_type="purchase.viewed")
+        stale = delivery.deliver(earlier).log
+        assert stale is not None
+        assert stale == WebhookLog.objects.get(event_type="purchase.viewed")
         assert stale.status == "ignored"
         assert stale.result == "stale: the event says viewed, Revio now says paid; already applied"
         assert balance_get(user_id=user.id, currency="ZAR").available == 7_000
 
     def test_a_refund_revio_does_not_account_for_is_flagged_and_moves_no_money(
-        self,
-        api: APIClient,
-        signer: Signer,
-        event_body: EventBody,
-        user: User,
-        revio: SandboxProcess,
-        django_capture_on_commit_callbacks: Any,
+        self, delivery: Delivery, user: User, revio: SandboxProcess
     ) -> None:
         # A signed payment.refunded whose purchase, re-read from Revio, shows nothing refunded: not debited.
         deposit = paid_deposit(user, revio)
         apply_deposit(deposit)  # credited (the sandbox's own events are refused: our key is pinned)
         before = balance_get(user_id=user.id, currency="ZAR").available
-        body = event_body(
+        body = delivery.body(
             id=str(uuid.uuid4()),
             type="payment",
             event_type="payment.refunded",
@@ -287,34 +302,27 @@ class TestProcessing:
             reference=str(deposit.id),
             related_to={"type": "purchase", "id": deposit.provider_object_id},
         )
-        with django_capture_on_commit_callbacks(execute=True):
-            deliver(api, body, signer.sign(body))
-        assert WebhookLog.objects.get().result.endswith(": flagged")
+        log = delivery.deliver(body).log
+        assert log is not None
+        assert log == WebhookLog.objects.get()
+        assert log.result.endswith(": flagged")
         deposit.refresh_from_db()
         assert deposit.needs_review is True
         assert "accounts for 0 taken back" in deposit.review_reason
         assert balance_get(user_id=user.id, currency="ZAR").available == before
 
-    def test_other_object_types_are_ignored_with_a_reason(
-        self, api: APIClient, signer: Signer, event_body: EventBody, django_capture_on_commit_callbacks: Any
-    ) -> None:
-        body = event_body(
+    def test_other_object_types_are_ignored_with_a_reason(self, delivery: Delivery) -> None:
+        body = delivery.body(
             type="billing_template_client",
             event_type="billing_template_client.subscription_billing_cancelled",
         )
-        with django_capture_on_commit_callbacks(execute=True):
-            deliver(api, body, signer.sign(body))
-        log = WebhookLog.objects.get()
+        log = delivery.deliver(body).log
+        assert log is not None
+        assert log == WebhookLog.objects.get()
         assert (log.status, log.result) == ("ignored", "no action for billing_template_client events")
 
     def test_an_event_before_our_commit_is_retried_later_not_failed_for_good(
-        self,
-        api: APIClient,
-        signer: Signer,
-        event_body: EventBody,
-        user: User,
-        revio: SandboxProcess,
-        django_capture_on_commit_callbacks: Any,
+        self, delivery: Delivery, user: User, revio: SandboxProcess
     ) -> None:
         # Revio has the purchase (with our reference) and it is paid before our own deposit commit lands.
         deposit_id = uuid.uuid4()
@@ -329,10 +337,10 @@ class TestProcessing:
                 },
             ).json()
         revio.control.purchase_pay(purchase["id"])
-        body = event_body(id=purchase["id"], reference=str(deposit_id))
-        with django_capture_on_commit_callbacks(execute=True):
-            deliver(api, body, signer.sign(body))
-        log = WebhookLog.objects.get()
+        body = delivery.body(id=purchase["id"], reference=str(deposit_id))
+        log = delivery.deliver(body).log
+        assert log is not None
+        assert log == WebhookLog.objects.get()
         assert log.status == "failed"
         assert f"no deposit {deposit_id} (yet)" in log.last_error
         assert log.next_attempt_at is not None
@@ -357,9 +365,7 @@ class TestProcessing:
 class TestRetriesAndDeadLetters:
     def test_failures_back_off_then_dead_letter_then_replay_applies_once(
         self,
-        api: APIClient,
-        signer: Signer,
-        event_body: EventBody,
+        delivery: Delivery,
         user: User,
         revio: SandboxProcess,
         settings: Any,
@@ -367,11 +373,11 @@ class TestRetriesAndDeadLetters:
     ) -> None:
         settings.WEBHOOK_MAX_ATTEMPTS = 3
         deposit = paid_deposit(user, revio)
-        body = event_body(id=deposit.provider_object_id, reference=str(deposit.id))
+        body = delivery.body(id=deposit.provider_object_id, reference=str(deposit.id))
         revio.control.fail_next(f"GET /api/v1/purchases/{deposit.provider_object_id}/", status=500, count=100)
-        with django_capture_on_commit_callbacks(execute=True):
-            deliver(api, body, signer.sign(body))
-        log = WebhookLog.objects.get()
+        log = delivery.deliver(body).log
+        assert log is not None
+        assert log == WebhookLog.objects.get()
         first_retry = log.next_attempt_at
         assert (log.status, log.attempts) == ("failed", 1)
         assert first_retry is not None
@@ -396,19 +402,12 @@ class TestRetriesAndDeadLetters:
             call_command("webhooks_replay", "--status", "dead_lettered", stdout=StringIO())
         assert balance_get(user_id=user.id, currency="ZAR").available == 7_000
 
-    def test_backoff_grows_exponentially(
-        self,
-        api: APIClient,
-        signer: Signer,
-        event_body: EventBody,
-        settings: Any,
-        django_capture_on_commit_callbacks: Any,
-    ) -> None:
+    def test_backoff_grows_exponentially(self, delivery: Delivery, settings: Any) -> None:
         settings.WEBHOOK_RETRY_BASE_SECONDS = 10
-        body = event_body(reference=str(uuid.uuid4()))  # never found: retried
-        with django_capture_on_commit_callbacks(execute=True):
-            deliver(api, body, signer.sign(body))
-        log = WebhookLog.objects.get()
+        body = delivery.body(reference=str(uuid.uuid4()))  # never found: retried
+        log = delivery.deliver(body).log
+        assert log is not None
+        assert log == WebhookLog.objects.get()
         gaps = []
         for _ in range(3):
             now = log.next_attempt_at
@@ -420,12 +419,13 @@ class TestRetriesAndDeadLetters:
         assert gaps == [20, 40, 80]
 
     def test_an_event_whose_worker_died_is_picked_up_after_its_lease(
-        self, signer: Signer, event_body: EventBody, user: User, revio: SandboxProcess, api: APIClient
+        self, delivery: Delivery, user: User, revio: SandboxProcess
     ) -> None:
         deposit = paid_deposit(user, revio)
-        body = event_body(id=deposit.provider_object_id, reference=str(deposit.id))
-        deliver(api, body, signer.sign(body))  # no on_commit here: stored, never processed
-        log = WebhookLog.objects.get()
+        body = delivery.body(id=deposit.provider_object_id, reference=str(deposit.id))
+        log = delivery.deliver(body, process=False).log  # stored, never processed
+        assert log is not None
+        assert log == WebhookLog.objects.get()
         WebhookLog.objects.filter(id=log.id).update(
             status="processing", attempts=1, lease_expires_at=timezone.now() - timedelta(seconds=1)
         )
