@@ -16,7 +16,7 @@ app.autodiscover_tasks()
 
 # Periodic jobs, all in one place. Each entry names a task with a stable name and explains its cadence.
 app.conf.beat_schedule = {
-    # The periodic drain (docs/adr/0019): webhook retries with backoff, events whose nudge was lost and events
+    # The periodic drain (docs/adr/0021): webhook retries with backoff, events whose nudge was lost and events
     # whose worker died; every 10 seconds, so a retry is late by at most that much on top of its backoff.
     "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 10.0},
     # Finished webhook log rows and rejections older than WEBHOOK_LOG_RETENTION_DAYS (issue 17 F1).

@@ -37,7 +37,7 @@ WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=15)
 WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=3600)
 # A worker that claimed an event and went silent this long is presumed dead; the event is retried.
 WEBHOOK_PROCESSING_LEASE_SECONDS = env.int("WEBHOOK_PROCESSING_LEASE_SECONDS", default=300)
-# The drain (docs/adr/0019): intake nudges it at most once per WEBHOOK_NUDGE_SECONDS (not once per event); it
+# The drain (docs/adr/0021): intake nudges it at most once per WEBHOOK_NUDGE_SECONDS (not once per event); it
 # claims up to WEBHOOK_BATCH_SIZE due events at a time, re-reads them from Revio WEBHOOK_REREAD_CONCURRENCY
 # at a time, and after WEBHOOK_DRAIN_SECONDS hands the backlog to a fresh drain. How many drains run at
 # once is the webhooks queue's worker concurrency: keep it below the cores, so intake keeps its latency.

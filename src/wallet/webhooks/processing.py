@@ -41,7 +41,7 @@ def nudge(log_id: int | None = None) -> bool:
     SET NX with that expiry), never one per event. Returns whether a message was sent.
 
     The nudged drain keeps claiming until the window that held back later nudges has passed, so an event
-    whose nudge was held back is claimed by the drain that holds the window (docs/adr/0019). `log_id` is
+    whose nudge was held back is claimed by the drain that holds the window (docs/adr/0021). `log_id` is
     unused: the drain claims whatever is due; it is the seam's signature (services._enqueue).
     """
     from wallet.webhooks.tasks import webhooks_drain_task  # here: the tasks module imports this one

@@ -4,7 +4,7 @@ The webhook log is the queue of record. Intake (wallet.webhooks.intake) stores e
 nudges the drain after commit (at most one Celery message per short window, not one per event); the drain
 (wallet.webhooks.processing) claims due events in batches with a lease and applies each with its handler
 (wallet.webhooks.handlers), which re-reads the object from Revio (the body is a trigger, Revio's current
-state is the truth) and calls the wallet's state-guarded services. See docs/adr/0019.
+state is the truth) and calls the wallet's state-guarded services. See docs/adr/0021.
 
 This module gathers the service names the app's views, admin, tasks and tests use (other apps use
 wallet.webhooks.public). `_enqueue` (the nudge) is the one seam to the broker: intake and replay look it up

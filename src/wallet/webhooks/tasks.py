@@ -18,7 +18,7 @@ def webhooks_drain_task(*, linger_until: float | None = None, **kwargs: Any) -> 
 )
 def webhook_process_task(*, log_id: int, **kwargs: Any) -> None:
     """Process one logged Revio event; safe to run more than once. Nothing sends these since the drain
-    (docs/adr/0019); kept for messages queued before that deploy."""
+    (docs/adr/0021); kept for messages queued before that deploy."""
     services.webhook_process(log_id=log_id)
 
 

@@ -1,4 +1,4 @@
-"""The drain (docs/adr/0019): batches claimed from the log, never twice, a crash mid-batch recovered after
+"""The drain (docs/adr/0021): batches claimed from the log, never twice, a crash mid-batch recovered after
 the lease, re-reads made concurrently, and intake waking it without one message per event."""
 
 import threading
