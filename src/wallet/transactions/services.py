@@ -1,7 +1,7 @@
 """Deposits and withdrawals: creating them, and applying what Revio says happened to them.
 
 Every money movement locks the user's balance row, writes a balanced ledger journal and the status change
-in one SERIALIZABLE transaction (wallet.core.db). Calls to Revio happen outside any transaction and row
+in one transaction (ledger.balance_movement). Calls to Revio happen outside any transaction and row
 lock (docs/adr/0002-payout-after-commit.md): the reservation commits first, then the payout is requested
 with our withdrawal id as its reference, then the answer is applied in a transaction of its own.
 
@@ -14,7 +14,6 @@ import enum
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sentry_sdk
@@ -24,7 +23,6 @@ from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from wallet.core import crypto, idempotency, metrics
-from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
 from wallet.core.errors import ValidationFailedError
 from wallet.core.faults import crash_point
 from wallet.events import public as events  # outgoing events (issue 19): the hook in _transition
@@ -33,7 +31,7 @@ from wallet.notifications import public as notifications
 from wallet.revio import breaker as revio_breaker
 from wallet.revio import payouts as revio_payouts
 from wallet.revio.client import get_client
-from wallet.revio.contracts import BankAccount, PayoutOutcome, PurchaseOutcome
+from wallet.revio.contracts import BankAccount, Payout, PayoutOutcome, Purchase, PurchaseOutcome
 from wallet.revio.errors import RevioNotCreatedError, RevioOutcomeUnknownError, RevioUnavailableError
 from wallet.transactions import hold as deposit_hold
 from wallet.transactions import states
@@ -62,6 +60,15 @@ class Applied(enum.StrEnum):
     UNCHANGED = "unchanged"  # already in that state, or the state means no change (still pending)
     STALE = "stale"  # older than what we hold: an out-of-order event; nothing changed
     FLAGGED = "flagged"  # Revio's object disagrees with ours (amount, currency, id): flagged for review
+
+
+class PayoutSent(enum.StrEnum):
+    """What an attempt to send a withdrawal's payout did (withdrawal_payout_send)."""
+
+    SENT = "sent"  # the request went to Revio: accepted (and applied), or its outcome is unknown
+    QUEUED = "queued"  # nothing was sent (breaker open, Revio unavailable): the payouts sweep sends it later
+    FAILED = "failed"  # Revio certainly refused it: the withdrawal failed and the reservation came back
+    SKIPPED = "skipped"  # sent already (or being sent by another worker), or no longer pending
 
 
 # -- deposits ---------------------------------------------------------------------------------------------
@@ -147,18 +154,7 @@ def _deposit_fail_unstarted(deposit_id: uuid.UUID, *, reason: str) -> None:
         deposit.save(update_fields=["failure_reason"])
 
 
-def deposit_apply_provider_state(
-    *,
-    deposit_id: uuid.UUID,
-    outcome: PurchaseOutcome,
-    purchase_id: str,
-    amount: int,
-    currency: str,
-    provider_status: str,
-    source: str,
-    is_test: bool = False,
-    checkout_url: str = "",
-) -> Applied:
+def deposit_apply_provider_state(*, deposit_id: uuid.UUID, purchase: Purchase, source: str) -> Applied:
     """Apply Revio's current state of the deposit's purchase (read from Revio, not from an event body).
     The purchase's `checkout_url` is stored if the deposit has none yet (its event came first).
 
@@ -171,17 +167,16 @@ def deposit_apply_provider_state(
     :raises IllegalTransitionError: the change is not in the state machine; nothing changed.
     """
     deposit = Transaction.objects.get(id=deposit_id, type=TransactionType.DEPOSIT)
-    ledger.balance_ensure(user_id=deposit.user_id, currency=deposit.currency)
+    outcome, provider_status, checkout_url = purchase.outcome, purchase.status, purchase.checkout_url
 
-    def apply() -> Applied:
-        balance = ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+    def apply(balance: ledger.LockedBalance) -> Applied:
         locked = Transaction.objects.select_for_update().get(id=deposit_id)
         mismatch = _provider_mismatch(
-            locked, provider_object_id=purchase_id, amount=amount, currency=currency
+            locked, provider_object_id=purchase.id, amount=purchase.amount, currency=purchase.currency
         )
         if mismatch:
             return _flag_for_review(locked, mismatch, source=source)
-        locked.provider_object_id = purchase_id
+        locked.provider_object_id = purchase.id
         locked.provider_status = provider_status
         linked = ["provider_object_id", "provider_status"]
         if checkout_url and not locked.checkout_url:  # the event before deposit_create stored the answer
@@ -211,7 +206,7 @@ def deposit_apply_provider_state(
             return Applied.UNCHANGED
         if locked.status == S.COMPLETED:
             return Applied.STALE  # paid is final for a deposit; a later "cancelled" is out of date
-        if target == S.COMPLETED and is_test and not settings.REVIO_ACCEPT_TEST_OBJECTS:
+        if target == S.COMPLETED and purchase.is_test and not settings.REVIO_ACCEPT_TEST_OBJECTS:
             return _flag_for_review(locked, "Revio's purchase is a test object: not credited", source=source)
         _transition(
             locked,
@@ -226,7 +221,7 @@ def deposit_apply_provider_state(
             ledger.deposit_credit(balance=balance, amount=locked.amount, transaction_id=locked.id)
         return Applied.CHANGED
 
-    return run_in_serializable_transaction(apply, lock_keys=[_balance_key(deposit)], isolation=READ_COMMITTED)
+    return ledger.balance_movement(user_id=deposit.user_id, currency=deposit.currency, fn=apply)
 
 
 # -- withdrawals ------------------------------------------------------------------------------------------
@@ -273,13 +268,7 @@ def withdrawal_create(
         }
     )
 
-    def reserve() -> Transaction:
-        try:
-            balance = ledger.balance_lock(user_id=user_id, currency=currency)
-        except ledger.Balance.DoesNotExist:  # never funded: nothing is available
-            raise ledger.InsufficientFundsError(
-                details={"available": 0, "requested": amount, "currency": currency}
-            ) from None
+    def reserve(balance: ledger.LockedBalance) -> Transaction:
         if balance.debt > 0:  # read under the balance lock: a clawback cannot slip in between
             raise DebtOutstandingError(details={"debt": balance.debt, "currency": currency})
         _check_withdrawal_limits(user_id=user_id, currency=currency, amount=amount, now=now)
@@ -303,10 +292,9 @@ def withdrawal_create(
         idempotency.record_claim(claim, resource_id=withdrawal_id)
         return withdrawal
 
-    withdrawal = run_in_serializable_transaction(
-        reserve,
-        lock_keys=[ledger.balance_lock_key(user_id=user_id, currency=currency)],
-        isolation=READ_COMMITTED,
+    # A balance never funded holds nothing: balance_movement refuses it (InsufficientFundsError).
+    withdrawal = ledger.balance_movement(
+        user_id=user_id, currency=currency, fn=reserve, create=False, requested=amount
     )
     crash_point("withdrawal.reserved")
 
@@ -330,7 +318,7 @@ def withdrawal_payout_send(
     currency: str,
     bank_account: BankAccount,
     source: str,
-) -> tuple[str, Transaction | None]:
+) -> tuple[PayoutSent, Transaction | None]:
     """Send the payout request of a pending withdrawal whose request was never sent, at most once.
 
     The request is claimed first (payout_requested_at set in its own commit, only if still unset), so two
@@ -339,8 +327,8 @@ def withdrawal_payout_send(
     refused, 429) is as if never sent: the claim is undone and the withdrawal stays pending, queued for the
     payouts sweep (withdrawals_send_queued). Only a definite refusal fails it and returns the reservation;
     any other answer (5xx, a proxy page, a timeout) leaves it pending with an unknown outcome. `amount`
-    and `currency` are the withdrawal's own (as reserved; they never change). Returns "sent", "queued",
-    "failed" or "skipped", and the withdrawal as Revio's answer left it when that answer was applied (the
+    and `currency` are the withdrawal's own (as reserved; they never change). Returns what it did
+    (PayoutSent), and the withdrawal as Revio's answer left it when that answer was applied (the
     common case; None otherwise), so a caller that shows it need not read it again.
     """
     now = timezone.now()
@@ -354,7 +342,7 @@ def withdrawal_payout_send(
         payout_requested_at=now, payout_attempts=F("payout_attempts") + 1, payout_route=revio_payouts.ROUTE
     )
     if not claimed:
-        return "skipped", None  # sent already (or being sent), or no longer pending
+        return PayoutSent.SKIPPED, None  # sent already (or being sent), or no longer pending
     crash_point("withdrawal.payout_claimed")
     try:
         payout = revio_payouts.get_payouts().create(
@@ -367,35 +355,27 @@ def withdrawal_payout_send(
             payout_requested_at=None, payout_attempts=F("payout_attempts") - 1
         )
         logger.warning("withdrawal %s: Revio unavailable (%s); payout queued", withdrawal_id, exc)
-        return "queued", None
+        return PayoutSent.QUEUED, None
     except RevioNotCreatedError as exc:
         logger.warning("withdrawal %s: payout not created: %s", withdrawal_id, exc)
         withdrawal_fail_unsent(withdrawal_id=withdrawal_id, reason=_refusal_reason(exc), source=source)
-        return "failed", None
+        return PayoutSent.FAILED, None
     except RevioOutcomeUnknownError as exc:
         # It may have been created (a 503 after the payment was made, a proxy page, a timeout). Sending it
         # again could pay twice; refunding could give money away twice. The callback or recovery's lookup
         # settles it, else an operator (docs/adr/0015-provider-answer-classification.md).
         logger.warning("withdrawal %s: payout outcome unknown, left pending: %s", withdrawal_id, exc)
         _withdrawal_note_unknown(withdrawal_id, exc, source=source)
-        return "sent", None
+        return PayoutSent.SENT, None
     crash_point("withdrawal.payout_accepted")
-    state = _PayoutState(
-        outcome=payout.outcome,
-        payout_id=payout.id,
-        amount=payout.amount,
-        currency=payout.currency,
-        provider_status=payout.status,
-        reason="",
-    )
-    return "sent", _apply_payout_state(withdrawal_id, state, source=source)[1]
+    return PayoutSent.SENT, _apply_payout_state(withdrawal_id, payout, source=source)[1]
 
 
 def withdrawals_send_queued(*, now: datetime, limit: int = 100) -> dict[str, int]:
     """Send the payouts of pending withdrawals whose request was never sent (queued while Revio was down,
     or a crash between reservation and request), older than PAYOUT_QUEUE_GRACE_SECONDS. Each is claimed
     before sending, so concurrent sweeps send each at most once. Stops early while the breaker is open."""
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {}  # by PayoutSent value
     if revio_breaker.is_open(revio_breaker.EFT):  # payouts go through the EFT API
         return counts
     cutoff = now - timedelta(seconds=settings.PAYOUT_QUEUE_GRACE_SECONDS)
@@ -416,8 +396,8 @@ def withdrawals_send_queued(*, now: datetime, limit: int = 100) -> dict[str, int
             bank_account=withdrawal_bank_account(withdrawal=withdrawal),
             source=Source.RECONCILIATION,
         )
-        counts[result] = counts.get(result, 0) + 1
-        if result == "queued":
+        counts[result.value] = counts.get(result.value, 0) + 1
+        if result == PayoutSent.QUEUED:
             break  # the breaker opened again: the rest wait for the next sweep
     return counts
 
@@ -446,8 +426,7 @@ def withdrawal_fail_unsent(*, withdrawal_id: uuid.UUID, reason: str, source: str
     """Fail a withdrawal whose payout Revio certainly did not create, returning the reservation once."""
     withdrawal = Transaction.objects.get(id=withdrawal_id, type=TransactionType.WITHDRAWAL)
 
-    def apply() -> Applied:
-        balance = ledger.balance_lock(user_id=withdrawal.user_id, currency=withdrawal.currency)
+    def apply(balance: ledger.LockedBalance) -> Applied:
         locked = Transaction.objects.select_for_update().get(id=withdrawal_id)
         if locked.status == S.FAILED:
             return Applied.UNCHANGED
@@ -457,97 +436,77 @@ def withdrawal_fail_unsent(*, withdrawal_id: uuid.UUID, reason: str, source: str
         ledger.withdrawal_release(balance=balance, amount=locked.amount, transaction_id=locked.id)
         return Applied.CHANGED
 
-    return run_in_serializable_transaction(
-        apply, lock_keys=[_balance_key(withdrawal)], isolation=READ_COMMITTED
+    return ledger.balance_movement(
+        user_id=withdrawal.user_id, currency=withdrawal.currency, fn=apply, create=False
     )
 
 
 def withdrawal_apply_provider_state(
-    *,
-    withdrawal_id: uuid.UUID,
-    outcome: PayoutOutcome,
-    payout_id: str,
-    amount: int,
-    currency: str,
-    provider_status: str,
-    source: str,
-    reason: str = "",
+    *, withdrawal_id: uuid.UUID, payout: Payout, source: str, reason: str = ""
 ) -> Applied:
     """Apply Revio's current state of the withdrawal's payout.
 
     ACCEPTED/PENDING → processing; SUCCEEDED → completed (the reserved money leaves); FAILED → failed with
     the reservation returned exactly once, or, for a completed withdrawal, returned with the money
     re-credited. A state behind ours is stale and changes nothing. If amount, currency or payout id
-    disagree with ours, the withdrawal is flagged for review (FLAGGED) and no money moves.
+    disagree with ours, the withdrawal is flagged for review (FLAGGED) and no money moves. `reason` goes on
+    the trail and, for a failure, becomes the failure reason shown to the user.
     """
-    state = _PayoutState(
-        outcome=outcome,
-        payout_id=payout_id,
-        amount=amount,
-        currency=currency,
-        provider_status=provider_status,
-        reason=reason,
-    )
-    return _apply_payout_state(withdrawal_id, state, source=source)[0]
+    return _apply_payout_state(withdrawal_id, payout, source=source, reason=reason)[0]
 
 
 def _apply_payout_state(
-    withdrawal_id: uuid.UUID, state: "_PayoutState", *, source: str
+    withdrawal_id: uuid.UUID, payout: Payout, *, source: str, reason: str = ""
 ) -> tuple[Applied, Transaction]:
     """withdrawal_apply_provider_state; also returns the withdrawal as it committed, so a caller that
-    shows it (withdrawal_create) need not read it again."""
-    if state.outcome in {PayoutOutcome.ACCEPTED, PayoutOutcome.PENDING}:
+    shows it need not read it again."""
+    if payout.outcome in {PayoutOutcome.ACCEPTED, PayoutOutcome.PENDING}:
         # Acceptance moves no money (pending → processing), so only the withdrawal's row is locked: the
         # balance row, its advisory lock and a second money transaction per withdrawal are not needed.
         with transaction.atomic():
             locked = Transaction.objects.select_for_update().get(
                 id=withdrawal_id, type=TransactionType.WITHDRAWAL
             )
-            return _withdrawal_apply(locked, state, balance=None, source=source), locked
+            return withdrawal_apply_locked(locked, payout, balance=None, source=source, reason=reason), locked
 
     withdrawal = Transaction.objects.get(id=withdrawal_id, type=TransactionType.WITHDRAWAL)
 
-    def apply() -> tuple[Applied, Transaction]:
-        balance = ledger.balance_lock(user_id=withdrawal.user_id, currency=withdrawal.currency)
+    def apply(balance: ledger.LockedBalance) -> tuple[Applied, Transaction]:
         locked = Transaction.objects.select_for_update().get(id=withdrawal_id)
-        return _withdrawal_apply(locked, state, balance=balance, source=source), locked
+        return withdrawal_apply_locked(locked, payout, balance=balance, source=source, reason=reason), locked
 
-    return run_in_serializable_transaction(
-        apply, lock_keys=[_balance_key(withdrawal)], isolation=READ_COMMITTED
+    return ledger.balance_movement(
+        user_id=withdrawal.user_id, currency=withdrawal.currency, fn=apply, create=False
     )
 
 
-@dataclass(frozen=True)
-class _PayoutState:
-    outcome: PayoutOutcome
-    payout_id: str
-    amount: int
-    currency: str
-    provider_status: str
-    reason: str
-
-
-def _withdrawal_apply(
-    locked: Transaction, state: _PayoutState, *, balance: ledger.Balance | None, source: str
+def withdrawal_apply_locked(
+    locked: Transaction,
+    payout: Payout,
+    *,
+    balance: ledger.LockedBalance | None,
+    source: str,
+    reason: str = "",
 ) -> Applied:
-    """Apply a payout state to a locked withdrawal. `balance` is the locked balance row, required (and only
-    passed) when the outcome can move money."""
+    """Apply a payout state to a locked withdrawal (the caller holds its row lock and owns the
+    transaction). `balance` is the locked balance, required (and only passed) when the outcome can move
+    money; resolutions.py applies an operator's "paid" through here."""
     mismatch = _provider_mismatch(
-        locked, provider_object_id=state.payout_id, amount=state.amount, currency=state.currency
+        locked, provider_object_id=payout.id, amount=payout.amount, currency=payout.currency
     )
     if mismatch:
         return _flag_for_review(locked, mismatch, source=source)
     # Revio's id and status are written with the status change (one UPDATE), or alone if there is none.
     unsaved: list[str] = []
-    if locked.provider_object_id != state.payout_id or locked.provider_status != state.provider_status:
-        locked.provider_object_id = state.payout_id
-        locked.provider_status = state.provider_status
+    if locked.provider_object_id != payout.id or locked.provider_status != payout.status:
+        locked.provider_object_id = payout.id
+        locked.provider_status = payout.status
         unsaved = ["provider_object_id", "provider_status"]
 
-    if state.outcome == PayoutOutcome.SUCCEEDED and locked.status == S.FAILED:
-        return _withdrawal_claw_back(locked, state, balance=balance, source=source, unsaved=unsaved)
+    if payout.outcome == PayoutOutcome.SUCCEEDED and locked.status == S.FAILED:
+        return _withdrawal_claw_back(locked, payout, balance=balance, source=source, unsaved=unsaved)
     target: str | None
-    if state.outcome == PayoutOutcome.FAILED and locked.status in {S.COMPLETED, S.RETURNED}:
+    if payout.outcome == PayoutOutcome.FAILED and locked.status in {S.COMPLETED, S.RETURNED}:
         target = S.RETURNED
     else:
         target = {
@@ -555,26 +514,26 @@ def _withdrawal_apply(
             PayoutOutcome.PENDING: S.PROCESSING,
             PayoutOutcome.SUCCEEDED: S.COMPLETED,
             PayoutOutcome.FAILED: S.FAILED,
-        }.get(state.outcome)
+        }.get(payout.outcome)
     if target is None or locked.status == target:
         _save_fields(locked, unsaved)
         return Applied.UNCHANGED
     if states.WITHDRAWAL_PROGRESS[target] <= states.WITHDRAWAL_PROGRESS[locked.status]:
         _save_fields(locked, unsaved)
         return Applied.STALE
-    detail = f"Revio payout {state.provider_status}" + (f": {state.reason}" if state.reason else "")
+    detail = f"Revio payout {payout.status}" + (f": {reason}" if reason else "")
     if locked.status == S.PENDING and target not in {S.PROCESSING, S.FAILED}:
         # Accepted, implied by the outcome.
         _transition(locked, S.PROCESSING, source=source, detail=detail, also_save=unsaved)
         unsaved = []
     if target == S.FAILED:
         locked.failure_reason = (
-            state.reason or "The bank did not accept the payout; the amount is back in your balance."
+            reason or "The bank did not accept the payout; the amount is back in your balance."
         )[:255]
         unsaved.append("failure_reason")
     elif target == S.RETURNED:
         locked.failure_reason = (
-            state.reason or "The bank returned the payout; the amount is back in your balance."
+            reason or "The bank returned the payout; the amount is back in your balance."
         )[:255]
         unsaved.append("failure_reason")
     _transition(locked, target, source=source, detail=detail, also_save=unsaved)
@@ -595,9 +554,9 @@ def _withdrawal_apply(
 
 def _withdrawal_claw_back(
     locked: Transaction,
-    state: _PayoutState,
+    payout: Payout,
     *,
-    balance: ledger.Balance | None,
+    balance: ledger.LockedBalance | None,
     source: str,
     unsaved: list[str],
 ) -> Applied:
@@ -614,10 +573,10 @@ def _withdrawal_claw_back(
         kind=ledger.JournalKind.WITHDRAWAL_CLAWBACK,
         transaction_id=locked.id,
         allow_debt=True,
-        memo=f"Revio paid payout {state.payout_id} after the withdrawal was refunded",
+        memo=f"Revio paid payout {payout.id} after the withdrawal was refunded",
     )
     detail = (
-        f"paid after it was refunded (Revio payout {state.provider_status}): "
+        f"paid after it was refunded (Revio payout {payout.status}): "
         f"clawed back {debit.from_available}, debt {debit.to_debt}"
     )
     locked.needs_review = True
@@ -758,10 +717,6 @@ def _flag_for_review(txn: Transaction, reason: str, *, source: str) -> Applied:
     txn.save(update_fields=["needs_review", "review_reason"])
     _record_event(txn, from_status=txn.status, detail=f"flagged for review: {reason}", source=source)
     return Applied.FLAGGED
-
-
-def _balance_key(txn: Transaction) -> str:
-    return ledger.balance_lock_key(user_id=txn.user_id, currency=txn.currency)
 
 
 def _check_amount(*, amount: int, currency: str, low: int, high: int) -> None:

@@ -123,27 +123,16 @@ class TestPayoutFailedHoursLater:
         # and applying Revio's state (as the webhook would) returns the money once.
         services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
-            **_payout_state(eft, payout_id),
+            payout=eft.get(payout_id),
             source="reconciliation",
         )
         services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
-            **_payout_state(eft, payout_id),
+            payout=eft.get(payout_id),
             source="reconciliation",
         )
         assert status(withdrawal) == "returned"
         assert figures(user) == (9_000, 0)
-
-
-def _payout_state(eft: EftDriver, payout_id: str) -> dict[str, Any]:
-    payout = eft.get(payout_id)
-    return {
-        "outcome": payout.outcome,
-        "payout_id": payout.id,
-        "amount": payout.amount,
-        "currency": payout.currency,
-        "provider_status": payout.status,
-    }
 
 
 class TestPayoutCreationTimedOut:

@@ -144,11 +144,7 @@ class TestResolution:
         eft.succeed(payout.id)
         result = services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
-            outcome=eft.get(payout.id).outcome,
-            payout_id=payout.id,
-            amount=payout.amount,
-            currency=payout.currency,
-            provider_status="COMPLETED",
+            payout=eft.get(payout.id),  # COMPLETED
             source="webhook",
         )
         assert result == services.Applied.CHANGED

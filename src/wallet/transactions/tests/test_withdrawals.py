@@ -18,7 +18,7 @@ from wallet.ledger.models import Balance, Journal, JournalKind
 from wallet.ledger.selectors import balance_get
 from wallet.notifications.tasks import notification_send_task
 from wallet.revio.client import get_client
-from wallet.revio.contracts import PayoutOutcome
+from wallet.revio.contracts import Payout, PayoutOutcome
 from wallet.revio.eft import get_eft_client
 from wallet.transactions import services
 from wallet.transactions.models import Transaction
@@ -256,11 +256,7 @@ class TestLaterOutcomes:
         payout = eft.get(payout.id)
         result = services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
-            outcome=payout.outcome,
-            payout_id=payout.id,
-            amount=payout.amount,
-            currency=payout.currency,
-            provider_status=payout.status,
+            payout=payout,
             source="reconciliation",
         )
         assert result == services.Applied.CHANGED
@@ -284,11 +280,16 @@ class TestLaterOutcomes:
         apply_payout(withdrawal)
         result = services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
-            outcome=stale,
-            payout_id=withdrawal.provider_object_id or "",
-            amount=6_000,
-            currency="ZAR",
-            provider_status=stale.value,
+            payout=Payout(
+                id=withdrawal.provider_object_id or "",
+                status=stale.value,
+                outcome=stale,
+                amount=6_000,
+                currency="ZAR",
+                reference=str(withdrawal.id),
+                updated_on=0,
+                is_test=False,
+            ),
             source="webhook",
         )
         assert result == services.Applied.STALE
@@ -302,11 +303,16 @@ class TestLaterOutcomes:
         withdrawal = Transaction.objects.get(id=withdraw(user_api, 6_000).json()["id"])
         result = services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
-            outcome=PayoutOutcome.SUCCEEDED,
-            payout_id=withdrawal.provider_object_id or "",
-            amount=60_000,
-            currency="ZAR",
-            provider_status="success",
+            payout=Payout(
+                id=withdrawal.provider_object_id or "",
+                status="success",
+                outcome=PayoutOutcome.SUCCEEDED,
+                amount=60_000,
+                currency="ZAR",
+                reference=str(withdrawal.id),
+                updated_on=0,
+                is_test=False,
+            ),
             source="webhook",
         )
         assert result == services.Applied.FLAGGED
@@ -424,11 +430,7 @@ def test_a_withdrawal_raced_against_a_deposit_credit(
             barrier.wait()
             services.deposit_apply_provider_state(
                 deposit_id=deposit.id,
-                outcome=purchase.outcome,
-                purchase_id=purchase.id,
-                amount=purchase.amount,
-                currency=purchase.currency,
-                provider_status=purchase.status,
+                purchase=purchase,
                 source="webhook",
             )
         finally:

@@ -1,6 +1,7 @@
 """Revio's purchase.created event processed before deposit_create has stored Revio's answer: the deposit
 still ends with its purchase id and checkout URL, whichever of the two stored them first."""
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -63,13 +64,8 @@ def test_the_answer_first_then_the_event_changes_neither(user: User, revio: Sand
     purchase = get_client().purchase_get(deposit.provider_object_id or "")
     services.deposit_apply_provider_state(
         deposit_id=deposit.id,
-        outcome=purchase.outcome,
-        purchase_id=purchase.id,
-        amount=purchase.amount,
-        currency=purchase.currency,
-        provider_status=purchase.status,
+        purchase=dataclasses.replace(purchase, checkout_url="https://elsewhere.invalid/p/x/"),
         source="webhook",
-        checkout_url="https://elsewhere.invalid/p/x/",  # never replaces the one stored
     )
     deposit.refresh_from_db()
     assert deposit.checkout_url == purchase.checkout_url
