@@ -315,7 +315,7 @@ def _apply_not_paid(
 ) -> None:
     reason = "The payout did not leave; the amount is back in your balance."
     txn.failure_reason = reason
-    services._transition(
+    services.transition(
         txn,
         S.FAILED,
         source=OPERATOR,

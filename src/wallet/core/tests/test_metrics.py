@@ -103,12 +103,13 @@ def test_revio_calls_time_and_the_breaker_are_exposed(
 ) -> None:
     from revio_sandbox.testing import SandboxProcess
     from wallet.transactions import services
+    from wallet.transactions.errors import DepositProviderUnavailableError
 
     assert isinstance(revio, SandboxProcess)
     services.deposit_create(user_id=user.id, email=user.email, amount=5_000, currency="ZAR")
     revio.control.fail_next("purchases.create", status=503, count=10)
     settings.REVIO_BREAKER_FAILURE_THRESHOLD = 1  # type: ignore[attr-defined]
-    with pytest.raises(services.DepositProviderUnavailableError):
+    with pytest.raises(DepositProviderUnavailableError):
         services.deposit_create(user_id=user.id, email=user.email, amount=5_000, currency="ZAR")
 
     text = scraper.get("/metrics").content.decode()

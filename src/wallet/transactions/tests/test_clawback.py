@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sentry_sdk
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -57,7 +58,7 @@ def sentry_messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     """Sentry at its library seam: what the wallet would have sent."""
     sent: list[tuple[str, Any]] = []
     monkeypatch.setattr(
-        services.sentry_sdk, "capture_message", lambda message, level=None: sent.append((message, level))
+        sentry_sdk, "capture_message", lambda message, level=None: sent.append((message, level))
     )
     return sent
 

@@ -172,7 +172,7 @@ def test_the_limits_read_only_open_and_recent_withdrawals_however_long_the_histo
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(capture):
-        services._check_withdrawal_limits(user_id=user.id, currency="ZAR", amount=100, now=timezone.now())
+        services.check_withdrawal_limits(user_id=user.id, currency="ZAR", amount=100, now=timezone.now())
     ((sql, params),) = [c for c in captured if "COUNT" in c[0]]
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)

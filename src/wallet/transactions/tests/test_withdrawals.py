@@ -14,6 +14,7 @@ from conftest import login
 from revio_sandbox.testing import SandboxProcess
 from wallet.accounts.models import User
 from wallet.core import crypto
+from wallet.ledger.errors import InsufficientFundsError
 from wallet.ledger.models import Balance, Journal, JournalKind
 from wallet.ledger.selectors import balance_get
 from wallet.notifications.tasks import notification_send_task
@@ -446,7 +447,7 @@ def test_a_withdrawal_raced_against_a_deposit_credit(
                 currency="ZAR",
                 bank_account=services.BankAccount(**BANK),
             )
-        except services.ledger.InsufficientFundsError:
+        except InsufficientFundsError:
             outcome["withdrawal"] = None
         finally:
             connection.close()

@@ -13,6 +13,7 @@ from wallet.accounts.models import User
 from wallet.revio.client import get_client
 from wallet.revio.contracts import Purchase
 from wallet.transactions import services
+from wallet.transactions.services import deposits
 from wallet.webhooks import services as webhooks
 from wallet.webhooks.models import WebhookLog
 from wallet.webhooks.tests.conftest import Signer, jsonb
@@ -49,7 +50,7 @@ def test_the_created_event_first_still_leaves_the_id_and_checkout_url(
         )
         assert webhooks.webhook_process(log_id=received.log_id) == "processed"
 
-    monkeypatch.setattr(services, "get_client", lambda: _EventFirst(deliver))
+    monkeypatch.setattr(deposits, "get_client", lambda: _EventFirst(deliver))
     deposit = services.deposit_create(user_id=user.id, email=user.email, amount=3_000, currency="ZAR")
 
     log = WebhookLog.objects.get(event_type="purchase.created")
