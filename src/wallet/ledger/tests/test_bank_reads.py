@@ -115,6 +115,7 @@ def _withdraw(sandbox: SandboxProcess, owner: User, amount: int, ending: str) ->
             currency="ZAR",
             bank_account=BankAccount(**BANK),
         )
+        withdrawal.refresh_from_db()  # the payouts worker has sent its payout
     except InsufficientFundsError:
         return "refused: insufficient funds"
     if withdrawal.status != "processing" or not withdrawal.provider_object_id:

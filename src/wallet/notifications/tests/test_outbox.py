@@ -34,13 +34,15 @@ Fund = Callable[[User, int], Transaction]
 
 
 def withdraw(user: User, amount: int, **bank: str) -> Transaction:
-    return services.withdrawal_create(
+    withdrawal = services.withdrawal_create(
         user_id=user.id,
         email=user.email,
         amount=amount,
         currency="ZAR",
         bank_account=BankAccount(**{**BANK, **bank}),
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
+    return withdrawal
 
 
 def rows(transaction_id: Any) -> list[tuple[str, str, int]]:

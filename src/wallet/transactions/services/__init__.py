@@ -23,6 +23,7 @@ from wallet.transactions.services.payouts import (
     withdrawal_bank_account,
     withdrawal_fail_unsent,
     withdrawal_payout_send,
+    withdrawal_payout_send_by_id,
     withdrawals_send_queued,
 )
 from wallet.transactions.services.shared import (
@@ -38,7 +39,7 @@ from wallet.transactions.services.shared import (
     transaction_transition,
     transition,
 )
-from wallet.transactions.services.withdrawals import withdrawal_create
+from wallet.transactions.services.withdrawals import payout_send_enqueue, withdrawal_create
 
 __all__ = [
     "CLAWED_BACK_EVENT",
@@ -51,6 +52,7 @@ __all__ = [
     "deposit_apply_provider_state",
     "deposit_create",
     "flag_for_review",
+    "payout_send_enqueue",
     "provider_mismatch",
     "record_event",
     "save_fields",
@@ -63,5 +65,6 @@ __all__ = [
     "withdrawal_create",
     "withdrawal_fail_unsent",
     "withdrawal_payout_send",
+    "withdrawal_payout_send_by_id",
     "withdrawals_send_queued",
 ]

@@ -112,6 +112,29 @@ def withdrawal_payout_send(
     return PayoutSent.SENT, _apply_payout_state(withdrawal_id, payout, source=source)[1]
 
 
+def withdrawal_payout_send_by_id(*, withdrawal_id: uuid.UUID) -> PayoutSent:
+    """The payouts worker's job for a new withdrawal (enqueued by withdrawal_create on commit): send its
+    payout at most once and apply Revio's answer. A withdrawal already sent, or no longer pending, is
+    skipped without reading its bank details."""
+    withdrawal = Transaction.objects.filter(
+        id=withdrawal_id,
+        type=TransactionType.WITHDRAWAL,
+        status=S.PENDING,
+        payout_requested_at__isnull=True,
+        provider_object_id__isnull=True,
+    ).first()
+    if withdrawal is None:
+        return PayoutSent.SKIPPED
+    result, _current = withdrawal_payout_send(
+        withdrawal_id=withdrawal.id,
+        amount=withdrawal.amount,
+        currency=withdrawal.currency,
+        bank_account=withdrawal_bank_account(withdrawal=withdrawal),
+        source=Source.API,  # the request's own payout, sent for it by the worker
+    )
+    return result
+
+
 def withdrawals_send_queued(*, now: datetime, limit: int = 100) -> dict[str, int]:
     """Send the payouts of pending withdrawals whose request was never sent (queued while Revio was down,
     or a crash between reservation and request), older than PAYOUT_QUEUE_GRACE_SECONDS. Each is claimed

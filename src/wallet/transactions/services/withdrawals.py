@@ -6,6 +6,7 @@ import logging
 import uuid
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from wallet.core import crypto, idempotency
@@ -17,7 +18,6 @@ from wallet.transactions.errors import (
     DebtOutstandingError,
 )
 from wallet.transactions.models import Transaction, TransactionType
-from wallet.transactions.services.payouts import withdrawal_payout_send
 from wallet.transactions.services.shared import (
     Source,
     check_amount,
@@ -37,15 +37,17 @@ def withdrawal_create(
     bank_account: BankAccount,
     claim: idempotency.IdempotencyClaim | None = None,
 ) -> Transaction:
-    """Reserve the amount at once, then ask Revio to pay it out by EFT.
+    """Reserve the amount and commit the withdrawal, pending; its payout is sent by the payouts worker.
 
     `email` is the user's address; the EFT API takes none, so it is not sent (kept so callers need not
     change).
 
-    The reservation (available → reserved) commits before Revio is called, so no row lock is held across
-    the HTTP call and an accepted payout can never be lost to a rollback. Revio's answer decides the rest:
-    accepted → processing; refused → failed and the reservation returned; no answer → stays pending, never
-    sent again and never refunded blindly (reconciliation resolves it).
+    One money transaction on the request path: the reservation (available → reserved) and the withdrawal
+    commit together, and the payout is enqueued on that commit (payout_send_enqueue). The worker claims the
+    request before sending it, so it is sent at most once, and applies Revio's answer: accepted →
+    processing; refused → failed and the reservation returned; no answer → stays pending, never sent again
+    and never refunded blindly (reconciliation resolves it). A lost enqueue is sent by the payouts sweep.
+    The withdrawal is returned as committed: `pending`.
 
     :raises ValidationFailedError: the amount or currency is outside the configured range.
     :raises InsufficientFundsError: the available balance is too low; nothing changed.
@@ -98,15 +100,20 @@ def withdrawal_create(
         user_id=user_id, currency=currency, fn=reserve, create=False, requested=amount
     )
     crash_point("withdrawal.reserved")
+    payout_send_enqueue(withdrawal_id=withdrawal.id)
+    return withdrawal
 
-    _result, current = withdrawal_payout_send(
-        withdrawal_id=withdrawal.id,
-        amount=amount,
-        currency=currency,
-        bank_account=bank_account,
-        source=Source.API,
-    )
-    if current is None:
-        withdrawal.refresh_from_db()  # refused, queued or unknown: read what the sender left
-        return withdrawal
-    return current
+
+def payout_send_enqueue(*, withdrawal_id: uuid.UUID) -> None:
+    """Hand the withdrawal's payout to the payouts worker once the reservation is committed (at once when
+    no transaction is open, as after withdrawal_create's own commit)."""
+
+    def enqueue_payout_send() -> None:  # a named function: Django logs its name if it fails
+        # Imported late: tasks.py imports the services.
+        from wallet.transactions.tasks import withdrawal_payout_send_task
+
+        withdrawal_payout_send_task.delay(withdrawal_id=str(withdrawal_id))
+
+    # robust: a broker that is down must not turn a committed reservation into an error; the payouts
+    # sweep (withdrawals_send_queued) sends it after PAYOUT_QUEUE_GRACE_SECONDS.
+    transaction.on_commit(enqueue_payout_send, robust=True)

@@ -33,13 +33,16 @@ def kinds(txn: Transaction) -> list[str]:
 
 
 def withdraw(user: User, amount: int) -> Transaction:
-    return services.withdrawal_create(
+    """Withdraw, and read the withdrawal again once the payouts worker has sent its payout."""
+    withdrawal = services.withdrawal_create(
         user_id=user.id,
         email=user.email,
         amount=amount,
         currency="ZAR",
         bank_account=services.BankAccount(**BANK),
     )
+    withdrawal.refresh_from_db()
+    return withdrawal
 
 
 def failed_then_paid(user: User, eft: EftDriver, amount: int) -> Transaction:

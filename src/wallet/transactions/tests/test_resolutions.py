@@ -181,6 +181,7 @@ class TestResolution:
             currency="ZAR",
             bank_account=services.BankAccount(**BANK),
         )
+        settled.refresh_from_db()  # the payouts worker has sent its payout
         assert settled.status == "processing"  # Revio answered: nothing to resolve
         with pytest.raises(ResolutionNotApplicableError):
             propose(settled, proposer, "not_paid")
