@@ -141,6 +141,29 @@ def _fresh_shared_cache() -> None:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _payouts_worker_at_commit(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The payouts worker, for tests inside one transaction that never commits (pytest-django's default).
+
+    withdrawal_create enqueues its payout on its commit (transaction.on_commit); inside a test's
+    transaction no commit comes, so the payout is handed to the task at once instead, as the worker takes
+    it right after a real commit (CELERY_TASK_ALWAYS_EAGER: in this process). The answer is still the
+    withdrawal as committed, `pending`. Tests with transaction=True commit for real and take the real
+    on_commit path.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    committing = marker is not None and marker.kwargs.get("transaction")
+    if committing or "transactional_db" in request.fixturenames:
+        return
+    from wallet.transactions.services import withdrawals
+    from wallet.transactions.tasks import withdrawal_payout_send_task
+
+    def send_now(*, withdrawal_id: Any) -> None:
+        withdrawal_payout_send_task.delay(withdrawal_id=str(withdrawal_id))
+
+    monkeypatch.setattr(withdrawals, "payout_send_enqueue", send_now)
+
+
 @pytest.fixture
 def api() -> APIClient:
     return APIClient()

@@ -24,7 +24,7 @@ from wallet.adjustments.errors import (
 )
 from wallet.adjustments.models import AdjustmentProposal, ProposalStatus, ReasonCode
 from wallet.audit import public as audit
-from wallet.core.db import run_in_serializable_transaction
+from wallet.core.db import SERIALIZABLE
 from wallet.core.errors import NotFoundError, ValidationFailedError
 from wallet.ledger import public as ledger
 
@@ -155,12 +155,10 @@ def adjustment_approve(
     target = AdjustmentProposal.objects.filter(pk=proposal_id).values("user_id", "currency").first()
     if target is None:
         raise NotFoundError()
-    ledger.balance_ensure(user_id=target["user_id"], currency=target["currency"])
 
-    def approve() -> AdjustmentProposal:
+    def approve(balance: ledger.LockedBalance) -> AdjustmentProposal:
         proposal = _locked(proposal_id)
         _decidable(proposal, decider=approver, now=now)
-        balance = ledger.balance_lock(user_id=proposal.user_id, currency=proposal.currency)
         before = balance.available
         journal = ledger.correction_post(
             balance=balance,
@@ -189,8 +187,10 @@ def adjustment_approve(
         )
         return proposal
 
-    key = ledger.balance_lock_key(user_id=target["user_id"], currency=target["currency"])
-    return run_in_serializable_transaction(approve, lock_keys=[key])
+    # SERIALIZABLE: approval reads rows the balance's locks do not cover (docs/adr/0003).
+    return ledger.balance_movement(
+        user_id=target["user_id"], currency=target["currency"], fn=approve, isolation=SERIALIZABLE
+    )
 
 
 def adjustment_reject(

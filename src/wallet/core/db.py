@@ -1,9 +1,10 @@
-"""Money-moving transactions: SERIALIZABLE on PostgreSQL, retried as a whole on conflicts.
+"""Money-moving transactions: queued on advisory locks, retried as a whole on conflicts.
 
-Row locks (SELECT ... FOR UPDATE) already serialise movements on one balance; SERIALIZABLE additionally
-guards the reads those movements make around the lock (daily limits, open withdrawals). PostgreSQL then
-aborts one of two conflicting transactions (SQLSTATE 40001), and a deadlock (40P01) aborts one too; both
-are safe to run again from the start, so the whole function is retried a bounded number of times.
+Row locks (SELECT ... FOR UPDATE) serialise movements on one balance. Most movements run at READ COMMITTED,
+every read they make covered by their locks (docs/adr/0003, "Amendment"); a movement that reads rows its
+locks do not cover (four-eyes adjustments) asks for SERIALIZABLE, and PostgreSQL then aborts one of two
+conflicting transactions (SQLSTATE 40001). A deadlock (40P01) aborts one too; both are safe to run again
+from the start, so the whole function is retried a bounded number of times.
 
 Queueing before the snapshot: a SERIALIZABLE transaction takes its snapshot at its first statement. If it
 then waits on a row lock held by another transaction that updates the row and commits, PostgreSQL must
@@ -79,16 +80,18 @@ SERIALIZABLE = "SERIALIZABLE"
 READ_COMMITTED = "READ COMMITTED"
 
 
-def run_in_serializable_transaction(
+def run_in_retrying_transaction(
     fn: Callable[[], T],
     *,
     lock_keys: Sequence[str] = (),
     attempts: int = 5,
     isolation: str = SERIALIZABLE,
 ) -> T:
-    """Run `fn` in one durable transaction, SERIALIZABLE on PostgreSQL, retrying on 40001/40P01.
+    """Run `fn` in one durable transaction at `isolation`, queued on `lock_keys`, retrying on 40001/40P01.
 
-    `isolation=READ_COMMITTED` is for callers whose reads are all covered by `lock_keys` and row locks.
+    `isolation=READ_COMMITTED` is for callers whose reads are all covered by `lock_keys` and row locks;
+    the default, SERIALIZABLE, for those that read anything else. Balance movements go through
+    wallet.ledger's balance_movement, which calls this.
 
     `lock_keys` names the rows `fn` will lock (see the module docstring); contenders queue on them first.
     `fn` must have no side effects outside the database (enqueue with transaction.on_commit instead), since

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 # The points the code base declares; a test naming another one is a mistake, not a silent no-op.
 CRASH_POINTS = frozenset(
     {
-        "withdrawal.reserved",  # the reservation committed; the payout request not yet claimed
+        "withdrawal.reserved",  # the reservation committed; its payout not yet enqueued for the worker
         "withdrawal.payout_claimed",  # the request claimed (payout_requested_at committed), not yet sent
         "withdrawal.payout_accepted",  # Revio answered and created the payout; we have not recorded it
         "webhook.claimed",  # the event's processing lease committed; nothing applied

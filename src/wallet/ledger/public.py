@@ -1,7 +1,7 @@
 """Ledger: the double-entry books behind every balance. Other apps import from here only."""
 
 from wallet.ledger.errors import InsufficientFundsError
-from wallet.ledger.models import Balance, JournalKind
+from wallet.ledger.models import JournalKind
 from wallet.ledger.selectors import (
     BALANCE_FIGURES,
     BalanceFigures,
@@ -11,12 +11,12 @@ from wallet.ledger.selectors import (
     entry_list_effective_between,
     entry_list_for_user,
     ledger_problems,
+    ledger_read_alias,
 )
 from wallet.ledger.services import (
     Debit,
-    balance_ensure,
-    balance_lock,
-    balance_lock_key,
+    LockedBalance,
+    balance_movement,
     correction_post,
     deposit_credit,
     user_credit,
@@ -29,22 +29,21 @@ from wallet.ledger.services import (
 
 __all__ = [
     "BALANCE_FIGURES",
-    "Balance",
     "BalanceFigures",
     "Debit",
     "InsufficientFundsError",
     "JournalKind",
+    "LockedBalance",
     "StatementEntry",
     "balance_as_of",
-    "balance_ensure",
     "balance_get",
-    "balance_lock",
-    "balance_lock_key",
+    "balance_movement",
     "correction_post",
     "deposit_credit",
     "entry_list_effective_between",
     "entry_list_for_user",
     "ledger_problems",
+    "ledger_read_alias",
     "user_credit",
     "user_debit",
     "withdrawal_release",

@@ -6,7 +6,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, router
 from django.db.models import QuerySet, Sum
 
 from wallet.core.cache import read_through
@@ -261,3 +261,8 @@ def ledger_problems() -> list[str]:
         for currency, total in cursor.fetchall():
             problems.append(f"all entries in {currency} sum to {total}, not zero")
     return problems
+
+
+def ledger_read_alias() -> str:
+    """The database the ledger's reads go to (a replica, if the router sends them there)."""
+    return router.db_for_read(Balance) or "default"

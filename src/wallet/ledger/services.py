@@ -1,7 +1,8 @@
 """Ledger writes. Every movement is a journal whose entries sum to zero, posted with the balance row locked.
 
-Callers own the transaction (wallet.core.db.run_in_serializable_transaction) and must call balance_ensure
-first, outside it, so the rows a movement locks already exist.
+Other apps move money through one entry point, balance_movement: it makes sure the balance exists (for a
+credit), queues on the balance's advisory lock, starts the retrying transaction, locks the balance row and
+hands it to the caller's function, which passes it to the movements below (deposit_credit, ...).
 
 Every movement takes an optional `effective_at`: when it took effect, if earlier than now (a deposit Revio
 reports paid before its webhook reached us). It defaults to now, the time the journal is recorded.
@@ -12,20 +13,41 @@ credit to a user (deposit, released reservation, bank return, positive correctio
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from wallet.core import cache as shared_cache
+from wallet.core.db import READ_COMMITTED, run_in_retrying_transaction
 from wallet.core.faults import crash_point
 from wallet.ledger.errors import InsufficientFundsError, UnbalancedJournalError
 from wallet.ledger.models import AccountKind, Balance, Entry, Journal, JournalKind, LedgerAccount
 from wallet.ledger.selectors import balance_cache_generation_key
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class LockedBalance(Protocol):
+    """What another app sees of a balance it holds locked inside balance_movement: its figures, read-only.
+    It is passed back to the movements (withdrawal_reserve, ...), which alone change and save it."""
+
+    @property
+    def user_id(self) -> UUID: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def available(self) -> int: ...
+    @property
+    def reserved(self) -> int: ...
+    @property
+    def debt(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -66,13 +88,57 @@ def platform_account_ensure(*, kind: str, currency: str) -> int:
 
 
 def balance_lock_key(*, user_id: UUID, currency: str) -> str:
-    """The name callers pass to run_in_serializable_transaction(lock_keys=...) for this balance."""
+    """The advisory lock name balance_movement queues on for this balance (wallet.core.db)."""
     return f"balance:{user_id}:{currency}"
 
 
 def balance_lock(*, user_id: UUID, currency: str) -> Balance:
     """Lock the user's balance row (SELECT ... FOR UPDATE) for the rest of the transaction."""
     return Balance.objects.select_for_update().get(user_id=user_id, currency=currency)
+
+
+def balance_movement(
+    *,
+    user_id: UUID,
+    currency: str,
+    fn: Callable[[LockedBalance], T],
+    create: bool = True,
+    requested: int | None = None,
+    isolation: str = READ_COMMITTED,
+) -> T:
+    """Run `fn(balance)` in one transaction with the user's balance locked, and return what it returns.
+
+    The one way to move money: contenders queue on the balance's advisory lock before the transaction
+    starts, the transaction is retried as a whole on a serialization failure or deadlock (so `fn` may run
+    more than once and must enqueue side effects with transaction.on_commit), and the balance row is locked
+    (SELECT ... FOR UPDATE) before `fn` sees it. READ COMMITTED suffices when every row `fn` reads is
+    written only under this balance's locks; pass SERIALIZABLE otherwise (docs/adr/0003).
+
+    `create` makes the balance first if it is missing (a credit may be a user's first movement). Without it
+    a balance never funded holds nothing: InsufficientFundsError, `requested` named in its details.
+
+    :raises InsufficientFundsError: `create` is False and the user has no balance in the currency.
+    :raises TransactionConflictError: still conflicting after the retries.
+    """
+    if create:
+        balance_ensure(user_id=user_id, currency=currency)
+
+    def locked() -> T:
+        try:
+            balance = balance_lock(user_id=user_id, currency=currency)
+        except Balance.DoesNotExist:
+            details: dict[str, object] = {"available": 0, "currency": currency}
+            if requested is not None:
+                details["requested"] = requested
+            raise InsufficientFundsError(details=details) from None
+        return fn(balance)
+
+    return run_in_retrying_transaction(
+        locked, lock_keys=[balance_lock_key(user_id=user_id, currency=currency)], isolation=isolation
+    )
+
+
+_NOT_LOCKED = "a ledger movement takes the balance balance_movement locked"
 
 
 def _effective(effective_at: datetime | None, now: datetime) -> datetime:
@@ -142,9 +208,11 @@ def _save(balance: Balance) -> None:
 
 
 def deposit_credit(
-    *, balance: Balance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
+    *, balance: LockedBalance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
 ) -> Journal:
     """Money Revio collected for the user becomes available to them (after settling any debt)."""
+    if not isinstance(balance, Balance):
+        raise TypeError(_NOT_LOCKED)
     journal = journal_post(
         kind=JournalKind.DEPOSIT_CREDIT,
         currency=balance.currency,
@@ -160,12 +228,14 @@ def deposit_credit(
 
 
 def withdrawal_reserve(
-    *, balance: Balance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
+    *, balance: LockedBalance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
 ) -> Journal:
     """Move money from available to reserved, so it cannot be spent twice while the payout is in flight.
 
     :raises InsufficientFundsError: the available balance is lower than the amount.
     """
+    if not isinstance(balance, Balance):
+        raise TypeError(_NOT_LOCKED)
     if balance.available < amount:
         raise InsufficientFundsError(
             details={"available": balance.available, "requested": amount, "currency": balance.currency}
@@ -184,9 +254,11 @@ def withdrawal_reserve(
 
 
 def withdrawal_release(
-    *, balance: Balance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
+    *, balance: LockedBalance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
 ) -> Journal:
     """The payout failed: the reservation goes back to available (after settling any debt)."""
+    if not isinstance(balance, Balance):
+        raise TypeError(_NOT_LOCKED)
     journal = journal_post(
         kind=JournalKind.WITHDRAWAL_RELEASE,
         currency=balance.currency,
@@ -200,9 +272,11 @@ def withdrawal_release(
 
 
 def withdrawal_settle(
-    *, balance: Balance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
+    *, balance: LockedBalance, amount: int, transaction_id: UUID, effective_at: datetime | None = None
 ) -> Journal:
     """The payout succeeded: the reserved money leaves the platform through Revio."""
+    if not isinstance(balance, Balance):
+        raise TypeError(_NOT_LOCKED)
     journal = journal_post(
         kind=JournalKind.WITHDRAWAL_SETTLE,
         currency=balance.currency,
@@ -220,13 +294,15 @@ def withdrawal_settle(
 
 def withdrawal_return(
     *,
-    balance: Balance,
+    balance: LockedBalance,
     amount: int,
     transaction_id: UUID,
     reason: str,
     effective_at: datetime | None = None,
 ) -> Journal:
     """The bank returned a completed payout: the money is credited back to the user (after any debt)."""
+    if not isinstance(balance, Balance):
+        raise TypeError(_NOT_LOCKED)
     journal = journal_post(
         kind=JournalKind.WITHDRAWAL_RETURN,
         currency=balance.currency,
@@ -241,7 +317,7 @@ def withdrawal_return(
 
 def correction_post(
     *,
-    balance: Balance,
+    balance: LockedBalance,
     amount: int,
     correction_id: UUID,
     memo: str = "",
@@ -252,6 +328,8 @@ def correction_post(
 
     :raises InsufficientFundsError: a negative correction would take available below zero.
     """
+    if not isinstance(balance, Balance):
+        raise TypeError(_NOT_LOCKED)
     if amount < 0 and balance.available + amount < 0:
         raise InsufficientFundsError(
             "This correction would take the available balance below zero.",
@@ -331,7 +409,7 @@ class Debit:
 
 def user_debit(
     *,
-    balance: Balance,
+    balance: LockedBalance,
     amount: int,
     kind: str,
     transaction_id: UUID,
@@ -345,6 +423,8 @@ def user_debit(
 
     :raises InsufficientFundsError: available is short and debt is not allowed; nothing changed.
     """
+    if not isinstance(balance, Balance):
+        raise TypeError(_NOT_LOCKED)
     available_before, debt_before = balance.available, balance.debt
     lines = _debit_lines(balance, amount, allow_debt=allow_debt)
     journal = journal_post(
@@ -361,7 +441,7 @@ def user_debit(
 
 def user_credit(
     *,
-    balance: Balance,
+    balance: LockedBalance,
     amount: int,
     kind: str,
     transaction_id: UUID,
@@ -370,6 +450,8 @@ def user_credit(
 ) -> Journal:
     """Money that came back through Revio for the user (a refund Revio refused after we debited it): it
     settles their debt first, the rest becomes available. Posted at most once per (transaction, kind)."""
+    if not isinstance(balance, Balance):
+        raise TypeError(_NOT_LOCKED)
     journal = journal_post(
         kind=kind,
         currency=balance.currency,

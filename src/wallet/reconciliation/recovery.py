@@ -201,17 +201,7 @@ def _check_deposit(txn: transactions.Transaction, *, now: datetime) -> str:
         reason = f"purchase {purchase.id} names reference {purchase.reference}"
         transactions.transaction_flag_for_review(transaction_id=txn.id, reason=reason, source=SOURCE)
         return f"flagged for review: {reason}"
-    applied = transactions.deposit_apply_provider_state(
-        deposit_id=txn.id,
-        outcome=purchase.outcome,
-        purchase_id=purchase.id,
-        amount=purchase.amount,
-        currency=purchase.currency,
-        provider_status=purchase.status,
-        source=SOURCE,
-        is_test=purchase.is_test,
-        checkout_url=purchase.checkout_url,
-    )
+    applied = transactions.deposit_apply_provider_state(deposit_id=txn.id, purchase=purchase, source=SOURCE)
     return f"Revio purchase {purchase.status}: {applied}"
 
 
@@ -220,15 +210,7 @@ def _apply_payout(txn: transactions.Transaction, payout: Payout) -> str:
         reason = f"payout {payout.id} names reference {payout.reference}"
         transactions.transaction_flag_for_review(transaction_id=txn.id, reason=reason, source=SOURCE)
         return f"flagged for review: {reason}"
-    applied = transactions.withdrawal_apply_provider_state(
-        withdrawal_id=txn.id,
-        outcome=payout.outcome,
-        payout_id=payout.id,
-        amount=payout.amount,
-        currency=payout.currency,
-        provider_status=payout.status,
-        source=SOURCE,
-    )
+    applied = transactions.withdrawal_apply_provider_state(withdrawal_id=txn.id, payout=payout, source=SOURCE)
     return f"Revio payout {payout.id} {payout.status}: {applied}"
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from django.db import connections, router, transaction
+from django.db import connections, transaction
 
 from wallet.ledger import public as ledger
 
@@ -42,7 +42,7 @@ class StatementInconsistentError(RuntimeError):
 @contextmanager
 def _one_snapshot() -> Iterator[None]:
     # The database the ledger is read from (a replica, if the router sends these reads there).
-    alias = router.db_for_read(ledger.Balance) or "default"
+    alias = ledger.ledger_read_alias()
     outermost = not connections[alias].in_atomic_block
     with transaction.atomic(using=alias):
         if outermost:

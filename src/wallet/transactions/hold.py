@@ -73,7 +73,7 @@ def deposit_hold_amount(*, user_id: uuid.UUID, currency: str, available: int, no
     return min(held, available)
 
 
-def withdrawal_check_hold(*, balance: ledger.Balance, amount: int, now: datetime) -> None:
+def withdrawal_check_hold(*, balance: ledger.LockedBalance, amount: int, now: datetime) -> None:
     """Refuse a withdrawal that would take held money. Called under the balance lock (withdrawal_create).
 
     :raises InsufficientFundsError: amount > available - hold (details say how much is held).

@@ -10,7 +10,7 @@ decides, with four eyes:
 - "not paid": approval fails the withdrawal and releases the reservation (reserved → available).
 
 Neither touches `available` by a correction, so nothing is counted twice. If a payout appears later for a
-withdrawal resolved "not paid", Revio's COMPLETED goes through the clawback (services._withdrawal_claw_back).
+withdrawal resolved "not paid", Revio's COMPLETED goes through the clawback (withdrawal_apply_locked).
 
 One finance admin proposes, another approves (accounts.public.four_eyes_check); proposal, approval and
 rejection are in the audit log, written in the same transaction as what they change.
@@ -26,10 +26,9 @@ from django.db import IntegrityError, transaction
 from wallet.accounts import public as accounts
 from wallet.accounts.public import User  # the type only
 from wallet.audit import public as audit
-from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
 from wallet.core.errors import NotFoundError, ValidationFailedError
 from wallet.ledger import public as ledger
-from wallet.revio.public import PayoutOutcome, RevioError, RevioRejectedError
+from wallet.revio.public import Payout, PayoutOutcome, RevioError, RevioRejectedError
 from wallet.revio.public import payouts as revio_payouts
 from wallet.transactions import services
 from wallet.transactions.errors import ResolutionNotApplicableError, ResolutionNotPendingError
@@ -142,9 +141,8 @@ def withdrawal_resolution_approve(
         raise ResolutionNotPendingError(details={"status": resolution.status})
     withdrawal = resolution.withdrawal
     verification = _verify(withdrawal, outcome=resolution.outcome, payout_id=resolution.payout_id)
-    ledger.balance_ensure(user_id=withdrawal.user_id, currency=withdrawal.currency)
 
-    def approve() -> WithdrawalResolution:
+    def approve(balance: ledger.LockedBalance) -> WithdrawalResolution:
         locked = WithdrawalResolution.objects.select_for_update().get(id=resolution_id)
         if locked.status != WithdrawalResolution.Status.PENDING:
             raise ResolutionNotPendingError(details={"status": locked.status})
@@ -154,7 +152,6 @@ def withdrawal_resolution_approve(
             subject_user_id=withdrawal.user_id,
             duty=accounts.Duty.FINANCE,
         )
-        balance = ledger.balance_lock(user_id=withdrawal.user_id, currency=withdrawal.currency)
         txn = Transaction.objects.select_for_update().get(id=withdrawal.id)
         _check_open(txn)
         before = {"status": txn.status, "available": balance.available, "reserved": balance.reserved}
@@ -182,8 +179,7 @@ def withdrawal_resolution_approve(
         )
         return locked
 
-    key = ledger.balance_lock_key(user_id=withdrawal.user_id, currency=withdrawal.currency)
-    return run_in_serializable_transaction(approve, lock_keys=[key], isolation=READ_COMMITTED)
+    return ledger.balance_movement(user_id=withdrawal.user_id, currency=withdrawal.currency, fn=approve)
 
 
 def withdrawal_resolution_reject(
@@ -292,28 +288,33 @@ def _verify(withdrawal: Transaction, *, outcome: str, payout_id: str) -> str:
 
 
 def _apply_paid(
-    txn: Transaction, resolution: WithdrawalResolution, *, balance: ledger.Balance, approver: User
+    txn: Transaction, resolution: WithdrawalResolution, *, balance: ledger.LockedBalance, approver: User
 ) -> None:
-    state = services._PayoutState(
+    # Revio's payment as the operators verified it (_verify): paid, for our amount, under its id.
+    payout = Payout(
+        id=resolution.payout_id,
+        status=txn.provider_status or "RESOLVED_PAID",
         outcome=PayoutOutcome.SUCCEEDED,
-        payout_id=resolution.payout_id,
         amount=txn.amount,
         currency=txn.currency,
-        provider_status=txn.provider_status or "RESOLVED_PAID",
-        reason=f"resolved paid by operators ({resolution.id})",
+        reference=str(txn.id),
+        updated_on=0,
+        is_test=False,
     )
-    applied = services._withdrawal_apply(txn, state, balance=balance, source=OPERATOR)
+    applied = services.withdrawal_apply_locked(
+        txn, payout, balance=balance, source=OPERATOR, reason=f"resolved paid by operators ({resolution.id})"
+    )
     if applied != services.Applied.CHANGED:
         raise ResolutionNotApplicableError(f"Applying 'paid' did nothing ({applied}).")
     _clear_review(txn, resolution, approver=approver)
 
 
 def _apply_not_paid(
-    txn: Transaction, resolution: WithdrawalResolution, *, balance: ledger.Balance, approver: User
+    txn: Transaction, resolution: WithdrawalResolution, *, balance: ledger.LockedBalance, approver: User
 ) -> None:
     reason = "The payout did not leave; the amount is back in your balance."
     txn.failure_reason = reason
-    services._transition(
+    services.transition(
         txn,
         S.FAILED,
         source=OPERATOR,

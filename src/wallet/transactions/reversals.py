@@ -29,7 +29,6 @@ from django.utils import timezone
 from wallet.accounts import public as accounts
 from wallet.audit import public as audit
 from wallet.core import idempotency
-from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
 from wallet.core.errors import NotFoundError
 from wallet.events import public as events
 from wallet.ledger import public as ledger
@@ -115,10 +114,8 @@ def reversal_apply_from_revio(
     and Revio's purchase account for it; else the deposit is flagged and nothing moves.
     """
     deposit = Transaction.objects.get(id=deposit_id, type=TransactionType.DEPOSIT)
-    ledger.balance_ensure(user_id=deposit.user_id, currency=deposit.currency)
 
-    def apply() -> ReversalApplied:
-        balance = ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+    def apply(balance: ledger.LockedBalance) -> ReversalApplied:
         locked = Transaction.objects.select_for_update().get(id=deposit_id)
         if (
             reversal.payment_id
@@ -163,11 +160,7 @@ def reversal_apply_from_revio(
         _announce_completed(row, deposit=locked)
         return ReversalApplied.DEBITED
 
-    return run_in_serializable_transaction(
-        apply,
-        lock_keys=[ledger.balance_lock_key(user_id=deposit.user_id, currency=deposit.currency)],
-        isolation=READ_COMMITTED,
-    )
+    return ledger.balance_movement(user_id=deposit.user_id, currency=deposit.currency, fn=apply)
 
 
 def _does_not_add_up(deposit: Transaction, reversal: RevioReversal) -> str:
@@ -191,7 +184,7 @@ def _does_not_add_up(deposit: Transaction, reversal: RevioReversal) -> str:
 
 
 def _debit(
-    row: DepositReversal, *, balance: ledger.Balance, deposit: Transaction, source: str, memo: str
+    row: DepositReversal, *, balance: ledger.LockedBalance, deposit: Transaction, source: str, memo: str
 ) -> ledger.Debit:
     """Post the reversal's debit (once: the journal is unique per reversal id and kind) and record it."""
     debit = ledger.user_debit(
@@ -371,10 +364,8 @@ def _refund_debit(
     """Step 1, in one transaction under the balance lock: the checks, the row, the debit (unless only
     proposed), the Idempotency-Key record and the audit event."""
     deposit = row.deposit
-    ledger.balance_ensure(user_id=deposit.user_id, currency=deposit.currency)
 
-    def apply() -> DepositReversal:
-        balance = ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+    def apply(balance: ledger.LockedBalance) -> DepositReversal:
         locked = Transaction.objects.select_for_update().get(id=deposit.id)
         current = row
         if approving:
@@ -427,11 +418,7 @@ def _refund_debit(
         )
         return current
 
-    return run_in_serializable_transaction(
-        apply,
-        lock_keys=[ledger.balance_lock_key(user_id=deposit.user_id, currency=deposit.currency)],
-        isolation=READ_COMMITTED,
-    )
+    return ledger.balance_movement(user_id=deposit.user_id, currency=deposit.currency, fn=apply)
 
 
 def _refund_send(row: DepositReversal) -> DepositReversal:
@@ -454,8 +441,7 @@ def _refund_confirm(reversal_id: uuid.UUID, *, payment_id: str) -> DepositRevers
     row = DepositReversal.objects.select_related("deposit").get(id=reversal_id)
     deposit = row.deposit
 
-    def apply() -> DepositReversal:
-        ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+    def apply(_balance: ledger.LockedBalance) -> DepositReversal:
         current = DepositReversal.objects.select_for_update().select_related("deposit").get(id=reversal_id)
         if current.provider_payment_id == payment_id:
             return current  # its payment.refunded event came first and linked it
@@ -480,11 +466,7 @@ def _refund_confirm(reversal_id: uuid.UUID, *, payment_id: str) -> DepositRevers
         _link(current, payment_id=payment_id, source=Source.OPERATOR)
         return current
 
-    return run_in_serializable_transaction(
-        apply,
-        lock_keys=[ledger.balance_lock_key(user_id=deposit.user_id, currency=deposit.currency)],
-        isolation=READ_COMMITTED,
-    )
+    return ledger.balance_movement(user_id=deposit.user_id, currency=deposit.currency, fn=apply, create=False)
 
 
 def _refund_restore(reversal_id: uuid.UUID, *, reason: str) -> DepositReversal:
@@ -492,8 +474,7 @@ def _refund_restore(reversal_id: uuid.UUID, *, reason: str) -> DepositReversal:
     row = DepositReversal.objects.select_related("deposit").get(id=reversal_id)
     deposit = row.deposit
 
-    def apply() -> DepositReversal:
-        balance = ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+    def apply(balance: ledger.LockedBalance) -> DepositReversal:
         current = DepositReversal.objects.select_for_update().select_related("deposit").get(id=reversal_id)
         if current.status != ReversalStatus.PENDING or current.provider_payment_id:
             return current  # completed meanwhile (its event came), or already restored
@@ -513,11 +494,7 @@ def _refund_restore(reversal_id: uuid.UUID, *, reason: str) -> DepositReversal:
         )
         return current
 
-    return run_in_serializable_transaction(
-        apply,
-        lock_keys=[ledger.balance_lock_key(user_id=deposit.user_id, currency=deposit.currency)],
-        isolation=READ_COMMITTED,
-    )
+    return ledger.balance_movement(user_id=deposit.user_id, currency=deposit.currency, fn=apply, create=False)
 
 
 def refunds_resolve_pending(*, now: datetime, limit: int = 100) -> dict[str, int]:
@@ -563,8 +540,7 @@ def _refund_complete_unlinked(reversal_id: uuid.UUID) -> None:
     row = DepositReversal.objects.select_related("deposit").get(id=reversal_id)
     deposit = row.deposit
 
-    def apply() -> None:
-        ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+    def apply(_balance: ledger.LockedBalance) -> None:
         current = DepositReversal.objects.select_for_update().select_related("deposit").get(id=reversal_id)
         if current.status != ReversalStatus.PENDING:
             return
@@ -578,8 +554,4 @@ def _refund_complete_unlinked(reversal_id: uuid.UUID) -> None:
             source=Source.RECONCILIATION,
         )
 
-    run_in_serializable_transaction(
-        apply,
-        lock_keys=[ledger.balance_lock_key(user_id=deposit.user_id, currency=deposit.currency)],
-        isolation=READ_COMMITTED,
-    )
+    ledger.balance_movement(user_id=deposit.user_id, currency=deposit.currency, fn=apply, create=False)

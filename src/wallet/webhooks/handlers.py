@@ -72,15 +72,7 @@ def _outcome(applied: str, *, event_status: str, provider_status: str) -> Outcom
 def _apply_purchase(log: WebhookLog) -> Outcome:
     def apply(deposit: Any, purchase: Purchase) -> str:
         return transactions.deposit_apply_provider_state(
-            deposit_id=deposit.id,
-            outcome=purchase.outcome,
-            purchase_id=purchase.id,
-            amount=purchase.amount,
-            currency=purchase.currency,
-            provider_status=purchase.status,
-            source=transactions.TransactionEvent.Source.WEBHOOK,
-            is_test=purchase.is_test,
-            checkout_url=purchase.checkout_url,
+            deposit_id=deposit.id, purchase=purchase, source=transactions.TransactionEvent.Source.WEBHOOK
         )
 
     return _apply_revio_object(
@@ -136,13 +128,7 @@ def _apply_eft_payment(log: WebhookLog) -> Outcome:
         )
         return WebhookStatus.PROCESSED, f"flagged for review: the EFT payment is {payout.status}", True
     applied = transactions.withdrawal_apply_provider_state(
-        withdrawal_id=withdrawal.id,
-        outcome=payout.outcome,
-        payout_id=payout.id,
-        amount=payout.amount,
-        currency=payout.currency,
-        provider_status=payout.status,
-        source=source,
+        withdrawal_id=withdrawal.id, payout=payout, source=source
     )
     return _outcome(applied, event_status=_event_status(log), provider_status=payout.status)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 import pytest
 
 from wallet.accounts.models import User
-from wallet.core.db import run_in_serializable_transaction
+from wallet.core.db import run_in_retrying_transaction
 from wallet.ledger import services as ledger
 
 
@@ -26,7 +26,7 @@ def credit() -> Callable[[User, int], None]:
             balance = ledger.balance_lock(user_id=user.id, currency="ZAR")
             ledger.deposit_credit(balance=balance, amount=amount, transaction_id=uuid.uuid4())
 
-        run_in_serializable_transaction(
+        run_in_retrying_transaction(
             post, lock_keys=[ledger.balance_lock_key(user_id=user.id, currency="ZAR")]
         )
 

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 import psutil
 from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 
 from revio_sandbox.testing import Delivery, SandboxProcess
@@ -53,6 +54,9 @@ BIN = Path(sys.executable).parent
 LEASE_SECONDS = 3
 # The web process's wait for Revio: long enough for a late answer we provoke, short enough for a test.
 REVIO_READ_TIMEOUT = 6
+# How long the payouts worker may take to try a new withdrawal's payout: take its message, and wait for
+# Revio's answer up to the read timeout (twice, for a redelivery after a worker died).
+PAYOUT_WINDOW = 2 * REVIO_READ_TIMEOUT + 3
 # A webhook sent while a server is down arrives this much later: inside the outage.
 OUTAGE_WEBHOOK_DELAY_MS = 3000
 
@@ -386,20 +390,26 @@ DATABASE_KILLED = "database killed mid-withdrawal"
 REDIS_RESTARTED = "redis restarted + revio timing out"
 # seed % len(SCENARIOS) picks the scenario, so a run of consecutive seeds covers every one of them.
 SCENARIOS = (*WITHDRAWAL_POINTS, *WEBHOOK_POINTS, DATABASE_KILLED, REDIS_RESTARTED)
-# Who is expected to die where: the web process serves withdrawals, the worker processes webhooks (the
-# journal of ledger.journal_written is the deposit credit that a purchase.paid webhook applies).
+# Who is expected to die where: the web process reserves withdrawals, the worker sends their payouts
+# (issue 18) and processes webhooks (the journal of ledger.journal_written is the deposit credit that a
+# purchase.paid webhook applies).
 VICTIM = {
-    **dict.fromkeys(WITHDRAWAL_POINTS, "web"),
+    "withdrawal.reserved": "web",
+    "withdrawal.payout_claimed": "worker",
+    "withdrawal.payout_accepted": "worker",
     **dict.fromkeys(WEBHOOK_POINTS, "worker"),
     DATABASE_KILLED: "database",
     REDIS_RESTARTED: "redis",
 }
 # What the customer's first request sees: the proof that the failure hit the window it was aimed at (the
-# web process dies mid-request; it has Revio's answer but no database; Revio did not answer in time).
+# web process dies mid-request after the commit; the payouts worker dies after the 201; the worker has
+# Revio's answer but no database; Revio did not answer in time).
 CLIENT_SAW = {
-    **dict.fromkeys(WITHDRAWAL_POINTS, "connection lost"),
+    "withdrawal.reserved": "connection lost",
+    "withdrawal.payout_claimed": "201",
+    "withdrawal.payout_accepted": "201",
     **dict.fromkeys(WEBHOOK_POINTS, "payment made at Revio"),
-    DATABASE_KILLED: "500",
+    DATABASE_KILLED: "201 pending",
     REDIS_RESTARTED: "201 pending",
 }
 # ADR 0006: a payout request claimed but never sent leaves no evidence at Revio; with a lookup that is not
@@ -551,9 +561,9 @@ class Scenario:
         self, hit: Callable[[Callable[[], None]], None], body: dict[str, Any], key: str, *, late_answer: bool
     ) -> None:
         """Send a withdrawal whose EFT payment Revio creates but answers late (or never); once it exists
-        at Revio, while the web process still waits for the answer, `hit` takes a server down until the
+        at Revio, while the payouts worker still waits for the answer, `hit` takes a server down until the
         customer has had an answer (the callable it is given waits for that)."""
-        if late_answer:  # answered before the web process gives up: it has something to record
+        if late_answer:  # answered before the worker gives up: it has something to record
             self.control.timeout_after_processing(
                 "eft.payments.create", seconds=REVIO_READ_TIMEOUT - 1.5, then="answer"
             )
@@ -590,7 +600,8 @@ class Scenario:
 
     def _kill_database(self, answered: Callable[[], None]) -> None:
         self.system.postgres.kill()
-        answered()  # Revio's late answer reached a web process without a database
+        answered()  # the customer had the 201 before the payout was sent (issue 18)
+        time.sleep(REVIO_READ_TIMEOUT)  # Revio's late answer reaches the payouts worker without a database
         self.system.postgres.start()
 
     def _restart_redis(self, answered: Callable[[], None]) -> None:
@@ -652,6 +663,9 @@ class Scenario:
     def recover(self, passes: int = 3) -> None:
         """What the beat schedule would do, with a clock far enough ahead that everything is due: make
         Revio retry now, sweep the webhook log, send queued payouts, check stuck transactions."""
+        # The payouts worker sends each withdrawal's payout after its 201 (issue 18): the clock jumps ahead
+        # only once it is done, else recovery would find a payout mid-send "claimed and unknown".
+        wait_until(self.payouts_idle, timeout=60, what="the payouts worker to finish its payouts")
         for step in range(passes):
             later = timezone.now() + timedelta(hours=25) + timedelta(days=2 * step)
             self.control.retry_deliveries_now()
@@ -665,6 +679,19 @@ class Scenario:
             except AssertionError:
                 continue
             return
+
+    def payouts_idle(self) -> bool:
+        """Every withdrawal's payout was tried by the payouts worker, or had the time to be: none is pending
+        with no outcome yet while younger than PAYOUT_WINDOW (its message not yet taken, or mid-send)."""
+        recent = timezone.now() - timedelta(seconds=PAYOUT_WINDOW)
+        in_flight = (
+            Transaction.objects.filter(
+                user_id=self.user.id, type="withdrawal", status="pending", provider_object_id__isnull=True
+            )
+            .filter(Q(created_at__gt=recent) | Q(payout_requested_at__gt=recent))
+            .exclude(events__detail__startswith="payout outcome unknown")
+        )
+        return not in_flight.exists()
 
     def settle_payouts(self) -> None:
         """Revio decides each sent payout the way the plan says; its webhooks finish the withdrawals."""

@@ -176,11 +176,7 @@ def fund(user: User, amount: int, revio: SandboxProcess) -> None:
     purchase = get_client().purchase_get(deposit.provider_object_id)
     services.deposit_apply_provider_state(
         deposit_id=deposit.id,
-        outcome=purchase.outcome,
-        purchase_id=purchase.id,
-        amount=purchase.amount,
-        currency=purchase.currency,
-        provider_status=purchase.status,
+        purchase=purchase,
         source="webhook",
     )
 

@@ -8,7 +8,7 @@ from django.db import transaction
 from rest_framework.test import APIClient
 
 from wallet.accounts.models import User
-from wallet.core.db import run_in_serializable_transaction
+from wallet.core.db import run_in_retrying_transaction
 from wallet.ledger import services
 from wallet.ledger.selectors import BalanceFigures, balance_cache_generation_key, balance_get
 
@@ -22,9 +22,7 @@ def credit(user: User, amount: int) -> None:
         balance = services.balance_lock(user_id=user.id, currency="ZAR")
         services.deposit_credit(balance=balance, amount=amount, transaction_id=uuid.uuid4())
 
-    run_in_serializable_transaction(
-        post, lock_keys=[services.balance_lock_key(user_id=user.id, currency="ZAR")]
-    )
+    run_in_retrying_transaction(post, lock_keys=[services.balance_lock_key(user_id=user.id, currency="ZAR")])
 
 
 class RollbackError(Exception):

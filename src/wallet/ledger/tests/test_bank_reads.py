@@ -90,11 +90,7 @@ def _deposit(sandbox: SandboxProcess, owner: User, amount: int) -> str:
     purchase = get_client().purchase_get(deposit.provider_object_id)
     services.deposit_apply_provider_state(
         deposit_id=deposit.id,
-        outcome=purchase.outcome,
-        purchase_id=purchase.id,
-        amount=purchase.amount,
-        currency=purchase.currency,
-        provider_status=purchase.status,
+        purchase=purchase,
         source="webhook",
     )
     return "deposit"
@@ -105,11 +101,7 @@ def _apply_payout(withdrawal: Any) -> None:
     payout = get_payouts().get(withdrawal.provider_object_id)  # the EFT payment, read back
     services.withdrawal_apply_provider_state(
         withdrawal_id=withdrawal.id,
-        outcome=payout.outcome,
-        payout_id=payout.id,
-        amount=payout.amount,
-        currency=payout.currency,
-        provider_status=payout.status,
+        payout=payout,
         source="webhook",
     )
 
@@ -123,6 +115,7 @@ def _withdraw(sandbox: SandboxProcess, owner: User, amount: int, ending: str) ->
             currency="ZAR",
             bank_account=BankAccount(**BANK),
         )
+        withdrawal.refresh_from_db()  # the payouts worker has sent its payout
     except InsufficientFundsError:
         return "refused: insufficient funds"
     if withdrawal.status != "processing" or not withdrawal.provider_object_id:

@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from wallet.accounts.models import User
-from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
+from wallet.core.db import READ_COMMITTED, run_in_retrying_transaction
 from wallet.ledger import services
 from wallet.ledger.errors import InsufficientFundsError
 from wallet.ledger.models import AccountKind, Balance, Journal, JournalKind
@@ -30,7 +30,7 @@ def _debit(user: User, amount: int, *, allow_debt: bool, txn: uuid.UUID | None =
             allow_debt=allow_debt,
         )
 
-    return run_in_serializable_transaction(
+    return run_in_retrying_transaction(
         run, lock_keys=[services.balance_lock_key(user_id=user.id, currency="ZAR")], isolation=READ_COMMITTED
     )
 
@@ -117,7 +117,7 @@ class TestDebt:
                 transaction_id=txn,
             )
 
-        run_in_serializable_transaction(restore, isolation=READ_COMMITTED)
+        run_in_retrying_transaction(restore, isolation=READ_COMMITTED)
         figures = balance_get(user_id=user.id, currency="ZAR")
         assert (figures.available, figures.debt) == (2_000, 0)
         assert ledger_problems() == []

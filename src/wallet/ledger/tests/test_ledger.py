@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from wallet.accounts.models import User
-from wallet.core.db import run_in_serializable_transaction
+from wallet.core.db import run_in_retrying_transaction
 from wallet.ledger import services
 from wallet.ledger.errors import InsufficientFundsError, UnbalancedJournalError
 from wallet.ledger.models import AccountKind, Balance, Entry, Journal, JournalKind, LedgerAccount
@@ -27,9 +27,57 @@ def funded(user: User, amount: int, currency: str = "ZAR") -> Balance:
         services.deposit_credit(balance=balance, amount=amount, transaction_id=uuid.uuid4())
         return balance
 
-    return run_in_serializable_transaction(
+    return run_in_retrying_transaction(
         credit, lock_keys=[services.balance_lock_key(user_id=user.id, currency=currency)]
     )
+
+
+@pytest.mark.django_db
+class TestBalanceMovement:
+    """The one way other apps move money: ensure, queue on the advisory lock, lock the row, run."""
+
+    def test_a_credit_makes_the_balance_first_and_returns_what_the_function_returns(self, user: User) -> None:
+        def credit(balance: services.LockedBalance) -> int:
+            services.deposit_credit(balance=balance, amount=2_500, transaction_id=uuid.uuid4())
+            return balance.available
+
+        assert services.balance_movement(user_id=user.id, currency="ZAR", fn=credit) == 2_500
+        assert balance_get(user_id=user.id, currency="ZAR").available == 2_500
+        assert ledger_problems() == []
+
+    def test_a_balance_never_funded_is_refused_without_creating_it(self, user: User) -> None:
+        ran: list[bool] = []
+        with pytest.raises(InsufficientFundsError) as raised:
+            services.balance_movement(
+                user_id=user.id,
+                currency="ZAR",
+                fn=lambda balance: ran.append(True),
+                create=False,
+                requested=700,
+            )
+        assert raised.value.details == {"available": 0, "requested": 700, "currency": "ZAR"}
+        assert ran == []
+        assert not Balance.objects.filter(user_id=user.id).exists()
+
+    def test_an_error_in_the_function_rolls_the_movement_back(self, user: User) -> None:
+        funded(user, 1_000)
+
+        def reserve_then_fail(balance: services.LockedBalance) -> None:
+            services.withdrawal_reserve(balance=balance, amount=400, transaction_id=uuid.uuid4())
+            raise RuntimeError("after the journal")
+
+        with pytest.raises(RuntimeError):
+            services.balance_movement(user_id=user.id, currency="ZAR", fn=reserve_then_fail, create=False)
+        figures = balance_get(user_id=user.id, currency="ZAR")
+        assert (figures.available, figures.reserved) == (1_000, 0)
+        assert Journal.objects.filter(kind=JournalKind.WITHDRAWAL_RESERVE).count() == 0
+
+    def test_a_movement_takes_only_the_balance_it_locked(self, user: User) -> None:
+        class Lookalike:
+            user_id, currency, available, reserved, debt = user.id, "ZAR", 10**9, 0, 0
+
+        with pytest.raises(TypeError):
+            services.withdrawal_reserve(balance=Lookalike(), amount=1, transaction_id=uuid.uuid4())
 
 
 @pytest.mark.django_db
@@ -166,7 +214,7 @@ def test_concurrent_reservations_never_overdraw(make_user: Callable[..., User], 
                 balance = services.balance_lock(user_id=user.id, currency="ZAR")
                 services.withdrawal_reserve(balance=balance, amount=400, transaction_id=uuid.uuid4())
 
-            run_in_serializable_transaction(
+            run_in_retrying_transaction(
                 work, lock_keys=[services.balance_lock_key(user_id=user.id, currency="ZAR")]
             )
             outcomes.append("ok")

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from revio_sandbox.testing import SandboxProcess
 from wallet.accounts.models import User
+from wallet.ledger import public as ledger
 from wallet.ledger.errors import InsufficientFundsError
 from wallet.ledger.selectors import balance_get
 from wallet.notifications.models import Notification, NotificationStatus
@@ -33,13 +34,15 @@ Fund = Callable[[User, int], Transaction]
 
 
 def withdraw(user: User, amount: int, **bank: str) -> Transaction:
-    return services.withdrawal_create(
+    withdrawal = services.withdrawal_create(
         user_id=user.id,
         email=user.email,
         amount=amount,
         currency="ZAR",
         bank_account=BankAccount(**{**BANK, **bank}),
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
+    return withdrawal
 
 
 def rows(transaction_id: Any) -> list[tuple[str, str, int]]:
@@ -138,7 +141,7 @@ class TestRollback:
             raise RuntimeError("the ledger failed after the status change")
 
         # deposit_credit runs after _transition, inside the same SERIALIZABLE transaction.
-        monkeypatch.setattr(services.ledger, "deposit_credit", ledger_down)
+        monkeypatch.setattr(ledger, "deposit_credit", ledger_down)
         with pytest.raises(RuntimeError):
             apply_deposit(deposit)
 

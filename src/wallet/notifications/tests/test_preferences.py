@@ -64,6 +64,7 @@ def test_opted_out_users_still_get_essential_emails(
     withdrawal = services.withdrawal_create(
         user_id=user.id, email=user.email, amount=5_000, currency="ZAR", bank_account=BankAccount(**BANK)
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
     revio.control.eft_payment_succeed(withdrawal.provider_object_id or "")
     apply_payout(withdrawal)
 

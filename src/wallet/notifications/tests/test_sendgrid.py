@@ -41,6 +41,7 @@ def failed_withdrawal(user: User, fund: Fund, revio: SandboxProcess) -> Transact
     withdrawal = services.withdrawal_create(
         user_id=user.id, email=user.email, amount=7_500, currency="ZAR", bank_account=BankAccount(**BANK)
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
     revio.control.eft_payment_fail(withdrawal.provider_object_id or "")
     assert apply_payout(withdrawal) == services.Applied.CHANGED
     withdrawal.refresh_from_db()

@@ -29,6 +29,7 @@ from wallet.reconciliation.models import ReconciliationRun, RunStatus
 from wallet.revio.errors import RevioRejectedError
 from wallet.revio.payouts import get_payouts
 from wallet.transactions import services
+from wallet.transactions.errors import DepositProviderUnavailableError
 from wallet.transactions.models import Transaction
 from wallet.webhooks.models import WebhookLog
 
@@ -179,7 +180,7 @@ def test_revio_latency_histogram_breakers_and_queue_depth(
         get_payouts().get(str(uuid.uuid4()))  # an EFT read of a payment the API does not know: 404
     revio.control.fail_next("purchases.create", status=503, count=10)
     settings.REVIO_BREAKER_FAILURE_THRESHOLD = 1
-    with pytest.raises(services.DepositProviderUnavailableError):
+    with pytest.raises(DepositProviderUnavailableError):
         services.deposit_create(user_id=user.id, email=user.email, amount=5_000, currency="ZAR")
     before = queue_depths()
     with celery_app.connection_for_write() as broker:  # three messages in the queue, as kombu keeps them

@@ -48,12 +48,16 @@ def bank(account_number: str = BANK["account_number"]) -> BankAccount:
 @pytest.fixture
 def withdraw() -> Callable[..., Transaction]:
     def withdraw(user: User, amount: int, account_number: str = BANK["account_number"]) -> Transaction:
-        return services.withdrawal_create(
+        """Withdraw, and read the withdrawal again once the payouts worker has sent its payout."""
+        withdrawal = services.withdrawal_create(
             user_id=user.id,
             email=user.email,
             amount=amount,
             currency="ZAR",
             bank_account=bank(account_number),
         )
+        assert withdrawal.status == "pending"  # the answer: reserved and committed, not yet sent
+        withdrawal.refresh_from_db()
+        return withdrawal
 
     return withdraw

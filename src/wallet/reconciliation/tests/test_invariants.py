@@ -38,13 +38,15 @@ def books(user: User, fund: Fund, revio: SandboxProcess) -> Transaction:
     # The session's sandbox holds every earlier test's payments: its company balance starts from ours.
     revio.control.reset(keep_webhooks=True)
     fund(user, 10_000)
-    return services.withdrawal_create(
+    withdrawal = services.withdrawal_create(
         user_id=user.id,
         email=user.email,
         amount=3_000,
         currency="ZAR",
         bank_account=services.BankAccount(**BANK),
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
+    return withdrawal
 
 
 def test_good_books_pass_with_the_clearing_position_compared(

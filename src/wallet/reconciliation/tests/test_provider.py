@@ -69,6 +69,7 @@ def planted(user: User, fund: Fund, revio: SandboxProcess, eft: EftDriver) -> di
         currency="ZAR",
         bank_account=services.BankAccount(**BANK),
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
     # A second payout with the same reference (someone re-sent it by hand): a possible double payout.
     eft.create_by_hand(reference=str(withdrawal.id), amount=6_000, account_number="62001234567")
     # A second purchase naming a deposit that already has one; and a purchase that is not ours at all.
@@ -187,6 +188,7 @@ def test_without_the_eft_lookup_the_run_says_so_and_still_compares_by_id(
         currency="ZAR",
         bank_account=services.BankAccount(**BANK),
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
     eft.succeed(withdrawal.provider_object_id or "")  # Revio paid it; we never heard
     revio.control.fail_next("eft.payments.list", status=404, count=10)  # like real Revio: no lookup
 
@@ -212,6 +214,7 @@ def test_a_withdrawal_sent_by_the_retired_gateway_route_is_noted_not_compared(
         currency="ZAR",
         bank_account=services.BankAccount(**BANK),
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
     Transaction.objects.filter(id=withdrawal.id).update(payout_route="gateway", provider_object_id="gw-1")
 
     today = timezone.now().date()

@@ -17,6 +17,7 @@ from wallet.reconciliation.models import StuckKind, StuckStatus, StuckTransactio
 from wallet.reconciliation.recovery import RecoveryReport, recovery_run
 from wallet.reconciliation.tests.conftest import later
 from wallet.transactions import services
+from wallet.transactions.errors import DepositOutcomeUnknownError
 from wallet.transactions.models import Transaction
 from wallet.transactions.tests.conftest import EftDriver
 
@@ -77,7 +78,7 @@ class TestLostWebhooks:
         self, user: User, revio: SandboxProcess
     ) -> None:
         revio.control.timeout_after_processing("purchases.create", seconds=4)
-        with pytest.raises(services.DepositOutcomeUnknownError):
+        with pytest.raises(DepositOutcomeUnknownError):
             services.deposit_create(user_id=user.id, email=user.email, amount=2_000, currency="ZAR")
         deposit = Transaction.objects.get(type="deposit")
         assert deposit.provider_object_id is None
@@ -123,27 +124,16 @@ class TestPayoutFailedHoursLater:
         # and applying Revio's state (as the webhook would) returns the money once.
         services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
-            **_payout_state(eft, payout_id),
+            payout=eft.get(payout_id),
             source="reconciliation",
         )
         services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
-            **_payout_state(eft, payout_id),
+            payout=eft.get(payout_id),
             source="reconciliation",
         )
         assert status(withdrawal) == "returned"
         assert figures(user) == (9_000, 0)
-
-
-def _payout_state(eft: EftDriver, payout_id: str) -> dict[str, Any]:
-    payout = eft.get(payout_id)
-    return {
-        "outcome": payout.outcome,
-        "payout_id": payout.id,
-        "amount": payout.amount,
-        "currency": payout.currency,
-        "provider_status": payout.status,
-    }
 
 
 class TestPayoutCreationTimedOut:

@@ -108,6 +108,7 @@ def test_an_expired_token_is_refreshed_without_failing_a_payout(
     withdrawal = services.withdrawal_create(
         user_id=user.id, email=user.email, amount=4_000, currency="ZAR", bank_account=BankAccount(**BANK)
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
     assert withdrawal.status == "processing"  # the 401 cost one token fetch, not the payout
     assert token_requests(revio) - before == 1
     assert len(eft.find(str(withdrawal.id))) == 1  # sent once: the create after the 401 was the only one
@@ -146,6 +147,7 @@ def test_refused_credentials_fail_the_withdrawal_and_return_the_reservation(
     withdrawal = services.withdrawal_create(
         user_id=user.id, email=user.email, amount=4_000, currency="ZAR", bank_account=BankAccount(**BANK)
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
     assert withdrawal.status == "failed"
     balance = balance_get(user_id=user.id, currency="ZAR")
     assert (balance.available, balance.reserved) == (10_000, 0)

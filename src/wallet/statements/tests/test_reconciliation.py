@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wallet.accounts.models import User
-from wallet.core.db import run_in_serializable_transaction
+from wallet.core.db import run_in_retrying_transaction
 from wallet.core.testing import proof_size
 from wallet.ledger import services as ledger
 from wallet.ledger.models import Entry
@@ -50,7 +50,7 @@ class History:
             return fn(ledger.balance_lock(user_id=self.user.id, currency=CURRENCY))
 
         key = ledger.balance_lock_key(user_id=self.user.id, currency=CURRENCY)
-        return run_in_serializable_transaction(run, lock_keys=[key])
+        return run_in_retrying_transaction(run, lock_keys=[key])
 
     def _record(self, journal: Any) -> None:
         for entry in journal.entries.select_related("account"):

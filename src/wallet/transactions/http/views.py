@@ -120,10 +120,12 @@ class WithdrawalCreateApi(APIView):
         responses={201: s.TransactionOutputSerializer},
         parameters=[IDEMPOTENCY_KEY_PARAMETER],
         description=(
-            "Withdraws to a bank account. The amount is reserved at once (available → reserved), then Revio "
-            "is asked to pay it out. The answer's `status` says what happened: `processing` (accepted), "
-            "`failed` (refused; the amount is back in the balance, see `failure_reason`) or `pending` (Revio "
-            "did not answer; it is resolved automatically, never paid twice). Bank details are stored "
+            "Withdraws to a bank account. The amount is reserved at once (available → reserved) and the "
+            "answer is 201 with `status` `pending`: a worker sends the payout to Revio after the answer, "
+            "so this call never waits on Revio. Poll `GET /api/v1/withdrawals/{id}`: `processing` shortly "
+            "after (Revio accepted), or `failed` (refused; the amount is back in the balance, see "
+            "`failure_reason`); it stays `pending` while Revio is unavailable (sent later) or its answer "
+            "proved nothing (resolved automatically, never paid twice). Bank details are stored "
             "encrypted and only the last four digits are ever shown. The first withdrawal to a bank account "
             "(no completed one to the same account number and bank code) needs `step_up_password`, the "
             "user's current password: 403 `step_up_required` without it, 403 `step_up_failed` when wrong "

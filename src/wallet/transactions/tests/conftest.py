@@ -48,11 +48,7 @@ def apply_deposit(deposit: Transaction, *, source: str = TransactionEvent.Source
     purchase = get_client().purchase_get(deposit.provider_object_id)
     return services.deposit_apply_provider_state(
         deposit_id=deposit.id,
-        outcome=purchase.outcome,
-        purchase_id=purchase.id,
-        amount=purchase.amount,
-        currency=purchase.currency,
-        provider_status=purchase.status,
+        purchase=purchase,
         source=source,
     )
 
@@ -64,11 +60,7 @@ def apply_payout(withdrawal: Transaction, *, source: str = TransactionEvent.Sour
     payout = get_payouts().get(withdrawal.provider_object_id)
     return services.withdrawal_apply_provider_state(
         withdrawal_id=withdrawal.id,
-        outcome=payout.outcome,
-        payout_id=payout.id,
-        amount=payout.amount,
-        currency=payout.currency,
-        provider_status=payout.status,
+        payout=payout,
         source=source,
     )
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sentry_sdk
 from django.db import connection
 from rest_framework.test import APIClient
 
@@ -32,13 +33,16 @@ def kinds(txn: Transaction) -> list[str]:
 
 
 def withdraw(user: User, amount: int) -> Transaction:
-    return services.withdrawal_create(
+    """Withdraw, and read the withdrawal again once the payouts worker has sent its payout."""
+    withdrawal = services.withdrawal_create(
         user_id=user.id,
         email=user.email,
         amount=amount,
         currency="ZAR",
         bank_account=services.BankAccount(**BANK),
     )
+    withdrawal.refresh_from_db()
+    return withdrawal
 
 
 def failed_then_paid(user: User, eft: EftDriver, amount: int) -> Transaction:
@@ -57,7 +61,7 @@ def sentry_messages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
     """Sentry at its library seam: what the wallet would have sent."""
     sent: list[tuple[str, Any]] = []
     monkeypatch.setattr(
-        services.sentry_sdk, "capture_message", lambda message, level=None: sent.append((message, level))
+        sentry_sdk, "capture_message", lambda message, level=None: sent.append((message, level))
     )
     return sent
 

@@ -13,7 +13,7 @@ from wallet.accounts.models import User
 from wallet.ledger.models import Entry
 from wallet.ledger.selectors import balance_get
 from wallet.revio.client import get_client
-from wallet.revio.contracts import PurchaseOutcome
+from wallet.revio.contracts import Purchase, PurchaseOutcome
 from wallet.transactions import services
 from wallet.transactions.errors import IllegalTransitionError
 from wallet.transactions.models import Transaction, TransactionEvent
@@ -140,11 +140,7 @@ class TestApplyingRevioStates:
         assert purchase.outcome == PurchaseOutcome.ATTEMPT_FAILED
         result = services.deposit_apply_provider_state(
             deposit_id=deposit.id,
-            outcome=purchase.outcome,
-            purchase_id=purchase.id,
-            amount=purchase.amount,
-            currency=purchase.currency,
-            provider_status=purchase.status,
+            purchase=purchase,
             source="webhook",
         )
         assert result == services.Applied.UNCHANGED
@@ -155,11 +151,17 @@ class TestApplyingRevioStates:
         deposit = services.deposit_create(user_id=user.id, email=user.email, amount=4_000, currency="ZAR")
         services.deposit_apply_provider_state(
             deposit_id=deposit.id,
-            outcome=PurchaseOutcome.CANCELLED,
-            purchase_id=deposit.provider_object_id or "",
-            amount=4_000,
-            currency="ZAR",
-            provider_status="cancelled",
+            purchase=Purchase(
+                id=deposit.provider_object_id or "",
+                status="cancelled",
+                outcome=PurchaseOutcome.CANCELLED,
+                amount=4_000,
+                currency="ZAR",
+                reference=str(deposit.id),
+                checkout_url="",
+                updated_on=0,
+                is_test=False,
+            ),
             source="webhook",
         )
         deposit.refresh_from_db()
@@ -172,11 +174,17 @@ class TestApplyingRevioStates:
         pay_deposit(revio, deposit)
         result = services.deposit_apply_provider_state(
             deposit_id=deposit.id,
-            outcome=PurchaseOutcome.CANCELLED,
-            purchase_id=deposit.provider_object_id or "",
-            amount=4_000,
-            currency="ZAR",
-            provider_status="cancelled",
+            purchase=Purchase(
+                id=deposit.provider_object_id or "",
+                status="cancelled",
+                outcome=PurchaseOutcome.CANCELLED,
+                amount=4_000,
+                currency="ZAR",
+                reference=str(deposit.id),
+                checkout_url="",
+                updated_on=0,
+                is_test=False,
+            ),
             source="webhook",
         )
         assert result == services.Applied.STALE
@@ -194,11 +202,17 @@ class TestApplyingRevioStates:
         deposit = services.deposit_create(user_id=user.id, email=user.email, amount=4_000, currency="ZAR")
         result = services.deposit_apply_provider_state(
             deposit_id=deposit.id,
-            outcome=PurchaseOutcome.PAID,
-            purchase_id=purchase or deposit.provider_object_id,
-            amount=amount,
-            currency=currency,
-            provider_status="paid",
+            purchase=Purchase(
+                id=purchase or deposit.provider_object_id,
+                status="paid",
+                outcome=PurchaseOutcome.PAID,
+                amount=amount,
+                currency=currency,
+                reference=str(deposit.id),
+                checkout_url="",
+                updated_on=0,
+                is_test=False,
+            ),
             source="webhook",
         )
         assert result == services.Applied.FLAGGED
@@ -216,11 +230,17 @@ class TestApplyingRevioStates:
         pay_deposit(revio, deposit)
         result = services.deposit_apply_provider_state(
             deposit_id=deposit.id,
-            outcome=PurchaseOutcome.REVERSED,
-            purchase_id=deposit.provider_object_id or "",
-            amount=4_000,
-            currency="ZAR",
-            provider_status="chargeback",
+            purchase=Purchase(
+                id=deposit.provider_object_id or "",
+                status="chargeback",
+                outcome=PurchaseOutcome.REVERSED,
+                amount=4_000,
+                currency="ZAR",
+                reference=str(deposit.id),
+                checkout_url="",
+                updated_on=0,
+                is_test=False,
+            ),
             source="webhook",
         )
         assert result == services.Applied.UNCHANGED
@@ -229,11 +249,17 @@ class TestApplyingRevioStates:
         pending = services.deposit_create(user_id=user.id, email=user.email, amount=5_000, currency="ZAR")
         result = services.deposit_apply_provider_state(
             deposit_id=pending.id,
-            outcome=PurchaseOutcome.REVERSED,
-            purchase_id=pending.provider_object_id or "",
-            amount=5_000,
-            currency="ZAR",
-            provider_status="refunded",
+            purchase=Purchase(
+                id=pending.provider_object_id or "",
+                status="refunded",
+                outcome=PurchaseOutcome.REVERSED,
+                amount=5_000,
+                currency="ZAR",
+                reference=str(pending.id),
+                checkout_url="",
+                updated_on=0,
+                is_test=False,
+            ),
             source="webhook",
         )
         assert result == services.Applied.FLAGGED
@@ -273,11 +299,7 @@ def test_concurrent_confirmations_credit_once(make_user: Callable[..., User], re
             results.append(
                 services.deposit_apply_provider_state(
                     deposit_id=deposit.id,
-                    outcome=purchase.outcome,
-                    purchase_id=purchase.id,
-                    amount=purchase.amount,
-                    currency=purchase.currency,
-                    provider_status=purchase.status,
+                    purchase=purchase,
                     source="webhook",
                 )
             )

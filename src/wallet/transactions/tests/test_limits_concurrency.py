@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from wallet.accounts.models import User
 from wallet.ledger.selectors import balance_get
-from wallet.revio.contracts import BankAccount
+from wallet.revio.contracts import BankAccount, Payout, PayoutOutcome
 from wallet.transactions import services
 from wallet.transactions.errors import WithdrawalLimitError
 from wallet.transactions.models import Transaction, TransactionType
@@ -98,7 +98,6 @@ def test_acceptance_without_the_balance_lock_still_applies_once(
     make_user: Callable[..., User], fund: Callable[[User, int], Transaction], settings: Any
 ) -> None:
     """Revio's acceptance locks only the withdrawal's row: ten concurrent applications record one change."""
-    from wallet.revio.contracts import PayoutOutcome
     from wallet.transactions.models import TransactionEvent
 
     user = make_user()
@@ -115,11 +114,16 @@ def test_acceptance_without_the_balance_lock_still_applies_once(
             results.append(
                 services.withdrawal_apply_provider_state(
                     withdrawal_id=withdrawal.id,
-                    outcome=PayoutOutcome.ACCEPTED,
-                    payout_id="payout-1",
-                    amount=1_000,
-                    currency="ZAR",
-                    provider_status="created",
+                    payout=Payout(
+                        id="payout-1",
+                        status="created",
+                        outcome=PayoutOutcome.ACCEPTED,
+                        amount=1_000,
+                        currency="ZAR",
+                        reference=str(withdrawal.id),
+                        updated_on=0,
+                        is_test=False,
+                    ),
                     source=TransactionEvent.Source.WEBHOOK,
                 )
             )
@@ -168,7 +172,7 @@ def test_the_limits_read_only_open_and_recent_withdrawals_however_long_the_histo
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(capture):
-        services._check_withdrawal_limits(user_id=user.id, currency="ZAR", amount=100, now=timezone.now())
+        services.check_withdrawal_limits(user_id=user.id, currency="ZAR", amount=100, now=timezone.now())
     ((sql, params),) = [c for c in captured if "COUNT" in c[0]]
     with connection.cursor() as cursor:
         cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)

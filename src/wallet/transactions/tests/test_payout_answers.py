@@ -47,9 +47,14 @@ def journals(txn: Transaction) -> list[str]:
 
 
 def withdraw(api: APIClient, amount: int) -> Any:
+    """Withdraw, then read the withdrawal as the client sees it once the payouts worker tried its payout
+    (the answer itself is always the committed reservation, `pending`)."""
     response = api.post("/api/v1/withdrawals", {"amount": amount, "bank_account": BANK}, format="json")
     assert response.status_code == 201, response.content
-    return response.json()
+    assert response.json()["status"] == "pending"
+    read = api.get(f"/api/v1/withdrawals/{response.json()['id']}")
+    assert read.status_code == 200
+    return read.json()
 
 
 def later(**delta: float) -> Any:

@@ -144,11 +144,7 @@ class TestResolution:
         eft.succeed(payout.id)
         result = services.withdrawal_apply_provider_state(
             withdrawal_id=withdrawal.id,
-            outcome=eft.get(payout.id).outcome,
-            payout_id=payout.id,
-            amount=payout.amount,
-            currency=payout.currency,
-            provider_status="COMPLETED",
+            payout=eft.get(payout.id),  # COMPLETED
             source="webhook",
         )
         assert result == services.Applied.CHANGED
@@ -185,6 +181,7 @@ class TestResolution:
             currency="ZAR",
             bank_account=services.BankAccount(**BANK),
         )
+        settled.refresh_from_db()  # the payouts worker has sent its payout
         assert settled.status == "processing"  # Revio answered: nothing to resolve
         with pytest.raises(ResolutionNotApplicableError):
             propose(settled, proposer, "not_paid")

@@ -75,6 +75,7 @@ def test_transaction_pages_are_read_only_and_never_show_the_account_number(
         currency="ZAR",
         bank_account=wallet.BankAccount(**BANK),
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
     client = admin_client(admin_user)
     page = client.get(f"/admin/transactions/transaction/{withdrawal.id}/change/")
     assert page.status_code == 200

@@ -39,13 +39,15 @@ def funded_withdrawal(user: User, revio_webhook: RevioWebhook, amount: int, **ba
     deposit = start_deposit(user, 20_000)
     revio_webhook.sandbox.control.purchase_pay(deposit.provider_object_id or "")
     wait_for(lambda: settled(deposit, "completed"), what="the deposit to be credited")
-    return wallet.withdrawal_create(
+    withdrawal = wallet.withdrawal_create(
         user_id=user.id,
         email=user.email,
         amount=amount,
         currency="ZAR",
         bank_account=wallet.BankAccount(**{**BANK, **bank}),
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
+    return withdrawal
 
 
 class TestDeposits:

@@ -31,13 +31,15 @@ def figures(user: User) -> tuple[int, int]:
 
 
 def withdraw(user: User, amount: int = 5_000, account_number: str = BANK["account_number"]) -> Transaction:
-    return wallet.withdrawal_create(
+    withdrawal = wallet.withdrawal_create(
         user_id=user.id,
         email=user.email,
         amount=amount,
         currency="ZAR",
         bank_account=wallet.BankAccount(**{**BANK, "account_number": account_number}),
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
+    return withdrawal
 
 
 def callback(payment_id: str, status: str, **extra: Any) -> bytes:

@@ -427,6 +427,7 @@ class WalletMachine(RuleBasedStateMachine):
                 currency="ZAR",
                 bank_account=BankAccount(**BANK),
             )
+            created.refresh_from_db()  # the payouts worker has sent its payout
         except InsufficientFundsError:
             assert amount > available
             control.clear_faults()

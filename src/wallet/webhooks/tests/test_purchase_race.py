@@ -1,6 +1,7 @@
 """Revio's purchase.created event processed before deposit_create has stored Revio's answer: the deposit
 still ends with its purchase id and checkout URL, whichever of the two stored them first."""
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from wallet.accounts.models import User
 from wallet.revio.client import get_client
 from wallet.revio.contracts import Purchase
 from wallet.transactions import services
+from wallet.transactions.services import deposits
 from wallet.webhooks import services as webhooks
 from wallet.webhooks.models import WebhookLog
 from wallet.webhooks.tests.conftest import Signer, jsonb
@@ -48,7 +50,7 @@ def test_the_created_event_first_still_leaves_the_id_and_checkout_url(
         )
         assert webhooks.webhook_process(log_id=received.log_id) == "processed"
 
-    monkeypatch.setattr(services, "get_client", lambda: _EventFirst(deliver))
+    monkeypatch.setattr(deposits, "get_client", lambda: _EventFirst(deliver))
     deposit = services.deposit_create(user_id=user.id, email=user.email, amount=3_000, currency="ZAR")
 
     log = WebhookLog.objects.get(event_type="purchase.created")
@@ -63,13 +65,8 @@ def test_the_answer_first_then_the_event_changes_neither(user: User, revio: Sand
     purchase = get_client().purchase_get(deposit.provider_object_id or "")
     services.deposit_apply_provider_state(
         deposit_id=deposit.id,
-        outcome=purchase.outcome,
-        purchase_id=purchase.id,
-        amount=purchase.amount,
-        currency=purchase.currency,
-        provider_status=purchase.status,
+        purchase=dataclasses.replace(purchase, checkout_url="https://elsewhere.invalid/p/x/"),
         source="webhook",
-        checkout_url="https://elsewhere.invalid/p/x/",  # never replaces the one stored
     )
     deposit.refresh_from_db()
     assert deposit.checkout_url == purchase.checkout_url

@@ -39,13 +39,15 @@ def callback(payment_id: str, status: str, **extra: Any) -> bytes:
 
 
 def withdraw(user: User, amount: int = 5_000) -> Transaction:
-    return wallet.withdrawal_create(
+    withdrawal = wallet.withdrawal_create(
         user_id=user.id,
         email=user.email,
         amount=amount,
         currency="ZAR",
         bank_account=wallet.BankAccount(**BANK),
     )
+    withdrawal.refresh_from_db()  # the payouts worker has sent its payout
+    return withdrawal
 
 
 @pytest.fixture
