@@ -353,6 +353,70 @@ def refund_approve(*, reversal_id: uuid.UUID, actor: Any, ip: str | None = None)
     return _refund_send(row)
 
 
+def refund_reject(
+    *, reversal_id: uuid.UUID, actor: Any, note: str = "", ip: str | None = None
+) -> DepositReversal:
+    """A second finance admin rejects a proposed refund: it is closed as rejected and nothing moves (a
+    proposal never debited anything nor reached Revio). Four eyes as for approval: the proposer cannot
+    reject their own proposal either (they may simply leave it; a rejection is a decision).
+
+    :raises NotFoundError: no such refund.
+    :raises RefundNotProposedError: it is not waiting for approval (decided already, or never needed it).
+    :raises NotAnAdminError, FourEyesError: the actor may not decide it (four_eyes_check).
+    """
+    found = DepositReversal.objects.select_related("deposit").filter(id=reversal_id).first()
+    if found is None:
+        raise NotFoundError("No such refund.")
+    deposit = found.deposit
+    ledger.balance_ensure(user_id=deposit.user_id, currency=deposit.currency)
+
+    def reject() -> DepositReversal:
+        # The locks approval takes, in its order (balance, deposit, refund): approving and rejecting at
+        # once serialise on the refund's row and cannot deadlock.
+        ledger.balance_lock(user_id=deposit.user_id, currency=deposit.currency)
+        locked_deposit = Transaction.objects.select_for_update().get(id=deposit.id)
+        row = DepositReversal.objects.select_for_update().get(id=reversal_id)
+        if row.status != ReversalStatus.PROPOSED:
+            raise RefundNotProposedError(details={"status": row.status})
+        accounts.four_eyes_check(
+            decider=actor,
+            proposer_id=row.requested_by_id,
+            subject_user_id=locked_deposit.user_id,
+            duty=accounts.Duty.FINANCE,
+        )
+        row.status = ReversalStatus.REJECTED
+        row.failure_reason = (f"rejected: {note.strip()}" if note.strip() else "rejected")[:255]
+        row.updated_at = timezone.now()
+        row.save(update_fields=["status", "failure_reason", "updated_at"])
+        _trail(
+            locked_deposit,
+            f"refund {row.id} of {row.amount} rejected by a second admin",
+            source=Source.OPERATOR,
+        )
+        audit.audit_record(
+            action=audit.AuditAction.REFUND_REJECTED,
+            actor=actor,
+            subject_type="transactions.depositreversal",
+            subject_id=str(row.id),
+            ip=ip,
+            details={
+                "deposit_id": str(locked_deposit.id),
+                "user_id": str(locked_deposit.user_id),
+                "amount": row.amount,
+                "currency": row.currency,
+                "proposed_by": str(row.requested_by_id),
+                "note": note.strip()[:255],
+            },
+        )
+        return row
+
+    return run_in_serializable_transaction(
+        reject,
+        lock_keys=[ledger.balance_lock_key(user_id=deposit.user_id, currency=deposit.currency)],
+        isolation=READ_COMMITTED,
+    )
+
+
 def _refund_debit(
     row: DepositReversal,
     *,
