@@ -28,6 +28,7 @@ from wallet.accounts.public import User  # the type only
 from wallet.audit import public as audit
 from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
 from wallet.core.errors import NotFoundError, ValidationFailedError
+from wallet.core.faults import crash_point
 from wallet.ledger import public as ledger
 from wallet.revio import payouts as revio_payouts
 from wallet.revio.contracts import PayoutOutcome
@@ -184,7 +185,9 @@ def withdrawal_resolution_approve(
         return locked
 
     key = ledger.balance_lock_key(user_id=withdrawal.user_id, currency=withdrawal.currency)
-    return run_in_serializable_transaction(approve, lock_keys=[key], isolation=READ_COMMITTED)
+    approved = run_in_serializable_transaction(approve, lock_keys=[key], isolation=READ_COMMITTED)
+    crash_point("resolution.approved")
+    return approved
 
 
 def withdrawal_resolution_reject(

@@ -31,6 +31,7 @@ from wallet.audit import public as audit
 from wallet.core import idempotency
 from wallet.core.db import READ_COMMITTED, run_in_serializable_transaction
 from wallet.core.errors import NotFoundError
+from wallet.core.faults import crash_point
 from wallet.events import public as events
 from wallet.ledger import public as ledger
 from wallet.notifications import public as notifications
@@ -495,6 +496,7 @@ def _refund_debit(
 def _refund_send(row: DepositReversal) -> DepositReversal:
     """Steps 2 and 3: ask Revio, then apply its answer (or leave the refund pending if there was none)."""
     purchase_id = row.deposit.provider_object_id or ""
+    crash_point("refund.debited")
     try:
         answer = revio_client.purchase_refund(revio_client.get_client(), purchase_id, amount=row.amount)
     except RevioNotCreatedError as exc:  # refused (4xx) or never sent: certainly not refunded
@@ -503,6 +505,7 @@ def _refund_send(row: DepositReversal) -> DepositReversal:
     except RevioError as exc:  # no proof either way: the debit stands until Revio's state is known
         logger.warning("refund %s of deposit %s: outcome unknown: %s", row.id, row.deposit_id, exc)
         return DepositReversal.objects.get(id=row.id)
+    crash_point("refund.answered")
     if answer.payment_id and answer.status == "success":
         return _refund_confirm(row.id, payment_id=answer.payment_id)
     return DepositReversal.objects.get(id=row.id)  # pending_refund: its payment.refunded completes it
