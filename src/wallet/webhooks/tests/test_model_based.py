@@ -78,7 +78,7 @@ from wallet.webhooks.tests.conftest import Signer, jsonb
 
 pytestmark = [pytest.mark.proof, pytest.mark.django_db(transaction=True)]
 
-EXAMPLES = proof_size(500, 5_000)
+EXAMPLES = proof_size(400, 5_000)
 STEPS = proof_size(7, 25)
 AMOUNTS = st.sampled_from([1_000, 2_500, 7_000, 20_000])
 PICK = st.integers(min_value=0, max_value=63)  # an index into a list, taken modulo its length
@@ -361,10 +361,16 @@ class WalletMachine(RuleBasedStateMachine):
 
     # -- rules ----------------------------------------------------------------------------------------
 
-    @initialize(amount=st.sampled_from([1_000, 2_500, 7_000]), hold=st.booleans())
-    def fresh_users(self, amount: int, hold: bool) -> None:
+    @initialize(
+        amount=st.sampled_from([1_000, 2_500, 7_000]),
+        hold=st.booleans(),
+        fault=st.sampled_from(["none", "none", "created_then_503", "unknown"]),
+    )
+    def fresh_users(self, amount: int, hold: bool, fault: str) -> None:
         """Two new users. The first is funded (a deposit paid at Revio, its webhook processed) and has a
-        withdrawal in flight, so payouts can settle, fail and come back from the first step on.
+        withdrawal in flight, so payouts can settle, fail and come back from the first step on; in half
+        the examples its outcome is unknown (a 503 after Revio made it, or a 500 and nothing made), for
+        callbacks, reconciliation and operators to settle.
 
         Half the examples run with production's deposit hold (24 h, 72 h for a new user): the first
         deposit is then made to have completed before its hold (its completion time moved back four days:
@@ -384,7 +390,7 @@ class WalletMachine(RuleBasedStateMachine):
         assert first.status == "completed"
         Transaction.objects.filter(id=first.id).update(completed_at=timezone.now() - timedelta(days=4))
         first.held = False
-        self._withdraw(0, amount, "none")
+        self._withdraw(0, amount, fault)
 
     @rule(user=st.integers(0, 1), amount=AMOUNTS)
     def deposit(self, user: int, amount: int) -> None:
@@ -806,6 +812,10 @@ class WalletMachine(RuleBasedStateMachine):
         for w in self.withdrawals:
             if w.revio == "open":
                 self._payment_succeeds(w)
+        # Every other outcome still unknown is settled by operators from Revio's dashboard (mostly "paid"
+        # now: its payment just completed), the rest by its callback or the reconciliation below.
+        for w in self._unknown()[::2]:
+            self._resolve(w, reject_first=False)
         if self.limbo:
             self._sweep()
         stuck = [d for d in self.deposits if d.status == "pending"]
@@ -893,8 +903,9 @@ def _journal_kinds(txn: Deposit | Withdrawal | Reversal) -> set[str]:
     return kinds
 
 
-# Each payout is an EFT payment (an OAuth2 token read, the create, the re-read on every callback): 500
-# examples take about 6 minutes on a shared 2-core machine, past the suite's default of 5.
+# Each payout is an EFT payment (an OAuth2 token read, the create, the re-read on every callback), and
+# issue 16's rules add refunds at Revio, chargebacks and operators' four-eyes decisions: 400 examples take
+# about 5 minutes on a shared 2-core machine (0.7 s each), past the suite's default of 5.
 @pytest.mark.timeout(900)
 def test_money_flows_match_the_model(
     revio: SandboxProcess,
