@@ -206,6 +206,7 @@ class System:
             "CELERY_VISIBILITY_TIMEOUT": "5",
             "WEBHOOK_PROCESSING_LEASE_SECONDS": str(LEASE_SECONDS),
             "IDEMPOTENCY_LEASE_SECONDS": "3",
+            "REFUND_FOUR_EYES_THRESHOLD": str(REFUND_FOUR_EYES_THRESHOLD),
             "REVIO_BASE_URL": sandbox.api_url,
             "REVIO_API_KEY": sandbox.api_key,
             "REVIO_BRAND_ID": sandbox.brand_id,
@@ -394,6 +395,12 @@ REDIS_RESTARTED = "redis restarted + revio timing out"
 # after it committed; an operator's four-eyes resolution of an unknown outcome, in the operator's own
 # process, dying in its transaction or after it committed.
 REFUND_POINTS = ("refund.debited", "refund.answered")
+APPROVAL_DEBITED = "refund approval, refund.debited"
+APPROVAL_ANSWERED = "refund approval, refund.answered"
+APPROVAL_POINTS = (APPROVAL_DEBITED, APPROVAL_ANSWERED)
+# The web process's four-eyes threshold: the harness's immediate refunds are below it, approvals above.
+REFUND_FOUR_EYES_THRESHOLD = 4_999
+IMMEDIATE_REFUND = 2_000
 CHARGEBACK_APPLIED = "chargeback, webhook.applied"
 CHARGEBACK_JOURNAL = "chargeback, ledger.journal_written"
 CLAWBACK_APPLIED = "clawback, webhook.applied"
@@ -411,9 +418,12 @@ SCENARIOS = (
     *REFUND_POINTS,
     *REVERSAL_POINTS,
     *RESOLUTION_POINTS,
+    *APPROVAL_POINTS,
 )
 # The crash point each scenario arms (the name, unless the scenario aims a shared point at a new path).
 POINT = {
+    APPROVAL_DEBITED: "refund.debited",
+    APPROVAL_ANSWERED: "refund.answered",
     CHARGEBACK_APPLIED: "webhook.applied",
     CHARGEBACK_JOURNAL: "ledger.journal_written",
     CLAWBACK_APPLIED: "webhook.applied",
@@ -429,6 +439,7 @@ VICTIM = {
     DATABASE_KILLED: "database",
     REDIS_RESTARTED: "redis",
     **dict.fromkeys(REFUND_POINTS, "web"),
+    **dict.fromkeys(APPROVAL_POINTS, "web"),
     **dict.fromkeys(REVERSAL_POINTS, "worker"),
     **dict.fromkeys(RESOLUTION_POINTS, "operator"),
 }
@@ -440,6 +451,7 @@ CLIENT_SAW = {
     DATABASE_KILLED: "500",
     REDIS_RESTARTED: "201 pending",
     **dict.fromkeys(REFUND_POINTS, "connection lost"),  # the admin's request
+    **dict.fromkeys(APPROVAL_POINTS, "connection lost"),  # the second admin's approval
     CHARGEBACK_APPLIED: "chargeback at Revio",
     CHARGEBACK_JOURNAL: "chargeback at Revio",
     CLAWBACK_APPLIED: "payout completed at Revio after it failed",
@@ -554,6 +566,8 @@ class Scenario:
             scenario = self.plan.scenario
             if scenario in REFUND_POINTS:
                 self._admin_refund()
+            elif scenario in APPROVAL_POINTS:
+                self._refund_approval()
             elif scenario in (CHARGEBACK_APPLIED, CHARGEBACK_JOURNAL):
                 self._chargeback()
             elif scenario in (CLAWBACK_APPLIED, CLAWBACK_JOURNAL):
@@ -684,7 +698,7 @@ class Scenario:
         try:
             deposit = self._first("deposit")
             path = f"admin/deposits/{deposit.id}/refunds"
-            body = {"amount": deposit.amount // 2, "allow_debt": True, "reason": "crash harness"}
+            body = {"amount": IMMEDIATE_REFUND, "allow_debt": True, "reason": "crash harness"}
             key = str(uuid.uuid4())
             self.settle()
             web_pids = self.system.web_worker_pids()
@@ -697,6 +711,38 @@ class Scenario:
             assert answer["status"] in {"pending", "completed"}, answer
         finally:
             api.close()
+
+    def _refund_approval(self) -> None:
+        """A finance admin proposes refunding the whole first deposit (above the threshold: nothing moves);
+        a second approves it and the web process dies at the armed point; the approver retries, which is
+        refused (it is no longer a proposal): never debited or sent twice."""
+        proposer, approver = self._finance_admin("crash-proposer"), self._finance_admin("crash-approver")
+        first, second = (Api(self.system.url, admin.email, self.password) for admin in (proposer, approver))
+        try:
+            deposit = self._first("deposit")
+            body = {"amount": deposit.amount, "allow_debt": True, "reason": "crash harness"}
+            status, proposed = first.post(f"admin/deposits/{deposit.id}/refunds", body, str(uuid.uuid4()))
+            assert (status, proposed.get("status")) == ("202", "proposed"), (status, proposed)
+            approve = f"admin/refunds/{proposed['id']}/approve"
+            self.settle()
+            point = POINT[self.plan.scenario]
+            web_pids = self.system.web_worker_pids()
+            self.system.arm(point)
+            status = self._post_without_key(second, approve)
+            self._crashed(point, web_pids, client_saw=status)
+            retried = second.http.post(approve)
+            assert retried.status_code == 409, retried.text
+            assert retried.json()["error"]["code"] == "refund_not_proposed"
+        finally:
+            first.close()
+            second.close()
+
+    @staticmethod
+    def _post_without_key(api: Api, path: str) -> str:
+        try:
+            return str(api.http.post(path).status_code)
+        except httpx.TransportError:
+            return "connection lost"
 
     def _chargeback(self) -> None:
         """The card holder's bank takes the whole first deposit back (after the user withdrew part of it:
