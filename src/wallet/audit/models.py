@@ -45,6 +45,7 @@ class AuditAction(models.TextChoices):
     REFUND_REQUESTED = "refund_requested", "Deposit refund requested (debited, sent to Revio)"
     REFUND_PROPOSED = "refund_proposed", "Deposit refund proposed (awaiting a second admin)"
     REFUND_APPROVED = "refund_approved", "Deposit refund approved by a second admin"
+    REFUND_REJECTED = "refund_rejected", "Deposit refund proposal rejected by a second admin"
 
 
 class AuditEvent(models.Model):

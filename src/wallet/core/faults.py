@@ -27,6 +27,9 @@ CRASH_POINTS = frozenset(
         "webhook.claimed",  # the event's processing lease committed; nothing applied
         "webhook.applied",  # the wallet applied the event; the log row not yet marked processed
         "ledger.journal_written",  # inside a money transaction, before it commits (so it rolls back)
+        "refund.debited",  # an admin refund's debit and pending row committed; Revio not asked yet
+        "refund.answered",  # Revio refunded the card and answered; we have not recorded its payment
+        "resolution.approved",  # an operator resolution applied and committed; the approver not answered
     }
 )
 

@@ -1,4 +1,8 @@
-"""Deposits and withdrawals for operators: read-only, with their status history. Bank numbers stay masked."""
+"""Deposits and withdrawals for operators: read-only, with their status history. Bank numbers stay masked.
+
+Two four-eyes consoles decide what one finance admin proposed: withdrawal resolutions (unknown outcomes) and
+refunds of deposits above REFUND_FOUR_EYES_THRESHOLD. Every decision goes through its service (audited,
+under the balance lock); nothing here edits money."""
 
 from typing import Any
 
@@ -11,8 +15,14 @@ from django.utils import timezone
 
 from wallet.accounts.public import User
 from wallet.core.errors import ApplicationError, ValidationFailedError
-from wallet.transactions import resolutions
-from wallet.transactions.models import Transaction, TransactionEvent, WithdrawalResolution
+from wallet.transactions import resolutions, reversals
+from wallet.transactions.models import (
+    DepositReversal,
+    ReversalStatus,
+    Transaction,
+    TransactionEvent,
+    WithdrawalResolution,
+)
 
 
 class TransactionEventInline(admin.TabularInline[TransactionEvent, Transaction]):
@@ -220,4 +230,94 @@ class WithdrawalResolutionAdmin(admin.ModelAdmin[WithdrawalResolution]):
 
     @admin.action(description="Reject the selected resolutions")
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[WithdrawalResolution]) -> None:
+        self._decide(request, queryset, approve=False)
+
+
+# -- refunds of deposits (four eyes above REFUND_FOUR_EYES_THRESHOLD; transactions/reversals.py) ------------
+
+
+@admin.register(DepositReversal)
+class DepositReversalAdmin(admin.ModelAdmin[DepositReversal]):
+    """Refunds and chargebacks of deposits, read-only. A refund is requested through the admin API
+    (POST /api/v1/admin/deposits/{id}/refunds, with an Idempotency-Key); a proposed one is approved (debited
+    and sent to Revio) or rejected (nothing moves) here by a finance admin other than its proposer."""
+
+    list_display = (
+        "created_at",
+        "deposit",
+        "kind",
+        "status",
+        "amount",
+        "currency",
+        "origin",
+        "debt_created",
+        "provider_payment_id",
+    )
+    list_filter = ("status", "kind", "origin")
+    search_fields = ("=id", "=deposit__id", "=provider_payment_id", "deposit__user__email")
+    list_select_related = ("deposit",)
+    ordering = ("-created_at",)
+    actions = ("approve_selected", "reject_selected")
+    readonly_fields = (
+        "id",
+        "deposit",
+        "kind",
+        "status",
+        "origin",
+        "amount",
+        "currency",
+        "allow_debt",
+        "taken_from_available",
+        "debt_created",
+        "provider_payment_id",
+        "requested_by_id",
+        "approved_by_id",
+        "reason",
+        "failure_reason",
+        "created_at",
+        "updated_at",
+        "completed_at",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # requested through the API, which takes an Idempotency-Key
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # decided by the actions, never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def _decide(self, request: HttpRequest, queryset: QuerySet[DepositReversal], *, approve: bool) -> None:
+        decider = request.user
+        assert isinstance(decider, User)  # noqa: S101 - only admins reach the admin site
+        ip = request.META.get("REMOTE_ADDR")
+        done = 0
+        for row in queryset.filter(status=ReversalStatus.PROPOSED):
+            try:
+                if approve:
+                    reversals.refund_approve(reversal_id=row.id, actor=decider, ip=ip)
+                else:
+                    reversals.refund_reject(
+                        reversal_id=row.id, actor=decider, note="rejected in the operations console", ip=ip
+                    )
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{row}: {exc.message}", messages.ERROR)
+        skipped = queryset.exclude(status=ReversalStatus.PROPOSED).count()
+        if skipped:
+            self.message_user(
+                request, f"{skipped} selected were not proposals: left as they are.", messages.WARNING
+            )
+        if done:
+            verb = "Approved and sent to Revio" if approve else "Rejected"
+            self.message_user(request, f"{verb}: {done} refund(s).", messages.SUCCESS)
+
+    @admin.action(description="Approve the selected proposed refunds (debits the user, refunds the card)")
+    def approve_selected(self, request: HttpRequest, queryset: QuerySet[DepositReversal]) -> None:
+        self._decide(request, queryset, approve=True)
+
+    @admin.action(description="Reject the selected proposed refunds (nothing moves)")
+    def reject_selected(self, request: HttpRequest, queryset: QuerySet[DepositReversal]) -> None:
         self._decide(request, queryset, approve=False)

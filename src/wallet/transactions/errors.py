@@ -97,7 +97,7 @@ class RefundExceedsRefundableError(ApplicationError):
 
 
 class RefundNotProposedError(ApplicationError):
-    """The refund is not waiting for approval (approved already, or never needed it)."""
+    """The refund is not waiting for approval (approved or rejected already, or never needed it)."""
 
     code = "refund_not_proposed"
     http_status = 409

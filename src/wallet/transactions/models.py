@@ -191,6 +191,8 @@ class ReversalStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Refused by Revio (the debit was restored)"
+    # A proposal the second finance admin turned down: nothing ever moved, nothing was sent to Revio.
+    REJECTED = "rejected", "Rejected by a second admin (nothing moved)"
 
 
 class ReversalOrigin(models.TextChoices):

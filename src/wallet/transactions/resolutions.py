@@ -27,6 +27,7 @@ from wallet.accounts import public as accounts
 from wallet.accounts.public import User  # the type only
 from wallet.audit import public as audit
 from wallet.core.errors import NotFoundError, ValidationFailedError
+from wallet.core.faults import crash_point
 from wallet.ledger import public as ledger
 from wallet.revio.public import Payout, PayoutOutcome, RevioError, RevioRejectedError
 from wallet.revio.public import payouts as revio_payouts
@@ -179,7 +180,9 @@ def withdrawal_resolution_approve(
         )
         return locked
 
-    return ledger.balance_movement(user_id=withdrawal.user_id, currency=withdrawal.currency, fn=approve)
+    approved = ledger.balance_movement(user_id=withdrawal.user_id, currency=withdrawal.currency, fn=approve)
+    crash_point("resolution.approved")
+    return approved
 
 
 def withdrawal_resolution_reject(

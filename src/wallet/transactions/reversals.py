@@ -30,6 +30,7 @@ from wallet.accounts import public as accounts
 from wallet.audit import public as audit
 from wallet.core import idempotency
 from wallet.core.errors import NotFoundError
+from wallet.core.faults import crash_point
 from wallet.events import public as events
 from wallet.ledger import public as ledger
 from wallet.notifications import public as notifications
@@ -352,6 +353,64 @@ def refund_approve(*, reversal_id: uuid.UUID, actor: Any, ip: str | None = None)
     return _refund_send(row)
 
 
+def refund_reject(
+    *, reversal_id: uuid.UUID, actor: Any, note: str = "", ip: str | None = None
+) -> DepositReversal:
+    """A second finance admin rejects a proposed refund: it is closed as rejected and nothing moves (a
+    proposal never debited anything nor reached Revio). Four eyes as for approval: the proposer cannot
+    reject their own proposal either (they may simply leave it; a rejection is a decision).
+
+    :raises NotFoundError: no such refund.
+    :raises RefundNotProposedError: it is not waiting for approval (decided already, or never needed it).
+    :raises NotAnAdminError, FourEyesError: the actor may not decide it (four_eyes_check).
+    """
+    found = DepositReversal.objects.select_related("deposit").filter(id=reversal_id).first()
+    if found is None:
+        raise NotFoundError("No such refund.")
+    deposit = found.deposit
+
+    def reject(_balance: ledger.LockedBalance) -> DepositReversal:
+        # The locks approval takes, in its order (balance, deposit, refund): approving and rejecting at
+        # once serialise on the refund's row and cannot deadlock.
+        locked_deposit = Transaction.objects.select_for_update().get(id=deposit.id)
+        row = DepositReversal.objects.select_for_update().get(id=reversal_id)
+        if row.status != ReversalStatus.PROPOSED:
+            raise RefundNotProposedError(details={"status": row.status})
+        accounts.four_eyes_check(
+            decider=actor,
+            proposer_id=row.requested_by_id,
+            subject_user_id=locked_deposit.user_id,
+            duty=accounts.Duty.FINANCE,
+        )
+        row.status = ReversalStatus.REJECTED
+        row.failure_reason = (f"rejected: {note.strip()}" if note.strip() else "rejected")[:255]
+        row.updated_at = timezone.now()
+        row.save(update_fields=["status", "failure_reason", "updated_at"])
+        _trail(
+            locked_deposit,
+            f"refund {row.id} of {row.amount} rejected by a second admin",
+            source=Source.OPERATOR,
+        )
+        audit.audit_record(
+            action=audit.AuditAction.REFUND_REJECTED,
+            actor=actor,
+            subject_type="transactions.depositreversal",
+            subject_id=str(row.id),
+            ip=ip,
+            details={
+                "deposit_id": str(locked_deposit.id),
+                "user_id": str(locked_deposit.user_id),
+                "amount": row.amount,
+                "currency": row.currency,
+                "proposed_by": str(row.requested_by_id),
+                "note": note.strip()[:255],
+            },
+        )
+        return row
+
+    return ledger.balance_movement(user_id=deposit.user_id, currency=deposit.currency, fn=reject)
+
+
 def _refund_debit(
     row: DepositReversal,
     *,
@@ -424,6 +483,7 @@ def _refund_debit(
 def _refund_send(row: DepositReversal) -> DepositReversal:
     """Steps 2 and 3: ask Revio, then apply its answer (or leave the refund pending if there was none)."""
     purchase_id = row.deposit.provider_object_id or ""
+    crash_point("refund.debited")
     try:
         answer = revio_client.purchase_refund(revio_client.get_client(), purchase_id, amount=row.amount)
     except RevioNotCreatedError as exc:  # refused (4xx) or never sent: certainly not refunded
@@ -432,6 +492,7 @@ def _refund_send(row: DepositReversal) -> DepositReversal:
     except RevioError as exc:  # no proof either way: the debit stands until Revio's state is known
         logger.warning("refund %s of deposit %s: outcome unknown: %s", row.id, row.deposit_id, exc)
         return DepositReversal.objects.get(id=row.id)
+    crash_point("refund.answered")
     if answer.payment_id and answer.status == "success":
         return _refund_confirm(row.id, payment_id=answer.payment_id)
     return DepositReversal.objects.get(id=row.id)  # pending_refund: its payment.refunded completes it

@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from revio_sandbox.testing import Delivery, SandboxProcess
 from scripts.testenv import _as_postgres_user, _postgres_bindir
+from wallet.accounts.models import User
 from wallet.core.faults import CRASH_POINTS
 from wallet.core.testing import unused_port
 from wallet.ledger.models import Journal
@@ -43,7 +44,10 @@ from wallet.ledger.selectors import balance_get, ledger_problems
 from wallet.reconciliation.invariants import reserved_problems
 from wallet.reconciliation.models import StuckStatus, StuckTransaction
 from wallet.reconciliation.recovery import recovery_run
-from wallet.transactions.models import Transaction
+from wallet.transactions import resolutions
+from wallet.transactions.errors import ResolutionNotPendingError
+from wallet.transactions.models import DepositReversal, Transaction
+from wallet.transactions.reversals import refunds_resolve_pending
 from wallet.transactions.services import withdrawals_send_queued
 from wallet.webhooks.models import WebhookLog
 from wallet.webhooks.services import webhook_process, webhooks_sweep
@@ -206,6 +210,7 @@ class System:
             "CELERY_VISIBILITY_TIMEOUT": "5",
             "WEBHOOK_PROCESSING_LEASE_SECONDS": str(LEASE_SECONDS),
             "IDEMPOTENCY_LEASE_SECONDS": "3",
+            "REFUND_FOUR_EYES_THRESHOLD": str(REFUND_FOUR_EYES_THRESHOLD),
             "REVIO_BASE_URL": sandbox.api_url,
             "REVIO_API_KEY": sandbox.api_key,
             "REVIO_BRAND_ID": sandbox.brand_id,
@@ -388,11 +393,51 @@ WITHDRAWAL_POINTS = ("withdrawal.reserved", "withdrawal.payout_claimed", "withdr
 WEBHOOK_POINTS = ("webhook.claimed", "webhook.applied", "ledger.journal_written")
 DATABASE_KILLED = "database killed mid-withdrawal"
 REDIS_RESTARTED = "redis restarted + revio timing out"
+# Issue 16's money paths. An admin refund through the API (the web process dies after the debit committed,
+# or after Revio refunded the card); a chargeback's signed payment.charged_back and a payout's success after
+# we had failed and refunded it (the clawback), each with the worker dying in the debit's transaction or
+# after it committed; an operator's four-eyes resolution of an unknown outcome, in the operator's own
+# process, dying in its transaction or after it committed.
+REFUND_POINTS = ("refund.debited", "refund.answered")
+APPROVAL_DEBITED = "refund approval, refund.debited"
+APPROVAL_ANSWERED = "refund approval, refund.answered"
+APPROVAL_POINTS = (APPROVAL_DEBITED, APPROVAL_ANSWERED)
+# The web process's four-eyes threshold: the harness's immediate refunds are below it, approvals above.
+REFUND_FOUR_EYES_THRESHOLD = 4_999
+IMMEDIATE_REFUND = 2_000
+CHARGEBACK_APPLIED = "chargeback, webhook.applied"
+CHARGEBACK_JOURNAL = "chargeback, ledger.journal_written"
+CLAWBACK_APPLIED = "clawback, webhook.applied"
+CLAWBACK_JOURNAL = "clawback, ledger.journal_written"
+RESOLUTION_APPROVED = "resolution.approved"
+RESOLUTION_JOURNAL = "resolution, ledger.journal_written"
+REVERSAL_POINTS = (CHARGEBACK_APPLIED, CHARGEBACK_JOURNAL, CLAWBACK_APPLIED, CLAWBACK_JOURNAL)
+RESOLUTION_POINTS = (RESOLUTION_APPROVED, RESOLUTION_JOURNAL)
 # seed % len(SCENARIOS) picks the scenario, so a run of consecutive seeds covers every one of them.
-SCENARIOS = (*WITHDRAWAL_POINTS, *WEBHOOK_POINTS, DATABASE_KILLED, REDIS_RESTARTED)
-# Who is expected to die where: the web process reserves withdrawals, the worker sends their payouts
-# (issue 18) and processes webhooks (the journal of ledger.journal_written is the deposit credit that a
-# purchase.paid webhook applies).
+SCENARIOS = (
+    *WITHDRAWAL_POINTS,
+    *WEBHOOK_POINTS,
+    DATABASE_KILLED,
+    REDIS_RESTARTED,
+    *REFUND_POINTS,
+    *REVERSAL_POINTS,
+    *RESOLUTION_POINTS,
+    *APPROVAL_POINTS,
+)
+# The crash point each scenario arms (the name, unless the scenario aims a shared point at a new path).
+POINT = {
+    APPROVAL_DEBITED: "refund.debited",
+    APPROVAL_ANSWERED: "refund.answered",
+    CHARGEBACK_APPLIED: "webhook.applied",
+    CHARGEBACK_JOURNAL: "ledger.journal_written",
+    CLAWBACK_APPLIED: "webhook.applied",
+    CLAWBACK_JOURNAL: "ledger.journal_written",
+    RESOLUTION_JOURNAL: "ledger.journal_written",
+}
+# Who is expected to die where: the web process reserves withdrawals and serves admin refunds, the worker
+# sends withdrawals' payouts (issue 18) and processes webhooks (the journal of ledger.journal_written is
+# the deposit credit that a purchase.paid webhook applies, or the chargeback's or clawback's debit), an
+# operator's process approves a resolution.
 VICTIM = {
     "withdrawal.reserved": "web",
     "withdrawal.payout_claimed": "worker",
@@ -400,6 +445,10 @@ VICTIM = {
     **dict.fromkeys(WEBHOOK_POINTS, "worker"),
     DATABASE_KILLED: "database",
     REDIS_RESTARTED: "redis",
+    **dict.fromkeys(REFUND_POINTS, "web"),
+    **dict.fromkeys(APPROVAL_POINTS, "web"),
+    **dict.fromkeys(REVERSAL_POINTS, "worker"),
+    **dict.fromkeys(RESOLUTION_POINTS, "operator"),
 }
 # What the customer's first request sees: the proof that the failure hit the window it was aimed at (the
 # web process dies mid-request after the commit; the payouts worker dies after the 201; the worker has
@@ -411,6 +460,13 @@ CLIENT_SAW = {
     **dict.fromkeys(WEBHOOK_POINTS, "payment made at Revio"),
     DATABASE_KILLED: "201 pending",
     REDIS_RESTARTED: "201 pending",
+    **dict.fromkeys(REFUND_POINTS, "connection lost"),  # the admin's request
+    **dict.fromkeys(APPROVAL_POINTS, "connection lost"),  # the second admin's approval
+    CHARGEBACK_APPLIED: "chargeback at Revio",
+    CHARGEBACK_JOURNAL: "chargeback at Revio",
+    CLAWBACK_APPLIED: "payout completed at Revio after it failed",
+    CLAWBACK_JOURNAL: "payout completed at Revio after it failed",
+    **dict.fromkeys(RESOLUTION_POINTS, "operator's approval lost"),
 }
 # ADR 0006: a payout request claimed but never sent leaves no evidence at Revio; with a lookup that is not
 # authoritative it is never refunded blindly nor sent again, it becomes an operator task.
@@ -463,6 +519,7 @@ class Figures:
     non_final: int = 0
     operator_tasks: int = 0
     refused_deliveries: int = 0  # webhook attempts we did not accept (a server down), delivered again later
+    double_reversals: int = 0  # a refund or chargeback debited twice, or taken back other than Revio did
     problems: list[str] = field(default_factory=list)
 
 
@@ -502,6 +559,7 @@ class Scenario:
 
     def __init__(self, system: System, the_plan: Plan, user: Any, password: str) -> None:
         self.system, self.plan, self.user = system, the_plan, user
+        self.password = password
         self.control = system.sandbox.control
         self.api = Api(system.url, user.email, password)
         self.failure: Failure | None = None
@@ -515,6 +573,17 @@ class Scenario:
                 self._deposit(amount, arm=index == 0 and self.plan.scenario in WEBHOOK_POINTS)
             for index, amount in enumerate(self.plan.withdrawals):
                 self._withdraw(amount, first=index == 0)
+            scenario = self.plan.scenario
+            if scenario in REFUND_POINTS:
+                self._admin_refund()
+            elif scenario in APPROVAL_POINTS:
+                self._refund_approval()
+            elif scenario in (CHARGEBACK_APPLIED, CHARGEBACK_JOURNAL):
+                self._chargeback()
+            elif scenario in (CLAWBACK_APPLIED, CLAWBACK_JOURNAL):
+                self._clawback()
+            elif scenario in RESOLUTION_POINTS:
+                self._operator_resolves()
         finally:
             self.api.close()
         assert self.failure is not None, f"seed {self.plan.seed}: no failure happened"
@@ -553,6 +622,10 @@ class Scenario:
             self._withdraw_while(self._kill_database, body, key, late_answer=True)
         elif first and scenario == REDIS_RESTARTED:
             self._withdraw_while(self._restart_redis, body, key, late_answer=False)
+        elif first and scenario in RESOLUTION_POINTS:
+            # Revio answers 500 and creates nothing: the outcome is unknown to us (ADR 0015), the withdrawal
+            # stays pending, and only an operator can say it was not paid.
+            self.control.fail_next("eft.payments.create", status=500)
         # The client retries its request (the same key): never a second withdrawal for one request.
         status, answer = self.api.post("withdrawals", body, key)
         assert status == "201", (status, answer)
@@ -611,7 +684,153 @@ class Scenario:
         pid = wait_until(lambda: self.system.fired_pid(point), what=f"crash point {point} to fire")
         victim = self.system.role_of(pid, web_pids)
         self.system.restart_after_crash(victim)
-        self.failure = Failure(point, victim, client_saw)
+        self.failure = Failure(self.plan.scenario, victim, client_saw)
+
+    # -- issue 16's paths -----------------------------------------------------------------------------
+
+    def _finance_admin(self, name: str) -> User:
+        return User.objects.create_user(
+            email=f"{name}-{uuid.uuid4().hex[:8]}@example.com",
+            password=self.password,
+            role=User.Role.ADMIN,
+            admin_duty=User.Duty.FINANCE,
+        )
+
+    def _first(self, kind: str) -> Transaction:
+        found = Transaction.objects.filter(user_id=self.user.id, type=kind).order_by("created_at").first()
+        assert found is not None
+        return found
+
+    def _admin_refund(self) -> None:
+        """A finance admin refunds half the first deposit through the API (debt allowed: the user may have
+        withdrawn); the web process dies at the armed point; the admin retries with the same key."""
+        admin = self._finance_admin("crash-finance")
+        api = Api(self.system.url, admin.email, self.password)
+        try:
+            deposit = self._first("deposit")
+            path = f"admin/deposits/{deposit.id}/refunds"
+            body = {"amount": IMMEDIATE_REFUND, "allow_debt": True, "reason": "crash harness"}
+            key = str(uuid.uuid4())
+            self.settle()
+            web_pids = self.system.web_worker_pids()
+            self.system.arm(self.plan.scenario)
+            status, _ = api.post_once(path, body, key)
+            self._crashed(self.plan.scenario, web_pids, client_saw=status)
+            # The same key answers the refund already debited; it is never debited or sent a second time.
+            status, answer = api.post(path, body, key)
+            assert status == "201", (status, answer)
+            assert answer["status"] in {"pending", "completed"}, answer
+        finally:
+            api.close()
+
+    def _refund_approval(self) -> None:
+        """A finance admin proposes refunding the whole first deposit (above the threshold: nothing moves);
+        a second approves it and the web process dies at the armed point; the approver retries, which is
+        refused (it is no longer a proposal): never debited or sent twice."""
+        proposer, approver = self._finance_admin("crash-proposer"), self._finance_admin("crash-approver")
+        first, second = (Api(self.system.url, admin.email, self.password) for admin in (proposer, approver))
+        try:
+            deposit = self._first("deposit")
+            body = {"amount": deposit.amount, "allow_debt": True, "reason": "crash harness"}
+            status, proposed = first.post(f"admin/deposits/{deposit.id}/refunds", body, str(uuid.uuid4()))
+            assert (status, proposed.get("status")) == ("202", "proposed"), (status, proposed)
+            approve = f"admin/refunds/{proposed['id']}/approve"
+            self.settle()
+            point = POINT[self.plan.scenario]
+            web_pids = self.system.web_worker_pids()
+            self.system.arm(point)
+            status = self._post_without_key(second, approve)
+            self._crashed(point, web_pids, client_saw=status)
+            retried = second.http.post(approve)
+            assert retried.status_code == 409, retried.text
+            assert retried.json()["error"]["code"] == "refund_not_proposed"
+        finally:
+            first.close()
+            second.close()
+
+    @staticmethod
+    def _post_without_key(api: Api, path: str) -> str:
+        try:
+            return str(api.http.post(path).status_code)
+        except httpx.TransportError:
+            return "connection lost"
+
+    def _chargeback(self) -> None:
+        """The card holder's bank takes the whole first deposit back (after the user withdrew part of it:
+        debt); the worker dies applying Revio's signed payment.charged_back."""
+        deposit = self._first("deposit")
+        self.settle()
+        self.system.arm(POINT[self.plan.scenario])
+        self.control.purchase_chargeback(deposit.provider_object_id or "")
+        self._crashed(POINT[self.plan.scenario], set(), client_saw=CLIENT_SAW[self.plan.scenario])
+
+    def _clawback(self) -> None:
+        """The first payout fails (the reservation is released), then Revio reports it completed: the
+        worker dies clawing the amount back."""
+        withdrawal = self._first("withdrawal")
+        payout_id = withdrawal.provider_object_id
+        assert withdrawal.status == "processing", withdrawal
+        assert payout_id, withdrawal
+        self.settle()
+        self.control.eft_payment_fail(payout_id)
+        wait_until(
+            lambda: Transaction.objects.filter(id=withdrawal.id, status="failed").exists(),
+            what="the failed payout to be released",
+        )
+        self.settle()
+        self.system.arm(POINT[self.plan.scenario])
+        self.control.eft_payment_set_status(payout_id, "COMPLETED")
+        self._crashed(POINT[self.plan.scenario], set(), client_saw=CLIENT_SAW[self.plan.scenario])
+
+    def _operator_resolves(self) -> None:
+        """One finance admin proposes "not paid" for the unknown withdrawal; a second approves it in a process
+        of their own, which dies at the armed point; they approve again, and it is applied exactly once."""
+        withdrawal = self._first("withdrawal")
+        assert withdrawal.status == "pending", withdrawal
+        assert withdrawal.payout_requested_at, withdrawal
+        self.settle()
+        proposer, approver = self._finance_admin("crash-proposer"), self._finance_admin("crash-approver")
+        resolution = resolutions.withdrawal_resolution_propose(
+            withdrawal_id=withdrawal.id,
+            proposed_by=proposer,
+            outcome="not_paid",
+            note="Revio's dashboard shows no payment for this reference",
+            now=timezone.now(),
+        )
+        point = POINT.get(self.plan.scenario, self.plan.scenario)
+        self.system.arm(point)
+        program = (
+            "import uuid\n"
+            "from django.utils import timezone\n"
+            "from wallet.accounts.models import User\n"
+            "from wallet.transactions import resolutions\n"
+            f"resolutions.withdrawal_resolution_approve(resolution_id=uuid.UUID('{resolution.id}'), "
+            f"approver=User.objects.get(id=uuid.UUID('{approver.id}')), now=timezone.now())\n"
+        )
+        log = self.system.workdir / "operator.log"
+        operator = Managed(
+            "operator", [sys.executable, "manage.py", "shell", "-c", program], self.system.env, log
+        )
+        operator.start()
+        pid = operator.pid
+        code = operator.reap()
+        assert code == -signal.SIGKILL, (code, operator.tail())
+        assert self.system.fired_pid(point) == pid
+        self.failure = Failure(self.plan.scenario, "operator", CLIENT_SAW[self.plan.scenario])
+        # The operator, unsure whether it took, approves again.
+        if self.plan.scenario == RESOLUTION_APPROVED:  # it had committed: refused, nothing moves again
+            try:
+                resolutions.withdrawal_resolution_approve(
+                    resolution_id=resolution.id, approver=approver, now=timezone.now()
+                )
+            except ResolutionNotPendingError:
+                pass
+            else:
+                raise AssertionError("a committed resolution was approved a second time")
+        else:  # it had rolled back: this approval applies it
+            resolutions.withdrawal_resolution_approve(
+                resolution_id=resolution.id, approver=approver, now=timezone.now()
+            )
 
     # -- recovery -------------------------------------------------------------------------------------
 
@@ -622,6 +841,9 @@ class Scenario:
         objects = {str(oid) for oid in mine.values_list("provider_object_id", flat=True) if oid}
         for withdrawal_id in mine.filter(type="withdrawal").values_list("id", flat=True):
             objects.update(payout["id"] for payout in self.payouts_at_revio(withdrawal_id))
+        for purchase_id in mine.filter(type="deposit").values_list("provider_object_id", flat=True):
+            if purchase_id:  # its refund and chargeback Payments (payment.* events)
+                objects.update(payment["id"] for payment in self.control.purchase_payments(purchase_id))
         return [
             d
             for d in self.control.deliveries()
@@ -674,6 +896,7 @@ class Scenario:
                 webhook_process(log_id=log.id, now=later)
             withdrawals_send_queued(now=later)
             recovery_run(now=later)
+            refunds_resolve_pending(now=later)  # provider reconciliation's first step: lost refund answers
             try:
                 self.settle(timeout=LEASE_SECONDS * 3)
             except AssertionError:
@@ -760,16 +983,59 @@ class Scenario:
                 figures.non_final += 1
                 figures.problems.append(f"{txn.type} {txn.id} still {txn.status}")
         balance = balance_get(user_id=self.user.id, currency="ZAR")
-        if balance.available < 0 or balance.reserved < 0:
+        if balance.available < 0 or balance.reserved < 0 or balance.debt < 0:
             figures.problems.append(f"negative balance: {balance}")
+        if balance.available and balance.debt:  # credits settle debt first, debits take available first
+            figures.problems.append(f"available and debt at once: {balance}")
+        taken_back = self._measure_reversals(figures, mine)
         credited = sum(mine.filter(type="deposit", status="completed").values_list("amount", flat=True))
         kept = sum(mine.filter(type="withdrawal").exclude(status="failed").values_list("amount", flat=True))
         held = sum(mine.filter(type="withdrawal", status="pending").values_list("amount", flat=True))
         held += sum(mine.filter(type="withdrawal", status="processing").values_list("amount", flat=True))
-        if (balance.available, balance.reserved) != (credited - kept, held):
-            figures.problems.append(f"balance {balance} but transactions say {credited - kept} / {held}")
+        net = credited - kept - taken_back  # available - debt
+        if (balance.available - balance.debt, balance.reserved) != (net, held):
+            figures.problems.append(f"balance {balance} but transactions say {net} / {held}")
         figures.lost_webhooks = self._lost_webhooks(figures)
         return figures
+
+    def _measure_reversals(self, figures: Figures, mine: Any) -> int:
+        """Refunds, chargebacks and clawbacks moved money exactly once: one debit journal per refund or
+        chargeback, at most one restore, our total taken back of each deposit equal to Revio's payments,
+        nothing left pending; one clawback for a payout that completed after it had failed. Returns what
+        the user's balance lost to them."""
+        taken_back = 0
+        for deposit in mine.filter(type="deposit"):
+            rows = list(DepositReversal.objects.filter(deposit_id=deposit.id))
+            for row in rows:
+                debits = Journal.objects.filter(
+                    transaction_id=row.id, kind__in=["deposit_refund", "deposit_chargeback"]
+                ).count()
+                restores = Journal.objects.filter(
+                    transaction_id=row.id, kind="deposit_refund_reversed"
+                ).count()
+                want = (0, 0) if row.status in {"proposed", "rejected"} else (1, int(row.status == "failed"))
+                if (debits, restores) != want:
+                    figures.double_reversals += 1
+                    figures.problems.append(f"{row}: {debits} debits, {restores} restores")
+                if row.status == "pending":
+                    figures.non_final += 1
+                    figures.problems.append(f"{row} still pending")
+            ours = sum(row.amount for row in rows if row.status in {"pending", "completed"})
+            revios = sum(
+                int(p["amount"]) for p in self.control.purchase_payments(deposit.provider_object_id or "")
+            )
+            if ours != revios:
+                figures.double_reversals += 1
+                figures.problems.append(f"deposit {deposit.id}: we took back {ours}, Revio {revios}")
+            taken_back += ours
+        for withdrawal in mine.filter(type="withdrawal"):
+            kinds = list(Journal.objects.filter(transaction_id=withdrawal.id).values_list("kind", flat=True))
+            clawbacks = kinds.count("withdrawal_clawback")
+            released_then_paid = withdrawal.status == "completed" and "withdrawal_release" in kinds
+            if clawbacks != int(released_then_paid):
+                figures.double_reversals += max(clawbacks - 1, 0)
+                figures.problems.append(f"withdrawal {withdrawal.id} {withdrawal.status}: journals {kinds}")
+        return taken_back
 
     def _lost_webhooks(self, figures: Figures) -> int:
         """Events Revio delivered (a 2xx from us) that were not processed; and any delivery given up."""

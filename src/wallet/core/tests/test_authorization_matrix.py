@@ -64,6 +64,7 @@ MATRIX: list[tuple[str, str, dict[str, Any] | None, dict[str, Any]]] = [
     ("api/v1/admin/deposits/<uuid:transaction_id>/refunds", "post", {}, ADMIN_ONLY),
     # The matrix's admin has the operations duty: approving a refund is finance's (403 admin_required).
     ("api/v1/admin/refunds/<uuid:refund_id>/approve", "post", {}, {**ADMIN_ONLY, ADMIN: 403}),
+    ("api/v1/admin/refunds/<uuid:refund_id>/reject", "post", {}, {**ADMIN_ONLY, ADMIN: 403}),
 ]
 
 

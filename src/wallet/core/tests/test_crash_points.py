@@ -79,6 +79,7 @@ def test_a_crash_is_recovered_without_losing_or_doubling_money(
     assert figures.problems == []
     assert figures.double_payouts == 0
     assert figures.double_credits == 0
+    assert figures.double_reversals == 0
     assert figures.lost_webhooks == 0
     assert figures.non_final == 0
     assert figures.operator_tasks == OPERATOR_TASKS.get(the_plan.scenario, 0)
@@ -86,6 +87,7 @@ def test_a_crash_is_recovered_without_losing_or_doubling_money(
         f"crash seed {seed} ({the_plan.scenario}; {failure.victim} down, client saw {failure.client_saw}): "
         f"recovered; double payouts {figures.double_payouts}, double credits {figures.double_credits}, "
         f"lost webhooks {figures.lost_webhooks}, non-final {figures.non_final}, "
+        f"double refunds/chargebacks/clawbacks {figures.double_reversals}, "
         f"operator tasks {figures.operator_tasks}, webhook attempts refused and redelivered "
         f"{figures.refused_deliveries}"
     )

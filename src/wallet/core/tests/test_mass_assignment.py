@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core.cache import cache
+from django.test import override_settings
 from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
@@ -29,6 +30,7 @@ from wallet.accounts.models import User
 from wallet.core.testing import proof_size
 from wallet.events import endpoints as event_endpoints
 from wallet.ledger import public as ledger
+from wallet.transactions import reversals
 from wallet.transactions.models import Transaction
 from wallet.transactions.tests.conftest import BANK, fund  # noqa: F401 - fund is a fixture
 
@@ -119,6 +121,7 @@ class Bodies:
             "transaction_emails": lambda: bool(n % 2),
             "url": lambda: f"http://127.0.0.1:9/events/{n}",
             "created_after": lambda: "2026-01-01T00:00:00Z",
+            "note": lambda: f"mass assignment {n}",
         }
         assert name in values, f"no value for the request field {name!r}: add one to Bodies.value"
         return values[name]()
@@ -160,6 +163,18 @@ def test_no_writable_endpoint_lets_a_caller_set_what_only_the_system_sets(
     target = make_user(email="mass-target@example.com")
     fund(user, 100_000)
     target_deposit = fund(target, 100_000)  # what the admin refund endpoint refunds
+    # A second finance admin proposes the refunds the caller rejects (four eyes), a fresh one for each call.
+    proposer = make_user(
+        email="mass-proposer@example.com", role=User.Role.ADMIN, admin_duty=User.Duty.FINANCE
+    )
+
+    def proposed_refund() -> str:
+        with override_settings(REFUND_FOUR_EYES_THRESHOLD=0):
+            row = reversals.refund_request(
+                actor=proposer, data=reversals.RefundInput(deposit_id=target_deposit.id, amount=100)
+            )
+        return str(row.id)
+
     bodies = Bodies(user=user, target=target)
     endpoint = event_endpoints.endpoint_create(url="http://127.0.0.1:9/mass", now=timezone.now()).endpoint
     operations = _writable_operations()
@@ -182,6 +197,8 @@ def test_no_writable_endpoint_lets_a_caller_set_what_only_the_system_sets(
                 .replace("{endpoint_id}", str(endpoint.id))
                 .replace("{transaction_id}", str(target_deposit.id))
             )
+            if "{refund_id}" in url:
+                url = url.replace("{refund_id}", proposed_refund())
             body = bodies.build(component, path)
             extras = {
                 key: value for key, value in INJECTED.items() if key not in component.get("properties", {})

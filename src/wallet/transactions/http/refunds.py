@@ -1,4 +1,5 @@
-"""The admin API for refunds of deposits (issue 16): request one, approve one above the four-eyes threshold.
+"""The admin API for refunds of deposits (issue 16): request one; approve or reject one proposed above the
+four-eyes threshold.
 
 Views are thin: the rules (finance duty, four eyes, refundable amount, the debit-first order that keeps an
 ambiguous answer from Revio safe) are in wallet.transactions.reversals.
@@ -50,7 +51,8 @@ class RefundOutputSerializer(serializers.Serializer[Any]):
     status = serializers.CharField(
         help_text=(
             "proposed (awaiting a second finance admin; nothing moved), pending (debited; Revio's answer is "
-            "not known yet), completed, or failed (Revio refused; the debit was restored)."
+            "not known yet), completed, failed (Revio refused; the debit was restored), or rejected (a "
+            "second finance admin turned the proposal down; nothing moved)."
         )
     )
     amount = serializers.IntegerField()
@@ -149,4 +151,42 @@ class RefundApproveApi(APIView):
     )
     def post(self, request: Request, refund_id: uuid.UUID) -> Response:
         row = reversals.refund_approve(reversal_id=refund_id, actor=request.user, ip=client_ip(request))
+        return Response(RefundOutputSerializer(row).data)
+
+
+class RefundRejectInputSerializer(serializers.Serializer[Any]):
+    note = serializers.CharField(
+        max_length=255, required=False, allow_blank=True, default="", help_text="Why it is turned down."
+    )
+
+
+class RefundRejectApi(APIView):
+    permission_classes = (accounts.IsAdminRole,)
+    throttle_classes = limits(("money_write_user", PerUser))
+    documented_errors = (
+        accounts.NotAnAdminError,
+        accounts.FourEyesError,
+        NotFoundError,
+        RefundNotProposedError,
+    )
+
+    @extend_schema(
+        tags=["admin"],
+        request=RefundRejectInputSerializer,
+        responses={200: RefundOutputSerializer},
+        description=(
+            "A second finance admin (under the same four-eyes rule as approval) rejects a proposed refund: "
+            "its status becomes `rejected` and nothing moves (a proposal was never debited nor sent to "
+            "Revio). Audited."
+        ),
+    )
+    def post(self, request: Request, refund_id: uuid.UUID) -> Response:
+        serializer = RefundRejectInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        row = reversals.refund_reject(
+            reversal_id=refund_id,
+            actor=request.user,
+            note=serializer.validated_data["note"],
+            ip=client_ip(request),
+        )
         return Response(RefundOutputSerializer(row).data)

@@ -23,4 +23,9 @@ urlpatterns = [
         refunds.RefundApproveApi.as_view(),
         name="admin-refund-approve",
     ),
+    path(
+        "admin/refunds/<uuid:refund_id>/reject",
+        refunds.RefundRejectApi.as_view(),
+        name="admin-refund-reject",
+    ),
 ]

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -206,6 +207,64 @@ class TestAdminRefund:
         assert figures(user) == (8_000, 0, 0)
         assert len(revio_payments(revio, deposit)) == 1
 
+    def test_a_second_finance_admin_rejects_a_proposal_and_nothing_moves(
+        self, make_user: Any, user: User, fund: Fund, revio: SandboxProcess, settings: Any
+    ) -> None:
+        settings.REFUND_FOUR_EYES_THRESHOLD = 10_000
+        proposer = finance_admin(make_user, "fin1@example.com")
+        second = finance_admin(make_user, "fin2@example.com")
+        operations = make_user(email="ops2@example.com", role=User.Role.ADMIN)
+        deposit = fund(user, 20_000)
+        proposed = refund(client_for(proposer), deposit, "big", amount=12_000)
+        assert proposed.status_code == 202, proposed.content
+        refund_id = proposed.json()["id"]
+        reject = f"/api/v1/admin/refunds/{refund_id}/reject"
+        approve = f"/api/v1/admin/refunds/{refund_id}/approve"
+        # The proposer can neither approve nor reject their own proposal; an operations admin and the user
+        # cannot decide it at all.
+        for client in (client_for(proposer),):
+            assert client.post(approve).json()["error"]["code"] == "four_eyes_required"
+            assert client.post(reject, {"note": "mine"}, format="json").json()["error"]["code"] == (
+                "four_eyes_required"
+            )
+        assert client_for(operations).post(reject).json()["error"]["code"] == "admin_required"
+        assert client_for(user).post(reject).status_code == 403
+        assert DepositReversal.objects.get(id=refund_id).status == "proposed"
+
+        rejected = client_for(second).post(
+            reject, {"note": "the customer withdrew the request"}, format="json"
+        )
+        assert rejected.status_code == 200, rejected.content
+        assert rejected.json()["status"] == "rejected"
+        # Decided: neither a second rejection nor an approval can act on it now.
+        assert client_for(second).post(reject).json()["error"]["code"] == "refund_not_proposed"
+        assert client_for(second).post(approve).json()["error"]["code"] == "refund_not_proposed"
+        assert figures(user) == (20_000, 0, 0)
+        assert revio_payments(revio, deposit) == []
+        assert not Journal.objects.filter(kind__startswith="deposit_refund").exists()
+        (event,) = AuditEvent.objects.filter(action="refund_rejected")
+        assert (event.actor_id, event.subject_id) == (second.id, refund_id)
+        assert event.details["note"] == "the customer withdrew the request"
+        assert event.details["proposed_by"] == str(proposer.id)
+        # A rejected proposal is not counted as taken back: the whole deposit can still be refunded.
+        again = refund(client_for(second), deposit, "again", amount=20_000)
+        assert again.status_code == 202, again.content
+
+    def test_rejecting_a_refund_that_needed_no_approval_is_refused(
+        self, make_user: Any, user: User, fund: Fund, revio: SandboxProcess
+    ) -> None:
+        first = finance_admin(make_user, "fin1@example.com")
+        second = finance_admin(make_user, "fin2@example.com")
+        deposit = fund(user, 20_000)
+        done = refund(client_for(first), deposit, "small", amount=1_000)
+        assert done.json()["status"] == "completed"
+        response = client_for(second).post(f"/api/v1/admin/refunds/{done.json()['id']}/reject")
+        assert response.status_code == 409
+        assert response.json()["error"]["code"] == "refund_not_proposed"
+        missing = client_for(second).post("/api/v1/admin/refunds/00000000-0000-0000-0000-000000000000/reject")
+        assert missing.status_code == 404
+        assert figures(user) == (19_000, 0, 0)
+
     def test_an_operations_admin_or_a_user_cannot_refund(
         self, make_user: Any, user: User, fund: Fund, revio: SandboxProcess
     ) -> None:
@@ -247,3 +306,96 @@ def test_concurrent_refunds_of_one_deposit_never_pass_its_amount(
     assert len(revio.control.purchase_payments(deposit.provider_object_id or "")) == 3
     assert figures(user) == (2_000, 0, 0)
     assert ledger.ledger_problems() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_approve_and_reject_at_once_decide_a_proposal_once(
+    make_user: Any, fund: Fund, revio: SandboxProcess, settings: Any
+) -> None:
+    settings.REFUND_FOUR_EYES_THRESHOLD = 10_000
+    user = make_user()
+    proposer = finance_admin(make_user, "fin1@example.com")
+    deciders = [finance_admin(make_user, f"fin{n}@example.com") for n in (2, 3)]
+    deposit = fund(user, 20_000)
+    row = reversals.refund_request(
+        actor=proposer, data=reversals.RefundInput(deposit_id=deposit.id, amount=12_000)
+    )
+    assert row.status == "proposed"
+    results: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def decide(index: int) -> None:
+        try:
+            barrier.wait()
+            if index % 2:
+                results.append(reversals.refund_reject(reversal_id=row.id, actor=deciders[index % 2]).status)
+            else:
+                results.append(reversals.refund_approve(reversal_id=row.id, actor=deciders[index % 2]).status)
+        except Exception as exc:  # noqa: BLE001 - the refusals are what is counted
+            results.append(getattr(exc, "code", repr(exc)))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=decide, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    decided = [r for r in results if r != "refund_not_proposed"]
+    assert len(decided) == 1, results
+    final = DepositReversal.objects.get(id=row.id)
+    assert final.status == decided[0]
+    payments = revio.control.purchase_payments(deposit.provider_object_id or "")
+    if final.status == "completed":
+        assert (len(payments), figures(user)) == (1, (8_000, 0, 0))
+    else:
+        assert final.status == "rejected"
+        assert (len(payments), figures(user)) == (0, (20_000, 0, 0))
+    assert ledger.ledger_problems() == []
+
+
+@pytest.mark.django_db
+def test_the_console_lists_proposals_and_a_second_admin_approves_or_rejects(
+    make_user: Any, user: User, fund: Fund, revio: SandboxProcess, settings: Any
+) -> None:
+    """Through the Django admin: the proposer's own decision is refused with a message and changes nothing;
+    another finance admin rejects one proposal (nothing moves) and approves another (debited, refunded)."""
+    settings.REFUND_FOUR_EYES_THRESHOLD = 5_000
+    proposer = finance_admin(make_user, "fin1@example.com")
+    second = finance_admin(make_user, "fin2@example.com")
+    deposit = fund(user, 20_000)
+    to_reject, to_approve = (
+        reversals.refund_request(
+            actor=proposer, data=reversals.RefundInput(deposit_id=deposit.id, amount=amount)
+        )
+        for amount in (9_000, 6_000)
+    )
+    url = "/admin/transactions/depositreversal/"
+    own, other = Client(), Client()
+    own.force_login(proposer)
+    other.force_login(second)
+    listing = other.get(url)
+    assert listing.status_code == 200
+    assert str(to_reject.id) in listing.content.decode()
+
+    refused = own.post(
+        url, {"action": "reject_selected", "_selected_action": [str(to_reject.id)]}, follow=True
+    )
+    assert "a different admin must decide it" in refused.content.decode()
+    refused = own.post(
+        url, {"action": "approve_selected", "_selected_action": [str(to_approve.id)]}, follow=True
+    )
+    assert "a different admin must decide it" in refused.content.decode()
+    assert set(DepositReversal.objects.values_list("status", flat=True)) == {"proposed"}
+
+    other.post(url, {"action": "reject_selected", "_selected_action": [str(to_reject.id)]}, follow=True)
+    other.post(url, {"action": "approve_selected", "_selected_action": [str(to_approve.id)]}, follow=True)
+    to_reject.refresh_from_db()
+    to_approve.refresh_from_db()
+    assert (to_reject.status, to_approve.status) == ("rejected", "completed")
+    assert to_approve.approved_by_id == second.id
+    assert figures(user) == (14_000, 0, 0)
+    assert len(revio_payments(revio, deposit)) == 1
+    actions = list(AuditEvent.objects.filter(actor_id=second.id).values_list("action", "subject_id"))
+    assert ("refund_rejected", str(to_reject.id)) in actions
+    assert ("refund_approved", str(to_approve.id)) in actions
