@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from wallet.accounts.public import User
 from wallet.core.errors import ApplicationError, ValidationFailedError
-from wallet.transactions import resolutions, reversals
+from wallet.transactions import refunds, resolutions
 from wallet.transactions.models import (
     DepositReversal,
     ReversalStatus,
@@ -297,9 +297,9 @@ class DepositReversalAdmin(admin.ModelAdmin[DepositReversal]):
         for row in queryset.filter(status=ReversalStatus.PROPOSED):
             try:
                 if approve:
-                    reversals.refund_approve(reversal_id=row.id, actor=decider, ip=ip)
+                    refunds.refund_approve(reversal_id=row.id, actor=decider, ip=ip)
                 else:
-                    reversals.refund_reject(
+                    refunds.refund_reject(
                         reversal_id=row.id, actor=decider, note="rejected in the operations console", ip=ip
                     )
                 done += 1

@@ -14,10 +14,10 @@ from wallet.transactions.models import (
     TransactionStatus,
     TransactionType,
 )
+from wallet.transactions.refunds import refunds_resolve_pending
 from wallet.transactions.reversals import (
     ReversalApplied,
     RevioReversal,
-    refunds_resolve_pending,
     reversal_apply_from_revio,
     reversal_tally,
     reversal_totals,

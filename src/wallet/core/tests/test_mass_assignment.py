@@ -30,7 +30,7 @@ from wallet.accounts.models import User
 from wallet.core.testing import proof_size
 from wallet.events import endpoints as event_endpoints
 from wallet.ledger import public as ledger
-from wallet.transactions import reversals
+from wallet.transactions import refunds
 from wallet.transactions.models import Transaction
 from wallet.transactions.tests.conftest import BANK, fund  # noqa: F401 - fund is a fixture
 
@@ -170,8 +170,8 @@ def test_no_writable_endpoint_lets_a_caller_set_what_only_the_system_sets(
 
     def proposed_refund() -> str:
         with override_settings(REFUND_FOUR_EYES_THRESHOLD=0):
-            row = reversals.refund_request(
-                actor=proposer, data=reversals.RefundInput(deposit_id=target_deposit.id, amount=100)
+            row = refunds.refund_request(
+                actor=proposer, data=refunds.RefundInput(deposit_id=target_deposit.id, amount=100)
             )
         return str(row.id)
 

@@ -26,7 +26,7 @@ from wallet.core.idempotency import (
     RequestInProgressError,
 )
 from wallet.ledger import public as ledger
-from wallet.transactions import reversals
+from wallet.transactions import refunds
 from wallet.transactions.errors import (
     RefundExceedsRefundableError,
     RefundNotAllowedError,
@@ -117,9 +117,9 @@ class DepositRefundCreateApi(APIView):
             serializer = RefundCreateInputSerializer(data=request.data)
             serializer.is_valid(raise_exception=True)
             data = serializer.validated_data
-            row = reversals.refund_request(
+            row = refunds.refund_request(
                 actor=request.user,
-                data=reversals.RefundInput(
+                data=refunds.RefundInput(
                     deposit_id=transaction_id,
                     amount=data["amount"],
                     allow_debt=data["allow_debt"],
@@ -150,7 +150,7 @@ class RefundApproveApi(APIView):
         ),
     )
     def post(self, request: Request, refund_id: uuid.UUID) -> Response:
-        row = reversals.refund_approve(reversal_id=refund_id, actor=request.user, ip=client_ip(request))
+        row = refunds.refund_approve(reversal_id=refund_id, actor=request.user, ip=client_ip(request))
         return Response(RefundOutputSerializer(row).data)
 
 
@@ -183,7 +183,7 @@ class RefundRejectApi(APIView):
     def post(self, request: Request, refund_id: uuid.UUID) -> Response:
         serializer = RefundRejectInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        row = reversals.refund_reject(
+        row = refunds.refund_reject(
             reversal_id=refund_id,
             actor=request.user,
             note=serializer.validated_data["note"],

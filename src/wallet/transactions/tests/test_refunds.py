@@ -18,7 +18,7 @@ from wallet.ledger import public as ledger
 from wallet.ledger.models import Journal
 from wallet.ledger.selectors import balance_get
 from wallet.revio.client import get_client, purchase_take_back
-from wallet.transactions import reversals
+from wallet.transactions import refunds, reversals
 from wallet.transactions import services as wallet
 from wallet.transactions.models import DepositReversal, Transaction
 from wallet.transactions.tests.conftest import BANK
@@ -137,7 +137,7 @@ class TestAdminRefund:
         row = DepositReversal.objects.get()
         assert (row.status, row.provider_payment_id) == ("completed", payment["id"])
         settings.REFUND_PENDING_GRACE_SECONDS = 0
-        assert reversals.refunds_resolve_pending(now=timezone.now()) == {
+        assert refunds.refunds_resolve_pending(now=timezone.now()) == {
             "completed": 0,
             "restored": 0,
             "waiting": 0,
@@ -154,11 +154,11 @@ class TestAdminRefund:
         response = refund(admin, deposit, "lost", amount=7_000)
         assert response.json()["status"] == "pending"
         assert figures(user) == (13_000, 0, 0)
-        assert reversals.refunds_resolve_pending(now=timezone.now())["waiting"] == 0  # inside the grace
+        assert refunds.refunds_resolve_pending(now=timezone.now())["waiting"] == 0  # inside the grace
         assert figures(user) == (13_000, 0, 0)
         settings.REFUND_PENDING_GRACE_SECONDS = 0
-        assert reversals.refunds_resolve_pending(now=timezone.now())["restored"] == 1
-        assert reversals.refunds_resolve_pending(now=timezone.now())["restored"] == 0  # once
+        assert refunds.refunds_resolve_pending(now=timezone.now())["restored"] == 1
+        assert refunds.refunds_resolve_pending(now=timezone.now())["restored"] == 0  # once
         assert figures(user) == (20_000, 0, 0)
         assert DepositReversal.objects.get().status == "failed"
 
@@ -288,8 +288,8 @@ def test_concurrent_refunds_of_one_deposit_never_pass_its_amount(
     def attempt() -> None:
         try:
             barrier.wait()
-            row = reversals.refund_request(
-                actor=admin, data=reversals.RefundInput(deposit_id=deposit.id, amount=6_000, allow_debt=True)
+            row = refunds.refund_request(
+                actor=admin, data=refunds.RefundInput(deposit_id=deposit.id, amount=6_000, allow_debt=True)
             )
             results.append(row.status)
         except Exception as exc:  # noqa: BLE001 - the refusals are what is counted
@@ -317,8 +317,8 @@ def test_approve_and_reject_at_once_decide_a_proposal_once(
     proposer = finance_admin(make_user, "fin1@example.com")
     deciders = [finance_admin(make_user, f"fin{n}@example.com") for n in (2, 3)]
     deposit = fund(user, 20_000)
-    row = reversals.refund_request(
-        actor=proposer, data=reversals.RefundInput(deposit_id=deposit.id, amount=12_000)
+    row = refunds.refund_request(
+        actor=proposer, data=refunds.RefundInput(deposit_id=deposit.id, amount=12_000)
     )
     assert row.status == "proposed"
     results: list[str] = []
@@ -328,9 +328,9 @@ def test_approve_and_reject_at_once_decide_a_proposal_once(
         try:
             barrier.wait()
             if index % 2:
-                results.append(reversals.refund_reject(reversal_id=row.id, actor=deciders[index % 2]).status)
+                results.append(refunds.refund_reject(reversal_id=row.id, actor=deciders[index % 2]).status)
             else:
-                results.append(reversals.refund_approve(reversal_id=row.id, actor=deciders[index % 2]).status)
+                results.append(refunds.refund_approve(reversal_id=row.id, actor=deciders[index % 2]).status)
         except Exception as exc:  # noqa: BLE001 - the refusals are what is counted
             results.append(getattr(exc, "code", repr(exc)))
         finally:
@@ -365,9 +365,7 @@ def test_the_console_lists_proposals_and_a_second_admin_approves_or_rejects(
     second = finance_admin(make_user, "fin2@example.com")
     deposit = fund(user, 20_000)
     to_reject, to_approve = (
-        reversals.refund_request(
-            actor=proposer, data=reversals.RefundInput(deposit_id=deposit.id, amount=amount)
-        )
+        refunds.refund_request(actor=proposer, data=refunds.RefundInput(deposit_id=deposit.id, amount=amount))
         for amount in (9_000, 6_000)
     )
     url = "/admin/transactions/depositreversal/"

@@ -67,7 +67,7 @@ from wallet.reconciliation.recovery import recovery_run
 from wallet.revio.breaker import breaker_reset
 from wallet.revio.contracts import BankAccount
 from wallet.revio.payouts import get_payouts
-from wallet.transactions import resolutions, reversals, services
+from wallet.transactions import refunds, resolutions, services
 from wallet.transactions.errors import DebtOutstandingError, RefundExceedsRefundableError
 from wallet.transactions.hold import deposit_hold_amount
 from wallet.transactions.models import DepositReversal, Transaction
@@ -556,36 +556,36 @@ class WalletMachine(RuleBasedStateMachine):
         left = deposit.amount - self._taken_back(deposit)
         amount = {"all": left, "half": max(left // 2, 1), "too_much": left + 1}[size]
         proposer, second = self.env.admins
-        data = reversals.RefundInput(deposit_id=deposit.id, amount=amount, allow_debt=allow_debt)
+        data = refunds.RefundInput(deposit_id=deposit.id, amount=amount, allow_debt=allow_debt)
         short = not allow_debt and amount > self._available(deposit.user)
         if size == "too_much":
             with pytest.raises(RefundExceedsRefundableError):
-                reversals.refund_request(actor=proposer, data=data)
+                refunds.refund_request(actor=proposer, data=data)
             self.env.figures.outcomes["refund refused: more than refundable"] += 1
             return
         proposed = amount > self.env.settings.REFUND_FOUR_EYES_THRESHOLD
         if short and not proposed:
             with pytest.raises(InsufficientFundsError):
-                reversals.refund_request(actor=proposer, data=data)
+                refunds.refund_request(actor=proposer, data=data)
             self.env.figures.outcomes["refund refused: available too low"] += 1
             return
-        row = reversals.refund_request(actor=proposer, data=data)
+        row = refunds.refund_request(actor=proposer, data=data)
         if proposed:
             assert row.status == "proposed"
             with pytest.raises(accounts.FourEyesError):
-                reversals.refund_approve(reversal_id=row.id, actor=proposer)
+                refunds.refund_approve(reversal_id=row.id, actor=proposer)
             if approval == "reject":
-                rejected = reversals.refund_reject(reversal_id=row.id, actor=second, note="not this one")
+                rejected = refunds.refund_reject(reversal_id=row.id, actor=second, note="not this one")
                 assert rejected.status == "rejected"
                 self.env.figures.outcomes["refund proposed, rejected"] += 1
                 return
             if short:
                 with pytest.raises(InsufficientFundsError):
-                    reversals.refund_approve(reversal_id=row.id, actor=second)
-                reversals.refund_reject(reversal_id=row.id, actor=second, note="the user cannot cover it")
+                    refunds.refund_approve(reversal_id=row.id, actor=second)
+                refunds.refund_reject(reversal_id=row.id, actor=second, note="the user cannot cover it")
                 self.env.figures.outcomes["refund proposed, refused at approval, rejected"] += 1
                 return
-            row = reversals.refund_approve(reversal_id=row.id, actor=second)
+            row = refunds.refund_approve(reversal_id=row.id, actor=second)
         assert row.status == "completed", row
         assert row.provider_payment_id
         self.reversals.append(Reversal(row.id, deposit.user, deposit.id, "refund", amount))
