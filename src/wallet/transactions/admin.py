@@ -233,7 +233,7 @@ class WithdrawalResolutionAdmin(admin.ModelAdmin[WithdrawalResolution]):
         self._decide(request, queryset, approve=False)
 
 
-# -- refunds of deposits (four eyes above REFUND_FOUR_EYES_THRESHOLD; transactions/reversals.py) ------------
+# -- refunds of deposits (four eyes above REFUND_FOUR_EYES_THRESHOLD; transactions/refunds.py) ------------
 
 
 @admin.register(DepositReversal)

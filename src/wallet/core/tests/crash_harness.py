@@ -47,7 +47,7 @@ from wallet.reconciliation.recovery import recovery_run
 from wallet.transactions import resolutions
 from wallet.transactions.errors import ResolutionNotPendingError
 from wallet.transactions.models import DepositReversal, Transaction
-from wallet.transactions.reversals import refunds_resolve_pending
+from wallet.transactions.refunds import refunds_resolve_pending
 from wallet.transactions.services import withdrawals_send_queued
 from wallet.webhooks.models import WebhookLog
 from wallet.webhooks.services import webhook_process, webhooks_sweep
@@ -767,6 +767,7 @@ class Scenario:
     def _clawback(self) -> None:
         """The first payout fails (the reservation is released), then Revio reports it completed: the
         worker dies clawing the amount back."""
+        wait_until(self.payouts_idle, timeout=60, what="the payouts worker to send the payout")
         withdrawal = self._first("withdrawal")
         payout_id = withdrawal.provider_object_id
         assert withdrawal.status == "processing", withdrawal
@@ -785,6 +786,7 @@ class Scenario:
     def _operator_resolves(self) -> None:
         """One finance admin proposes "not paid" for the unknown withdrawal; a second approves it in a process
         of their own, which dies at the armed point; they approve again, and it is applied exactly once."""
+        wait_until(self.payouts_idle, timeout=60, what="the payouts worker to try the payout")
         withdrawal = self._first("withdrawal")
         assert withdrawal.status == "pending", withdrawal
         assert withdrawal.payout_requested_at, withdrawal

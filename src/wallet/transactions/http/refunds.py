@@ -2,7 +2,7 @@
 four-eyes threshold.
 
 Views are thin: the rules (finance duty, four eyes, refundable amount, the debit-first order that keeps an
-ambiguous answer from Revio safe) are in wallet.transactions.reversals.
+ambiguous answer from Revio safe) are in wallet.transactions.refunds.
 """
 
 import uuid

@@ -149,8 +149,9 @@ def test_fail_then_success_is_one_clawback_an_alert_and_debt_the_next_deposit_se
     metrics.reset("withdrawal_clawbacks")
     deposit_paid(user_api, revio_webhook, 10_000)
     first = withdraw(user_api, 6_000).json()
+    assert first["status"] == "pending"  # the payouts worker sends it after the 201 (issue 18)
+    wait_for(lambda: status_of(first["id"], "processing"), what="the payouts worker to send the payout")
     payout_id = Transaction.objects.get(id=first["id"]).provider_object_id or ""
-    assert first["status"] == "processing"
     # Revio fails the payout; its callback, delivered twice, refunds it once.
     control.eft_payment_fail(payout_id)
     wait_for(lambda: status_of(first["id"], "failed"), what="the failure callback")
