@@ -40,7 +40,9 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
 
 
 def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
+    from wallet.core.console import console_client_ip
+
+    return console_client_ip(request)
 
 
 def _login_rate_limited(request: HttpRequest) -> float | None:

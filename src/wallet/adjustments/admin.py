@@ -6,10 +6,8 @@ through the service, which posts the ledger journal and writes the audit row.
 
 from typing import Any
 
-from django import forms
 from django.conf import settings
-from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -20,14 +18,15 @@ from wallet.accounts.public import User
 from wallet.adjustments import services
 from wallet.adjustments.models import AdjustmentProposal, ProposalStatus
 from wallet.adjustments.selectors import adjustment_effective_status
-from wallet.core.errors import ApplicationError, ValidationFailedError
+from wallet.core.console import (
+    FourEyesDecisionsMixin,
+    ProposalForm,
+    ProposeThenReadOnlyMixin,
+    console_client_ip,
+)
 
 
-def _client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
-
-
-class AdjustmentProposeForm(forms.ModelForm[AdjustmentProposal]):
+class AdjustmentProposeForm(ProposalForm):
     class Meta:
         model = AdjustmentProposal
         fields = ("user", "amount", "currency", "reason_code", "reason", "discrepancy_id")
@@ -37,7 +36,6 @@ class AdjustmentProposeForm(forms.ModelForm[AdjustmentProposal]):
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.request: HttpRequest | None = kwargs.pop("request", None)
         super().__init__(*args, **kwargs)
         self.fields["currency"].initial = settings.WALLET_CURRENCY
 
@@ -52,26 +50,14 @@ class AdjustmentProposeForm(forms.ModelForm[AdjustmentProposal]):
             discrepancy_id=data.get("discrepancy_id"),
         )
 
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        if self.errors:
-            return cleaned
-        proposer = self.request.user if self.request else None
-        assert isinstance(proposer, User)  # noqa: S101 - only admins reach the admin site
-        try:
-            services.adjustment_validate(proposed_by=proposer, data=self.proposal_input())
-        except ValidationFailedError as exc:
-            fields = exc.details.get("fields", {})
-            raise ValidationError(
-                {field if field in self.fields else NON_FIELD_ERRORS: msgs for field, msgs in fields.items()}
-            ) from exc
-        except ApplicationError as exc:
-            raise ValidationError(exc.message) from exc
-        return cleaned
+    def validate_proposal(self, proposer: Any, cleaned: dict[str, Any]) -> None:
+        services.adjustment_validate(proposed_by=proposer, data=self.proposal_input())
 
 
 @admin.register(AdjustmentProposal)
-class AdjustmentProposalAdmin(admin.ModelAdmin[AdjustmentProposal]):
+class AdjustmentProposalAdmin(
+    ProposeThenReadOnlyMixin, FourEyesDecisionsMixin, admin.ModelAdmin[AdjustmentProposal]
+):
     list_display = (
         "proposed_at",
         "user",
@@ -88,6 +74,9 @@ class AdjustmentProposalAdmin(admin.ModelAdmin[AdjustmentProposal]):
     list_select_related = ("user", "proposed_by", "decided_by")
     ordering = ("-proposed_at",)
     actions = ("approve_selected", "reject_selected")
+    propose_form = AdjustmentProposeForm
+    decided_noun = "correction(s)"
+    approved_verb = "Approved and posted"
     raw_id_fields = ("user",)
     readonly_fields = (
         "id",
@@ -107,36 +96,14 @@ class AdjustmentProposalAdmin(admin.ModelAdmin[AdjustmentProposal]):
         "journal_link",
     )
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        if obj is not None:
-            return super().get_form(request, obj, change, **kwargs)
-        form_class = super().get_form(request, obj, change, form=AdjustmentProposeForm, **kwargs)
-
-        class RequestForm(form_class):  # type: ignore[valid-type,misc]
-            def __init__(self, *args: Any, **kw: Any) -> None:
-                super().__init__(*args, request=request, **kw)
-
-        return RequestForm
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        if obj is None:
-            return AdjustmentProposeForm.Meta.fields
-        return self.readonly_fields
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return () if obj is None else self.readonly_fields
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # a proposal is never edited: it is approved, rejected or left to expire
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def save_model(self, request: HttpRequest, obj: AdjustmentProposal, form: Any, change: bool) -> None:
         proposer = request.user
         assert isinstance(proposer, User)  # noqa: S101 - only admins reach the admin site
         proposal = services.adjustment_propose(
-            proposed_by=proposer, data=form.proposal_input(), now=timezone.now(), ip=_client_ip(request)
+            proposed_by=proposer,
+            data=form.proposal_input(),
+            now=timezone.now(),
+            ip=console_client_ip(request),
         )
         # The admin goes on to log and link the object it was given: point it at the row the service wrote.
         obj.pk = proposal.pk
@@ -159,35 +126,22 @@ class AdjustmentProposalAdmin(admin.ModelAdmin[AdjustmentProposal]):
         url = reverse("admin:ledger_journal_change", args=[obj.journal_id])
         return format_html('<a href="{}">{}</a>', url, str(obj.journal_id)[:8])
 
-    def _decide(self, request: HttpRequest, queryset: QuerySet[AdjustmentProposal], *, approve: bool) -> None:
-        decider = request.user
-        assert isinstance(decider, User)  # noqa: S101 - only admins reach the admin site
-        done = 0
-        for proposal in queryset:
-            try:
-                if approve:
-                    services.adjustment_approve(
-                        proposal_id=proposal.id, approver=decider, now=timezone.now(), ip=_client_ip(request)
-                    )
-                else:
-                    services.adjustment_reject(
-                        proposal_id=proposal.id,
-                        rejecter=decider,
-                        note="rejected in the operations console",
-                        now=timezone.now(),
-                        ip=_client_ip(request),
-                    )
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{proposal}: {exc.message}", messages.ERROR)
-        if done:
-            verb = "Approved and posted" if approve else "Rejected"
-            self.message_user(request, f"{verb} {done} correction(s).", messages.SUCCESS)
+    def decide_one(self, obj: AdjustmentProposal, *, decider: Any, approve: bool, ip: str | None) -> None:
+        if approve:
+            services.adjustment_approve(proposal_id=obj.id, approver=decider, now=timezone.now(), ip=ip)
+        else:
+            services.adjustment_reject(
+                proposal_id=obj.id,
+                rejecter=decider,
+                note="rejected in the operations console",
+                now=timezone.now(),
+                ip=ip,
+            )
 
     @admin.action(description="Approve the selected corrections (posts them to the ledger)")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[AdjustmentProposal]) -> None:
-        self._decide(request, queryset, approve=True)
+        self.decide_selected(request, queryset, approve=True)
 
     @admin.action(description="Reject the selected corrections")
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[AdjustmentProposal]) -> None:
-        self._decide(request, queryset, approve=False)
+        self.decide_selected(request, queryset, approve=False)

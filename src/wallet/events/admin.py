@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from wallet.core.console import console_client_ip
 from wallet.events import services
 from wallet.events.models import Delivery, DeliveryAttempt, Event, EventEndpoint
 
@@ -103,7 +104,7 @@ class DeliveryAdmin(_ReadOnly):
     def replay(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         ids = list(queryset.values_list("id", flat=True))
         queued = services.event_replay_deliveries(
-            delivery_ids=ids, now=timezone.now(), actor=request.user, ip=request.META.get("REMOTE_ADDR")
+            delivery_ids=ids, now=timezone.now(), actor=request.user, ip=console_client_ip(request)
         )
         self.message_user(
             request,

@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from wallet.audit import public as audit
+from wallet.core.console import console_client_ip
 from wallet.notifications import services
 from wallet.notifications.models import Notification, NotificationPreference, NotificationStatus
 
@@ -57,7 +58,7 @@ class NotificationAdmin(admin.ModelAdmin[Notification]):
         audit.audit_record(
             action=audit.AuditAction.NOTIFICATION_RESENT,
             actor=request.user,
-            ip=request.META.get("REMOTE_ADDR"),
+            ip=console_client_ip(request),
             details={"notification_ids": [str(i) for i in ids], "queued": queued},
         )
         skipped = len(ids) - queued

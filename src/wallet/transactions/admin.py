@@ -6,15 +6,18 @@ under the balance lock); nothing here edits money."""
 
 from typing import Any
 
-from django import forms
-from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from wallet.accounts.public import User
-from wallet.core.errors import ApplicationError, ValidationFailedError
+from wallet.core.console import (
+    FourEyesDecisionsMixin,
+    ProposalForm,
+    ProposeThenReadOnlyMixin,
+    console_client_ip,
+)
 from wallet.transactions import refunds, resolutions
 from wallet.transactions.models import (
     DepositReversal,
@@ -82,7 +85,7 @@ class TransactionAdmin(admin.ModelAdmin[Transaction]):
 # -- operator resolution of unknown or disputed withdrawals (four eyes; transactions/resolutions.py) --------
 
 
-class WithdrawalResolutionForm(forms.ModelForm[WithdrawalResolution]):
+class WithdrawalResolutionForm(ProposalForm):
     class Meta:
         model = WithdrawalResolution
         fields = ("withdrawal", "outcome", "payout_id", "note")
@@ -91,36 +94,20 @@ class WithdrawalResolutionForm(forms.ModelForm[WithdrawalResolution]):
             "note": "How you know: who at Revio confirmed it, which dashboard or bank statement.",
         }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.request: HttpRequest | None = kwargs.pop("request", None)
-        super().__init__(*args, **kwargs)
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or {}
-        if self.errors:
-            return cleaned
-        proposer = self.request.user if self.request else None
-        assert isinstance(proposer, User)  # noqa: S101 - only admins reach the admin site
-        try:
-            resolutions.withdrawal_resolution_validate(
-                withdrawal_id=cleaned["withdrawal"].id,
-                proposed_by=proposer,
-                outcome=cleaned["outcome"],
-                note=cleaned.get("note", ""),
-                payout_id=cleaned.get("payout_id", ""),
-            )
-        except ValidationFailedError as exc:
-            fields = exc.details.get("fields", {})
-            raise ValidationError(
-                {field if field in self.fields else NON_FIELD_ERRORS: msgs for field, msgs in fields.items()}
-            ) from exc
-        except ApplicationError as exc:
-            raise ValidationError(exc.message) from exc
-        return cleaned
+    def validate_proposal(self, proposer: Any, cleaned: dict[str, Any]) -> None:
+        resolutions.withdrawal_resolution_validate(
+            withdrawal_id=cleaned["withdrawal"].id,
+            proposed_by=proposer,
+            outcome=cleaned["outcome"],
+            note=cleaned.get("note", ""),
+            payout_id=cleaned.get("payout_id", ""),
+        )
 
 
 @admin.register(WithdrawalResolution)
-class WithdrawalResolutionAdmin(admin.ModelAdmin[WithdrawalResolution]):
+class WithdrawalResolutionAdmin(
+    ProposeThenReadOnlyMixin, FourEyesDecisionsMixin, admin.ModelAdmin[WithdrawalResolution]
+):
     """Propose with the add form; a different finance admin approves (applies it) or rejects."""
 
     list_display = (
@@ -137,6 +124,9 @@ class WithdrawalResolutionAdmin(admin.ModelAdmin[WithdrawalResolution]):
     list_select_related = ("withdrawal", "proposed_by", "decided_by")
     ordering = ("-proposed_at",)
     actions = ("approve_selected", "reject_selected")
+    propose_form = WithdrawalResolutionForm
+    decided_noun = "resolution(s)"
+    approved_verb = "Approved and applied"
     raw_id_fields = ("withdrawal",)
     readonly_fields = (
         "id",
@@ -153,29 +143,6 @@ class WithdrawalResolutionAdmin(admin.ModelAdmin[WithdrawalResolution]):
         "decision_note",
     )
 
-    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
-        if obj is not None:
-            return super().get_form(request, obj, change, **kwargs)
-        form_class = super().get_form(request, obj, change, form=WithdrawalResolutionForm, **kwargs)
-
-        class RequestForm(form_class):  # type: ignore[valid-type,misc]
-            def __init__(self, *args: Any, **kw: Any) -> None:
-                super().__init__(*args, request=request, **kw)
-
-        return RequestForm
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return WithdrawalResolutionForm.Meta.fields if obj is None else self.readonly_fields
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return () if obj is None else self.readonly_fields
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # decided by the actions, never edited
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     def save_model(self, request: HttpRequest, obj: WithdrawalResolution, form: Any, change: bool) -> None:
         proposer = request.user
         assert isinstance(proposer, User)  # noqa: S101 - only admins reach the admin site
@@ -187,57 +154,41 @@ class WithdrawalResolutionAdmin(admin.ModelAdmin[WithdrawalResolution]):
             note=data["note"],
             payout_id=data.get("payout_id", ""),
             now=timezone.now(),
-            ip=request.META.get("REMOTE_ADDR"),
+            ip=console_client_ip(request),
         )
         # The admin goes on to log and link the object it was given: point it at the row the service wrote.
         obj.pk = resolution.pk
         obj.proposed_by = resolution.proposed_by
         obj._state.adding = False
 
-    def _decide(
-        self, request: HttpRequest, queryset: QuerySet[WithdrawalResolution], *, approve: bool
-    ) -> None:
-        decider = request.user
-        assert isinstance(decider, User)  # noqa: S101 - only admins reach the admin site
-        done = 0
-        for resolution in queryset:
-            try:
-                if approve:
-                    resolutions.withdrawal_resolution_approve(
-                        resolution_id=resolution.id,
-                        approver=decider,
-                        now=timezone.now(),
-                        ip=request.META.get("REMOTE_ADDR"),
-                    )
-                else:
-                    resolutions.withdrawal_resolution_reject(
-                        resolution_id=resolution.id,
-                        rejecter=decider,
-                        note="rejected in the operations console",
-                        now=timezone.now(),
-                        ip=request.META.get("REMOTE_ADDR"),
-                    )
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{resolution}: {exc.message}", messages.ERROR)
-        if done:
-            verb = "Approved and applied" if approve else "Rejected"
-            self.message_user(request, f"{verb} {done} resolution(s).", messages.SUCCESS)
+    def decide_one(self, obj: WithdrawalResolution, *, decider: Any, approve: bool, ip: str | None) -> None:
+        if approve:
+            resolutions.withdrawal_resolution_approve(
+                resolution_id=obj.id, approver=decider, now=timezone.now(), ip=ip
+            )
+        else:
+            resolutions.withdrawal_resolution_reject(
+                resolution_id=obj.id,
+                rejecter=decider,
+                note="rejected in the operations console",
+                now=timezone.now(),
+                ip=ip,
+            )
 
     @admin.action(description="Approve the selected resolutions (settles or releases the reservation)")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[WithdrawalResolution]) -> None:
-        self._decide(request, queryset, approve=True)
+        self.decide_selected(request, queryset, approve=True)
 
     @admin.action(description="Reject the selected resolutions")
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[WithdrawalResolution]) -> None:
-        self._decide(request, queryset, approve=False)
+        self.decide_selected(request, queryset, approve=False)
 
 
 # -- refunds of deposits (four eyes above REFUND_FOUR_EYES_THRESHOLD; transactions/refunds.py) ------------
 
 
 @admin.register(DepositReversal)
-class DepositReversalAdmin(admin.ModelAdmin[DepositReversal]):
+class DepositReversalAdmin(FourEyesDecisionsMixin, admin.ModelAdmin[DepositReversal]):
     """Refunds and chargebacks of deposits, read-only. A refund is requested through the admin API
     (POST /api/v1/admin/deposits/{id}/refunds, with an Idempotency-Key); a proposed one is approved (debited
     and sent to Revio) or rejected (nothing moves) here by a finance admin other than its proposer."""
@@ -258,6 +209,8 @@ class DepositReversalAdmin(admin.ModelAdmin[DepositReversal]):
     list_select_related = ("deposit",)
     ordering = ("-created_at",)
     actions = ("approve_selected", "reject_selected")
+    decided_noun = "refund(s)"
+    approved_verb = "Approved (debited, refund sent to Revio)"
     readonly_fields = (
         "id",
         "deposit",
@@ -289,35 +242,21 @@ class DepositReversalAdmin(admin.ModelAdmin[DepositReversal]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def _decide(self, request: HttpRequest, queryset: QuerySet[DepositReversal], *, approve: bool) -> None:
-        decider = request.user
-        assert isinstance(decider, User)  # noqa: S101 - only admins reach the admin site
-        ip = request.META.get("REMOTE_ADDR")
-        done = 0
-        for row in queryset.filter(status=ReversalStatus.PROPOSED):
-            try:
-                if approve:
-                    refunds.refund_approve(reversal_id=row.id, actor=decider, ip=ip)
-                else:
-                    refunds.refund_reject(
-                        reversal_id=row.id, actor=decider, note="rejected in the operations console", ip=ip
-                    )
-                done += 1
-            except ApplicationError as exc:
-                self.message_user(request, f"{row}: {exc.message}", messages.ERROR)
-        skipped = queryset.exclude(status=ReversalStatus.PROPOSED).count()
-        if skipped:
-            self.message_user(
-                request, f"{skipped} selected were not proposals: left as they are.", messages.WARNING
+    def decidable(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(status=ReversalStatus.PROPOSED)  # a chargeback or a decided refund: not here
+
+    def decide_one(self, obj: DepositReversal, *, decider: Any, approve: bool, ip: str | None) -> None:
+        if approve:
+            refunds.refund_approve(reversal_id=obj.id, actor=decider, ip=ip)
+        else:
+            refunds.refund_reject(
+                reversal_id=obj.id, actor=decider, note="rejected in the operations console", ip=ip
             )
-        if done:
-            verb = "Approved and sent to Revio" if approve else "Rejected"
-            self.message_user(request, f"{verb}: {done} refund(s).", messages.SUCCESS)
 
     @admin.action(description="Approve the selected proposed refunds (debits the user, refunds the card)")
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[DepositReversal]) -> None:
-        self._decide(request, queryset, approve=True)
+        self.decide_selected(request, queryset, approve=True)
 
     @admin.action(description="Reject the selected proposed refunds (nothing moves)")
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[DepositReversal]) -> None:
-        self._decide(request, queryset, approve=False)
+        self.decide_selected(request, queryset, approve=False)

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from wallet.core.console import console_client_ip
 from wallet.webhooks.models import WebhookLog, WebhookRejection, WebhookStatus
 from wallet.webhooks.services import webhook_replay
 
@@ -38,7 +39,7 @@ class WebhookLogAdmin(admin.ModelAdmin[WebhookLog]):
     def replay(self, request: HttpRequest, queryset: QuerySet[WebhookLog]) -> None:
         actor = getattr(request.user, "email", "admin")
         eligible = queryset.filter(status__in=[WebhookStatus.FAILED, WebhookStatus.DEAD_LETTERED])
-        ip = request.META.get("REMOTE_ADDR")
+        ip = console_client_ip(request)
         replayed = sum(webhook_replay(log_id=log.id, actor=actor, ip=ip) for log in eligible)
         skipped = queryset.count() - replayed
         self.message_user(

@@ -4,6 +4,7 @@ payout that appears after "not paid" is clawed back."""
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -259,3 +260,29 @@ def test_the_console_proposes_and_a_second_admin_approves(
     assert (resolution.status, resolution.decided_by_id) == ("approved", approver.id)
     assert withdrawal.status == "failed"
     assert figures(user) == (9_000, 0, 0)
+
+
+@pytest.mark.django_db
+def test_behind_a_trusted_proxy_the_console_audits_the_operator_s_address(
+    user: User, fund: Fund, eft: EftDriver, finance: tuple[User, User], settings: Any
+) -> None:
+    """The console's decisions are audited under the address the API's rule gives (TRUSTED_PROXY_COUNT),
+    not the proxy's: the console once recorded REMOTE_ADDR, i.e. the load balancer, for every operator."""
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    proposer, approver = finance
+    fund(user, 9_000)
+    withdrawal = unknown_withdrawal(user, eft, created=False)
+    url = "/admin/transactions/withdrawalresolution/"
+    first = Client(REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    second = Client(REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="198.51.100.8")
+    first.force_login(proposer)
+    second.force_login(approver)
+    added = first.post(
+        url + "add/", {"withdrawal": str(withdrawal.id), "outcome": "not_paid", "note": "Revio: none"}
+    )
+    assert added.status_code == 302
+    resolution = WithdrawalResolution.objects.get()
+    second.post(url, {"action": "approve_selected", "_selected_action": [str(resolution.id)]}, follow=True)
+    proposed = AuditEvent.objects.get(action="withdrawal_resolution_proposed")
+    approved = AuditEvent.objects.get(action="withdrawal_resolution_approved")
+    assert (proposed.ip, approved.ip) == ("198.51.100.7", "198.51.100.8")
