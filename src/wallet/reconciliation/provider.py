@@ -15,9 +15,10 @@ REVERSED purchase is never counted as a completed deposit.
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models import Q
@@ -45,6 +46,8 @@ from wallet.transactions import public as transactions
 from wallet.webhooks import public as webhooks
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 S = transactions.TransactionStatus
 T = transactions.TransactionType
@@ -187,6 +190,33 @@ def _theirs(obj: Purchase | Payout) -> dict[str, Any]:
     }
 
 
+def _read_or_record_missing(
+    ctx: _Context,
+    txn: transactions.Transaction,
+    read: Callable[[str], R],
+    *,
+    object_type: str,
+    proposal: str,
+) -> R | None:
+    """Revio's object for our transaction, or None after recording that Revio does not have it (a 404)."""
+    object_id = txn.provider_object_id or ""
+    try:
+        return read(object_id)
+    except RevioRejectedError as exc:
+        if exc.status != 404:
+            raise
+    _record(
+        ctx,
+        DiscrepancyKind.MISSING_REVIO,
+        txn=txn,
+        object_type=object_type,
+        object_id=object_id,
+        detail=f"Revio has no {object_type} {object_id}",
+        proposal=proposal,
+    )
+    return None
+
+
 def _compare_deposit(ctx: _Context, txn: transactions.Transaction) -> None:
     if not txn.provider_object_id:
         if txn.status == S.COMPLETED:
@@ -198,20 +228,14 @@ def _compare_deposit(ctx: _Context, txn: transactions.Transaction) -> None:
                 proposal="Find the purchase in Revio's dashboard; if none was paid, correct the balance.",
             )
         return  # never created at Revio (refused, or its outcome unknown and expired): nothing to compare
-    try:
-        purchase = get_client().purchase_get(txn.provider_object_id)
-    except RevioRejectedError as exc:
-        if exc.status != 404:
-            raise
-        _record(
-            ctx,
-            DiscrepancyKind.MISSING_REVIO,
-            txn=txn,
-            object_type="purchase",
-            object_id=txn.provider_object_id,
-            detail=f"Revio has no purchase {txn.provider_object_id}",
-            proposal="Check with Revio; if the money never arrived, an operator correction reverses it.",
-        )
+    purchase = _read_or_record_missing(
+        ctx,
+        txn,
+        get_client().purchase_get,
+        object_type="purchase",
+        proposal="Check with Revio; if the money never arrived, an operator correction reverses it.",
+    )
+    if purchase is None:
         return
     _compare_object(ctx, txn, purchase, "purchase")
     if purchase.outcome in {PurchaseOutcome.PAID, PurchaseOutcome.REVERSED}:
@@ -339,20 +363,14 @@ def _compare_withdrawal(ctx: _Context, txn: transactions.Transaction) -> None:
         )
     payout: Payout | None = None
     if txn.provider_object_id:
-        try:
-            payout = revio_payouts.get_payouts().get(txn.provider_object_id)
-        except RevioRejectedError as exc:
-            if exc.status != 404:
-                raise
-            _record(
-                ctx,
-                DiscrepancyKind.MISSING_REVIO,
-                txn=txn,
-                object_type="payout",
-                object_id=txn.provider_object_id,
-                detail=f"Revio has no payout {txn.provider_object_id}",
-                proposal="Check with Revio whether the money left before any correction.",
-            )
+        payout = _read_or_record_missing(
+            ctx,
+            txn,
+            revio_payouts.get_payouts().get,
+            object_type="payout",
+            proposal="Check with Revio whether the money left before any correction.",
+        )
+        if payout is None:
             return
     elif found:
         payout = found[0]
