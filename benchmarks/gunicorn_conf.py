@@ -1,8 +1,9 @@
 """gunicorn hooks for the wallet under benchmark: time how long a balance row stays locked.
 
 Method (a wrapper, not a database statistic): in each worker, after the app is loaded, wrap
-`wallet.ledger.public.balance_lock` to note when `SELECT ... FOR UPDATE` on the balance row returned, and
-`wallet.core.db._run_with_retries` to note when the transaction's COMMIT (or rollback) returned. The
+`wallet.ledger.services.balance_lock` (what `ledger.balance_movement` calls) to note when `SELECT ... FOR
+UPDATE` on the balance row returned, and `wallet.core.db._run_with_retries` to note when the transaction's
+COMMIT (or rollback) returned. The
 difference is the time the row stayed locked as seen from Python: it includes the rest of the
 transaction's statements, the Python between them and the commit's WAL flush, so it is an upper bound on
 the database-side hold time by one round trip. Samples (ms) are pushed to the Redis list
@@ -25,10 +26,10 @@ def post_worker_init(worker: Any) -> None:
     import redis
 
     import wallet.core.db as db
-    import wallet.ledger.public as ledger_public
+    import wallet.ledger.services as ledger_services
 
     client = redis.Redis.from_url(url)
-    original_lock = ledger_public.balance_lock
+    original_lock = ledger_services.balance_lock
     original_run = db._run_with_retries
 
     def balance_lock(**kwargs: Any) -> Any:
@@ -48,5 +49,5 @@ def post_worker_init(worker: Any) -> None:
                 with contextlib.suppress(Exception):
                     client.rpush("bench:lockhold", f"{held_ms:.3f}")
 
-    ledger_public.balance_lock = balance_lock
+    ledger_services.balance_lock = balance_lock
     db._run_with_retries = run_with_retries

@@ -34,7 +34,7 @@ def _fund(user_id: uuid.UUID, amount: int) -> None:
     from django.db import connection
 
     from wallet.core.db import TransactionConflictError
-    from wallet.revio.contracts import PurchaseOutcome
+    from wallet.revio.public import Purchase, PurchaseOutcome
     from wallet.transactions import services
     from wallet.transactions.models import Transaction, TransactionEvent, TransactionType
 
@@ -53,11 +53,17 @@ def _fund(user_id: uuid.UUID, amount: int) -> None:
             try:
                 services.deposit_apply_provider_state(
                     deposit_id=deposit.id,
-                    outcome=PurchaseOutcome.PAID,
-                    purchase_id=deposit.provider_object_id or "",
-                    amount=amount,
-                    currency="ZAR",
-                    provider_status="paid",
+                    purchase=Purchase(
+                        id=deposit.provider_object_id or "",
+                        status="paid",
+                        outcome=PurchaseOutcome.PAID,
+                        amount=amount,
+                        currency="ZAR",
+                        reference=str(deposit.id),
+                        checkout_url="",
+                        updated_on=0,
+                        is_test=False,
+                    ),
                     source=TransactionEvent.Source.RECONCILIATION,
                 )
                 break
