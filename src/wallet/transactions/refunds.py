@@ -165,20 +165,14 @@ def refund_reject(
             f"refund {row.id} of {row.amount} rejected by a second admin",
             source=Source.OPERATOR,
         )
-        audit.audit_record(
+        _audit_refund(
+            row,
+            deposit=locked_deposit,
             action=audit.AuditAction.REFUND_REJECTED,
             actor=actor,
-            subject_type="transactions.depositreversal",
-            subject_id=str(row.id),
             ip=ip,
-            details={
-                "deposit_id": str(locked_deposit.id),
-                "user_id": str(locked_deposit.user_id),
-                "amount": row.amount,
-                "currency": row.currency,
-                "proposed_by": str(row.requested_by_id),
-                "note": note.strip()[:255],
-            },
+            proposed_by=str(row.requested_by_id),
+            note=note.strip()[:255],
         )
         return row
 
@@ -236,20 +230,14 @@ def _refund_debit(
                 current, balance=balance, deposit=locked, source=Source.OPERATOR, memo="admin refund"
             )
         idempotency.record_claim(claim, resource_id=current.id)
-        audit.audit_record(
+        _audit_refund(
+            current,
+            deposit=locked,
             action=action,
             actor=actor,
-            subject_type="transactions.depositreversal",
-            subject_id=str(current.id),
             ip=ip,
-            details={
-                "deposit_id": str(locked.id),
-                "user_id": str(locked.user_id),
-                "amount": current.amount,
-                "currency": current.currency,
-                "allow_debt": current.allow_debt,
-                "refundable_before": refundable,
-            },
+            allow_debt=current.allow_debt,
+            refundable_before=refundable,
         )
         return current
 
@@ -392,3 +380,22 @@ def _refund_complete_unlinked(reversal_id: uuid.UUID) -> None:
         )
 
     ledger.balance_movement(user_id=deposit.user_id, currency=deposit.currency, fn=apply, create=False)
+
+
+def _audit_refund(
+    row: DepositReversal, *, deposit: Transaction, action: str, actor: Any, ip: str | None, **extra: Any
+) -> None:
+    audit.audit_record(
+        action=action,
+        actor=actor,
+        subject_type="transactions.depositreversal",
+        subject_id=str(row.id),
+        ip=ip,
+        details={
+            "deposit_id": str(deposit.id),
+            "user_id": str(deposit.user_id),
+            "amount": row.amount,
+            "currency": row.currency,
+            **extra,
+        },
+    )
